@@ -1,0 +1,62 @@
+# Everything a fresh Debian 12 machine needs: `make demo`, `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SYS_PYTHON := /usr/bin/python3
+QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+PLUGIN_DIR := $(QGIS_PROFILE)/python/plugins/demsr
+DEPS_DIR := $(QGIS_PROFILE)/python/demsr-deps
+VENV := .venv
+QGIS_PROCESS := scripts/qgis_process
+PLUGIN_FILES := metadata.txt __init__.py plugin.py LICENSE README.md algorithms core resources
+export DEMSR_DEPS_DIR := $(DEPS_DIR)
+export PIP_CONSTRAINT := $(CURDIR)/scripts/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help system deps venv install demo test test-fast bench train-default clean
+
+help:
+	@echo "make demo   install what is missing and super-resolve a bundled real DEM"
+	@echo "make test   install what is missing and run the whole test suite"
+	@echo "make bench  speed and memory against gdalwarp -r lanczos"
+
+system:
+	@scripts/setup_system.sh
+
+# torch goes into a folder the plugin puts on sys.path, so QGIS and qgis_process find it.
+deps: system $(DEPS_DIR)/.installed
+$(DEPS_DIR)/.installed: scripts/requirements-plugin.txt scripts/constraints.txt
+	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-plugin.txt
+	@# pip --target ignores system packages: never let a second numpy shadow QGIS's.
+	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
+	touch $@
+
+venv: system $(VENV)/.installed
+$(VENV)/.installed: scripts/requirements-test.txt scripts/constraints.txt
+	$(SYS_PYTHON) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -r scripts/requirements-test.txt
+	touch $@
+
+install: deps
+	rm -rf $(PLUGIN_DIR)
+	mkdir -p $(PLUGIN_DIR)
+	cp -r $(PLUGIN_FILES) $(PLUGIN_DIR)/
+	find $(PLUGIN_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	@# `plugins enable` exits 1 when the plugin is already enabled: check the result instead.
+	@$(QGIS_PROCESS) plugins enable demsr >/dev/null 2>&1 || true
+	@$(QGIS_PROCESS) plugins 2>/dev/null | grep -q '^\* demsr$$' || { echo "qgis_process did not load the demsr plugin"; exit 1; }
+	@echo "Plugin installed in $(PLUGIN_DIR) and enabled."
+
+demo: install venv
+	$(VENV)/bin/python scripts/demo.py
+
+test: install venv
+	$(VENV)/bin/python scripts/run_tests.py
+
+test-fast: venv
+	$(VENV)/bin/python scripts/run_tests.py -m "not slow"
+
+bench: install venv
+	$(VENV)/bin/python benchmarks/run.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache

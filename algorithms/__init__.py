@@ -1,0 +1,1 @@
+"""Processing algorithms: thin adapters from Processing parameters to core calls."""

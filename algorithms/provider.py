@@ -1,0 +1,37 @@
+"""The Processing provider `demsr`."""
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .common import ICON
+
+
+def algorithm_classes() -> list:
+    """Algorithms that are real and complete; nothing else is registered."""
+    from .derivatives import DerivativesAlgorithm
+    from .superresolve import SuperResolveAlgorithm
+
+    return [SuperResolveAlgorithm, DerivativesAlgorithm]
+
+
+class DemSrProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "demsr"
+
+    def name(self) -> str:
+        return "DEM super-resolution"
+
+    def longName(self) -> str:  # noqa: N802
+        return "DEM super-resolution and void repair"
+
+    def icon(self):
+        return QIcon(ICON)
+
+    def loadAlgorithms(self):  # noqa: N802
+        for cls in algorithm_classes():
+            self.addAlgorithm(cls())
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif", "tiff"]
+
+    def defaultRasterFileExtension(self):  # noqa: N802
+        return "tif"

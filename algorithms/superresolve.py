@@ -1,0 +1,129 @@
+"""demsr:superresolve — raise a DEM's resolution, streaming and seamless."""
+from __future__ import annotations
+
+from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
+                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from ..core.devices import DEVICE_CHOICES
+from ..core.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
+from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+
+DEFAULT_METHOD = "lanczos"
+
+
+class SuperResolveAlgorithm(DemSrAlgorithm):
+    INPUT = "INPUT"
+    BAND = "BAND"
+    SCALE = "SCALE"
+    TARGET_RESOLUTION = "TARGET_RESOLUTION"
+    METHOD = "METHOD"
+    MODEL = "MODEL"
+    DEVICE = "DEVICE"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    BATCH_SIZE = "BATCH_SIZE"
+    OUTPUT = "OUTPUT"
+
+    def name(self):
+        return "superresolve"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Super-resolve DEM")
+
+    def group(self):
+        return self.tr("Super-resolution")
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "Raises the resolution of a DEM. The output keeps the input's extent and CRS; its "
+            "pixel size is the input's divided by SCALE (or TARGET_RESOLUTION when given). "
+            "Rasters of any size are processed tile by tile with an overlap, so the result has "
+            "no seams and memory use does not grow with the raster.\n\n"
+            "<b>INPUT</b>: the DEM (any GDAL raster; projected or geographic).\n"
+            "<b>BAND</b>: the elevation band.\n"
+            "<b>SCALE</b>: resolution factor, above 1 and at most 16; non-integer factors such "
+            "as 1.5625 (12.5 m → 8 m) work. The pixel count is rounded, the extent is kept.\n"
+            "<b>TARGET_RESOLUTION</b>: optional output pixel size in CRS units (degrees for "
+            "geographic rasters); overrides SCALE. The pixel size is exact and the grid is "
+            "anchored at the input's top-left corner, as gdalwarp -tr does.\n"
+            "<b>METHOD</b>: 'model' runs a trained network (MODEL, or the bundled default "
+            "for the scale); 'lanczos', 'cubicspline', 'cubic' and 'bilinear' are GDAL's "
+            "resamplers, identical to gdalwarp -r METHOD away from the raster edges.\n"
+            "<b>MODEL</b>: a checkpoint (.pt) written by Train DEM SR; only with METHOD=model.\n"
+            "<b>DEVICE</b>: auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps; the log "
+            "says which device ran and why a GPU was not used.\n"
+            "<b>OUTPUT</b>: Float32 GeoTIFF, tiled and compressed (DEFLATE, float predictor), "
+            "BigTIFF when needed. The input's nodata value is kept (-32768 if it has none).\n\n"
+            "Advanced — <b>TILE_SIZE</b>: output pixels per tile side; <b>OVERLAP</b>: extra "
+            "input pixels of context per tile side on top of what the method needs (which is "
+            "always added); <b>BATCH_SIZE</b>: tiles per network call (halved automatically "
+            "on GPU out-of-memory).\n\n"
+            "Nodata: voids are filled (inverse distance) before resampling so they never "
+            "poison their neighbours, and output pixels whose centre lies on an input nodata "
+            "cell are nodata. Cancelling leaves no output file behind.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input DEM")))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BAND, self.tr("Elevation band"), defaultValue=1, parentLayerParameterName=self.INPUT,
+            optional=True))  # optional so that qgis_process calls may leave it out (band 1)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
+            defaultValue=2.0, minValue=1.0, maxValue=16.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TARGET_RESOLUTION, self.tr("Target pixel size (overrides the scale factor)"),
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+        method = QgsProcessingParameterEnum(
+            self.METHOD, self.tr("Method"), options=list(METHODS), defaultValue=DEFAULT_METHOD)
+        method.setUsesStaticStrings(True)
+        self.addParameter(method)
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Model checkpoint (empty = bundled default)"),
+            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
+        device = QgsProcessingParameterEnum(
+            self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES), defaultValue="auto")
+        device.setUsesStaticStrings(True)
+        self.addParameter(device)
+        for name, label, default, lo, hi in (
+                (self.TILE_SIZE, "Tile size (output pixels)", 512, 64, 8192),
+                (self.OVERLAP, "Extra overlap (input pixels)", 0, 0, 1024),
+                (self.BATCH_SIZE, "Batch size (tiles)", 4, 1, 256)):
+            p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
+                                             defaultValue=default, minValue=lo, maxValue=hi)
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Super-resolved DEM")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        method = self.parameterAsEnumString(parameters, self.METHOD, context)
+        model = self.parameterAsFile(parameters, self.MODEL, context) or None
+        if model and method != MODEL_METHOD:
+            raise QgsProcessingException(self.tr(
+                f"MODEL is set but METHOD is '{method}': set METHOD to 'model' to use the "
+                "checkpoint, or clear MODEL to use the classical resampler."))
+        target = (self.parameterAsDouble(parameters, self.TARGET_RESOLUTION, context)
+                  if parameters.get(self.TARGET_RESOLUTION) not in (None, "") else 0.0)
+        request = SuperResolveRequest(
+            input_path=raster_source(layer, self.INPUT),
+            output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
+            band=self.parameterAsInt(parameters, self.BAND, context) or 1,
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            target_resolution=target if target > 0 else None,
+            method=method,
+            model_path=model,
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+        )
+        with user_errors():
+            result = superresolve(request, monitor_for(feedback))
+        return {self.OUTPUT: result.output_path}

@@ -1,0 +1,77 @@
+"""Compute device detection: CUDA, Apple MPS or CPU, and why a GPU was not used."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import DemSrError, TorchMissing
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def import_torch():
+    """Import torch lazily, with an installation hint when it is missing."""
+    try:
+        import torch
+    except Exception as exc:  # ImportError, or a broken install raising OSError
+        raise TorchMissing(str(exc)) from None
+    return torch
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str          # torch device string: "cuda:0", "mps", "cpu"
+    description: str     # for the log: what is used
+    note: str = ""       # why a present GPU is not used, if so
+
+
+def _cpu_description(torch) -> str:
+    return f"CPU ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+def _cuda_status(torch) -> tuple[bool, str]:
+    if torch.version.cuda is None:
+        return False, "this PyTorch build has no CUDA support (CPU-only wheel)"
+    if not torch.cuda.is_available():
+        return False, (f"PyTorch is built for CUDA {torch.version.cuda} but finds no usable "
+                       "NVIDIA GPU or driver")
+    return True, ""
+
+
+def _mps_available(torch) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def select_device(requested: str = "auto") -> DeviceChoice:
+    """The device to run on; 'auto' prefers CUDA, then MPS, then CPU."""
+    requested = (requested or "auto").lower()
+    if requested not in DEVICE_CHOICES:
+        raise DemSrError(f"Unknown device '{requested}'. Use one of: {', '.join(DEVICE_CHOICES)}.")
+    torch = import_torch()
+    cuda_ok, cuda_why = _cuda_status(torch)
+    if requested in ("auto", "cuda") and cuda_ok:
+        props = torch.cuda.get_device_properties(0)
+        return DeviceChoice("cuda:0", f"CUDA GPU {props.name} "
+                                      f"({props.total_memory / 2**30:.1f} GiB)")
+    if requested == "cuda":
+        raise DemSrError(f"DEVICE=cuda was requested but {cuda_why}. Use DEVICE=auto or cpu, "
+                         "or install a CUDA build of PyTorch matching your driver.")
+    if requested in ("auto", "mps") and _mps_available(torch):
+        return DeviceChoice("mps", "Apple GPU (MPS)")
+    if requested == "mps":
+        raise DemSrError("DEVICE=mps was requested but Apple's Metal backend is not available. "
+                         "Use DEVICE=auto or cpu.")
+    if requested == "cpu":
+        note = "a CUDA GPU is present but DEVICE=cpu was requested" if cuda_ok else ""
+        return DeviceChoice("cpu", _cpu_description(torch), note)
+    return DeviceChoice("cpu", _cpu_description(torch), f"no GPU used: {cuda_why}")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A GPU allocation failure that a smaller batch may avoid."""
+    torch = import_torch()
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()

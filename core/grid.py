@@ -1,0 +1,119 @@
+"""Raster grids: output grid of a super-resolution and the pixel mapping between grids."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from affine import Affine
+
+from .errors import DemSrError
+
+MAX_SCALE = 16.0  # beyond this a DEM has no information left to add
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: geotransform, size and CRS (a rasterio CRS or None)."""
+
+    transform: Affine
+    width: int
+    height: int
+    crs: Optional[object] = None
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return abs(self.transform.a), abs(self.transform.e)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top)."""
+        t = self.transform
+        x0, y0 = t.c, t.f
+        x1, y1 = t * (self.width, self.height)
+        return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+    @property
+    def is_geographic(self) -> bool:
+        return bool(self.crs is not None and getattr(self.crs, "is_geographic", False))
+
+    def window_transform(self, row_off: int, col_off: int) -> Affine:
+        return self.transform * Affine.translation(col_off, row_off)
+
+
+def require_north_up(transform: Affine, what: str = "The input raster") -> None:
+    if transform.b != 0 or transform.d != 0:
+        raise DemSrError(
+            f"{what} has a rotated or sheared geotransform, which is not supported. "
+            "Warp it to a north-up grid first (Raster ▸ Projections ▸ Warp)."
+        )
+    if transform.a <= 0 or transform.e >= 0:
+        raise DemSrError(
+            f"{what} is not north-up (pixel size x={transform.a}, y={transform.e}). "
+            "Warp it to a north-up grid first (Raster ▸ Projections ▸ Warp)."
+        )
+
+
+def output_grid(src: Grid, scale: Optional[float] = None,
+                target_resolution: Optional[float] = None) -> Grid:
+    """The grid a super-resolution writes to.
+
+    With a scale the extent is kept exactly and the pixel count is the
+    input's times the scale, rounded; with a target resolution the pixel size
+    is exact and the pixel count rounded, anchored at the top-left corner (as
+    gdalwarp -tr does).
+    """
+    resx, resy = src.res
+    if target_resolution is not None and target_resolution > 0:
+        factor = max(resx, resy) / target_resolution
+        _check_factor(factor, f"target resolution {target_resolution:g}")
+        width = max(1, int(round(src.width * resx / target_resolution)))
+        height = max(1, int(round(src.height * resy / target_resolution)))
+        transform = Affine(target_resolution, 0, src.transform.c,
+                           0, -target_resolution, src.transform.f)
+        return Grid(transform, width, height, src.crs)
+    if scale is None:
+        raise DemSrError("Give a scale factor or a target resolution.")
+    _check_factor(scale, f"scale {scale:g}")
+    width = max(1, int(round(src.width * scale)))
+    height = max(1, int(round(src.height * scale)))
+    transform = Affine(src.width * resx / width, 0, src.transform.c,
+                       0, -src.height * resy / height, src.transform.f)
+    return Grid(transform, width, height, src.crs)
+
+
+def _check_factor(factor: float, what: str) -> None:
+    if not math.isfinite(factor) or factor <= 1.0:
+        raise DemSrError(
+            f"The {what} does not make the grid finer (factor {factor:.4g}). "
+            "Super-resolution needs a factor above 1: use a scale > 1 or a target "
+            "resolution smaller than the input's pixel size."
+        )
+    if factor > MAX_SCALE:
+        raise DemSrError(
+            f"The {what} asks for a {factor:.4g}× finer grid; at most {MAX_SCALE:g}× is "
+            "supported, because a DEM holds no detail to recover beyond that. Use a "
+            "smaller factor or super-resolve in steps."
+        )
+
+
+def source_coords(src: Grid, dst: Grid, rows: np.ndarray, cols: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional source pixel coordinates (row, col) of destination pixel centres.
+
+    A source pixel k spans [k, k+1), so floor() of the result is the source
+    pixel that contains the centre.
+    """
+    x = dst.transform.c + (np.asarray(cols, dtype=np.float64) + 0.5) * dst.transform.a
+    y = dst.transform.f + (np.asarray(rows, dtype=np.float64) + 0.5) * dst.transform.e
+    src_cols = (x - src.transform.c) / src.transform.a
+    src_rows = (y - src.transform.f) / src.transform.e
+    return src_rows, src_cols
+
+
+def source_index(src: Grid, dst: Grid, rows: np.ndarray, cols: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Integer source pixel containing each destination centre (may be out of range)."""
+    r, c = source_coords(src, dst, rows, cols)
+    return np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)

@@ -1,0 +1,141 @@
+"""Streaming super-resolution of a DEM of any size.
+
+Reads input windows with a halo, runs them in batches through an upsampler,
+masks output cells whose centre falls on input nodata, and writes each tile
+as it finishes into a partial GeoTIFF that replaces the output only on
+success. Peak memory depends on the tile and batch size, not on the raster.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import rasterio
+
+from .errors import DemSrError
+from .grid import Grid, output_grid, source_index
+from .monitor import Monitor
+from .raster_io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
+                        open_dem, output_nodata, read_band, read_window)
+from .resample import CLASSICAL_METHODS
+from .tiling import Tile, batches, plan_tiles
+from .upsamplers import ClassicalUpsampler, TileInput, Upsampler
+from .voids import fill_nearest, filled_source
+
+MODEL_METHOD = "model"
+METHODS = (MODEL_METHOD, *CLASSICAL_METHODS)
+MIN_TILE, MAX_TILE = 64, 8192
+
+
+@dataclass
+class SuperResolveRequest:
+    input_path: str
+    output_path: str
+    band: int = 1
+    scale: Optional[float] = 2.0
+    target_resolution: Optional[float] = None  # CRS units; overrides scale when > 0
+    method: str = "lanczos"                    # "model" or a classical method
+    model_path: Optional[str] = None           # checkpoint; None = bundled default
+    device: str = "auto"
+    tile_size: int = 512                       # output pixels per tile side
+    overlap: int = 0                           # extra input pixels of context per side
+    batch_size: int = 4
+
+
+@dataclass
+class SuperResolveResult:
+    output_path: str
+    grid: Grid
+    method: str
+    device: str
+    tiles: int
+    seconds: float
+
+
+def build_upsampler(req: SuperResolveRequest, src: DemSource, dst: Grid,
+                    monitor: Monitor) -> Upsampler:
+    if req.method in CLASSICAL_METHODS:
+        return ClassicalUpsampler(req.method, src.grid, dst)
+    if req.method == MODEL_METHOD:
+        from .models.inference import ModelUpsampler
+
+        return ModelUpsampler.from_request(req, src.grid, dst, monitor)
+    raise DemSrError(f"Unknown method '{req.method}'. Use one of: {', '.join(METHODS)}.")
+
+
+def _check_request(req: SuperResolveRequest) -> None:
+    if not MIN_TILE <= req.tile_size <= MAX_TILE:
+        raise DemSrError(f"Tile size {req.tile_size} is outside {MIN_TILE}–{MAX_TILE} pixels.")
+    if req.batch_size < 1:
+        raise DemSrError("Batch size must be at least 1.")
+    if req.overlap < 0:
+        raise DemSrError("Overlap cannot be negative.")
+
+
+def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile) -> np.ndarray:
+    """Output cells whose centre lies on a valid input cell (nearest-neighbour mask)."""
+    rows, cols = np.arange(tile.row0, tile.row0 + tile.height), np.arange(tile.col0, tile.col0 + tile.width)
+    r, _ = source_index(src.grid, dst, rows, np.zeros_like(rows))
+    _, c = source_index(src.grid, dst, np.zeros_like(cols), cols)
+    r0, c0 = int(r.min()), int(c.min())
+    window = read_window(mask_ds, src.band, r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
+    return ~np.isnan(window[np.ix_(r - r0, c - c0)])
+
+
+def _read_input(ds, band: int, tile: Tile) -> TileInput:
+    """The tile's input window; beyond the raster the edge cells are repeated.
+
+    Every tile, the single tile of an untiled run included, sees the same
+    padded surface, so no method's own edge handling can make tiles disagree.
+    """
+    data = read_window(ds, band, tile.src_row0, tile.src_col0, tile.src_height,
+                       tile.src_width, pad_edge=True)
+    return TileInput(data, tile.src_row0, tile.src_col0)
+
+
+def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) -> SuperResolveResult:
+    monitor = monitor or Monitor()
+    started = time.perf_counter()
+    _check_request(req)
+    src = open_dem(req.input_path, req.band)
+    check_output_path(req.output_path)
+    dst = output_grid(src.grid, req.scale, req.target_resolution)
+    upsampler = build_upsampler(req, src, dst, monitor)
+    tiles = plan_tiles(src.grid, dst, req.tile_size, upsampler.halo + req.overlap)
+    nodata = output_nodata(src.nodata)
+    rx, ry = dst.res
+    monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {dst.width}×{dst.height} "
+                 f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
+                 f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo; "
+                 f"nodata {nodata:g}.")
+    with filled_source(src, req.output_path, monitor.sub(0.0, 0.1)) as filled, \
+            atomic_output(req.output_path, gtiff_profile(dst, nodata)) as writer, \
+            rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
+            rasterio.open(src.path) as mask_ds:
+        done = 0
+        tile_monitor = monitor.sub(0.1, 1.0)
+        for batch in batches(tiles, upsampler.batch_size):
+            monitor.check()
+            inputs, kept = [], []
+            for tile in batch:
+                inp = _read_input(fill_ds, filled.band, tile)
+                data = fill_nearest(inp.data)
+                if data is None:  # only nodata around this tile: nothing to compute
+                    writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
+                                 tile.row0, tile.col0)
+                    continue
+                inputs.append(TileInput(data, inp.row0, inp.col0))
+                kept.append(tile)
+            outputs = upsampler.upsample(inputs, kept) if kept else []
+            for tile, out in zip(kept, outputs):
+                out = np.where(output_valid(mask_ds, src, dst, tile), out, np.nan)
+                writer.write(out, tile.row0, tile.col0)
+            done += len(batch)
+            tile_monitor.progress(done / len(tiles))
+        monitor.check()
+    seconds = time.perf_counter() - started
+    monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
+    return SuperResolveResult(req.output_path, dst, upsampler.name,
+                              getattr(upsampler, "device", "cpu"), len(tiles), seconds)

@@ -1,0 +1,61 @@
+"""Train a bundled default model: `make train-default` runs this for ×2 and ×4.
+
+    python scripts/train_default.py --scale 2 [--epochs 40 --steps 100 --out PATH]
+
+Fixed data list (scripts/default_data.py), seed, epochs and settings, so the
+shipped models can be rebuilt. The held-out validation DEMs are never read.
+"""
+import argparse
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "build", "pkg"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.makedirs(os.path.join(ROOT, "build", "pkg"), exist_ok=True)
+if not os.path.exists(os.path.join(ROOT, "build", "pkg", "demsr")):
+    os.symlink(ROOT, os.path.join(ROOT, "build", "pkg", "demsr"))
+
+import demsr  # noqa: E402,F401 - puts DEMSR_DEPS_DIR on sys.path
+from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.monitor import Monitor  # noqa: E402
+from demsr.core.training.loop import TrainConfig, train  # noqa: E402
+
+# Settings per scale: bigger crops at ×4 so the LR patch keeps some size.
+SETTINGS = {2: dict(patch_size=64, epochs=30, steps_per_epoch=100, batch_size=32),
+            4: dict(patch_size=128, epochs=30, steps_per_epoch=100, batch_size=16)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, required=True, choices=sorted(SETTINGS))
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    if a.threads:
+        import torch
+        torch.set_num_threads(a.threads)
+    s = dict(SETTINGS[a.scale])
+    if a.epochs:
+        s["epochs"] = a.epochs
+    if a.steps:
+        s["steps_per_epoch"] = a.steps
+    out = a.out or os.path.join(ROOT, "resources", "models", f"demsr_fast_x{a.scale}.pt")
+    cfg = TrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
+                      scale=a.scale, learning_rate=a.lr, degradation="blockmean",
+                      validation=0.1, loss="l1", gradient_weight=0.5, seed=a.seed, device="auto",
+                      **s)
+    t0 = time.time()
+    log = lambda m: print(f"[{time.time() - t0:7.0f}s] {m}", flush=True)  # noqa: E731
+    res = train(cfg, Monitor(info=log, warning=lambda m: log("WARNING " + m)))
+    log(f"best epoch {res.best_epoch}: val RMSE {res.val_rmse_model:.4g} m vs lanczos "
+        f"{res.val_rmse_baseline:.4g} m → {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Makes the working tree importable as the `demsr` package, as QGIS imports it."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_PKG_PARENT = ROOT / "build" / "pkg"
+_LINK = _PKG_PARENT / "demsr"
+_PKG_PARENT.mkdir(parents=True, exist_ok=True)
+if not _LINK.exists():
+    try:
+        _LINK.symlink_to(ROOT, target_is_directory=True)
+    except FileExistsError:  # another worker made it
+        pass
+sys.path.insert(0, str(_PKG_PARENT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+DEMS = (ROOT.parent / "shared" / "data" / "dems").resolve()
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def dems_dir() -> Path:
+    """The shared real DEMs (../shared/data/dems), skipped only if absent."""
+    if not DEMS.is_dir():
+        pytest.skip(f"shared DEMs not found at {DEMS}")
+    return DEMS
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+def write_crop(src: Path, dst: Path, row0: int = 0, col0: int = 0, height=None, width=None,
+               nodata=None) -> Path:
+    """Copy a window of a real DEM to its own GeoTIFF (with its georeferencing)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(src) as ds:
+        height = height or ds.height - row0
+        width = width or ds.width - col0
+        win = Window(col0, row0, width, height)
+        data = ds.read(1, window=win)
+        profile = dict(driver="GTiff", width=width, height=height, count=1, dtype=data.dtype,
+                       crs=ds.crs, transform=ds.window_transform(win),
+                       nodata=ds.nodata if nodata is None else nodata)
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write(data, 1)
+    return dst
+
+
+@pytest.fixture
+def crop(tmp_path, dems_dir):
+    """crop(name, row0, col0, height, width) -> path of a GeoTIFF crop of a shared DEM."""
+    def _crop(name: str, row0: int = 0, col0: int = 0, height=None, width=None, nodata=None):
+        return write_crop(dems_dir / name, tmp_path / f"crop_{name}_{row0}_{col0}.tif",
+                          row0, col0, height, width, nodata)
+    return _crop
