@@ -13,17 +13,6 @@ OUTPUTS = ("SLOPE", "ASPECT", "PLAN_CURVATURE", "PROFILE_CURVATURE", "TANGENTIAL
            "FLOW_ACCUMULATION", "STREAMS")
 
 
-@pytest.fixture(scope="module")
-def provider(qgis_processing):
-    from demsr.algorithms.provider import DemSrProvider
-    registry = QgsApplication.processingRegistry()
-    p = registry.providerById("demsr")
-    if p is None:
-        p = DemSrProvider()
-        registry.addProvider(p)
-    yield p
-
-
 def _run(params, feedback=None):
     import processing
     return processing.run("demsr:derivatives", params, feedback=feedback)

@@ -1,0 +1,111 @@
+"""`make bench`: speed and peak memory of the plugin next to GDAL, in the same run.
+
+Machines are noisy, so every figure is a ratio to a reference measured in the
+same invocation: demsr:superresolve (through qgis_process, as users run it)
+against `gdalwarp -r lanczos` on the same input and output grid.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMS = ROOT.parent / "shared" / "data" / "dems"
+WORK = ROOT / "build" / "bench"
+QGIS_PROCESS = str(ROOT / "scripts" / "qgis_process")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def mosaic(path: Path, size: int, source: str = "demcompare_srtm_ref_3arcsec_turkey.tif") -> Path:
+    """A size² raster of real terrain: a real DEM repeated with mirror flips (continuous
+    across the joins), written in strips so building it needs little memory."""
+    if path.exists():
+        return path
+    with rasterio.open(DEMS / source) as ds:
+        z = ds.read(1).astype(np.float32)
+        res = ds.res[0] * 111_000.0 if ds.crs and ds.crs.is_geographic else ds.res[0]
+    tile = np.block([[z, z[:, ::-1]], [z[::-1, :], z[::-1, ::-1]]])
+    reps = -(-size // tile.shape[1])
+    row = np.tile(tile, (1, reps))[:, :size]
+    profile = dict(driver="GTiff", width=size, height=size, count=1, dtype="float32",
+                   crs="EPSG:32636", transform=rasterio.Affine(res, 0, 500000, 0, -res, 4500000),
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate", predictor=3,
+                   BIGTIFF="IF_SAFER")
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(tmp, "w", **profile) as out:
+        for row0 in range(0, size, tile.shape[0]):
+            rows = min(tile.shape[0], size - row0)
+            out.write(row[:rows], 1, window=Window(0, row0, size, rows))
+    tmp.rename(path)
+    return path
+
+
+def measure(cmd: list[str]) -> dict:
+    """Wall time and peak RSS of a command (its own process tree), in a fresh child."""
+    probe = ("import json,resource,subprocess,sys,time; t=time.perf_counter(); "
+             "rc=subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "print(json.dumps({'rc': rc, 'seconds': time.perf_counter()-t, "
+             "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024}))")
+    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True,
+                         env=env, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {result['rc']}")
+    return result
+
+
+def superresolve_vs_gdal(src: Path, scale: int, method: str, label: str) -> dict:
+    with rasterio.open(src) as ds:
+        w, h = ds.width * scale, ds.height * scale
+    ours = measure([QGIS_PROCESS, "run", "demsr:superresolve", "--", f"INPUT={src}",
+                    f"SCALE={scale}", f"METHOD={method}", f"OUTPUT={WORK / 'ours.tif'}"])
+    gdal = measure(["gdalwarp", "-q", "-overwrite", "-r", "lanczos", "-ts", str(w), str(h),
+                    "-ot", "Float32", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE",
+                    "-co", "PREDICTOR=3", "-co", "BIGTIFF=IF_SAFER", str(src),
+                    str(WORK / "gdal.tif")])
+    mpx = w * h / 1e6
+    row = dict(case=label, output_mpx=round(mpx, 1),
+               ours_mpx_s=round(mpx / ours["seconds"], 2), ours_peak_rss_mb=round(ours["peak_rss_mb"]),
+               gdal_mpx_s=round(mpx / gdal["seconds"], 2), gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
+               time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
+    for f in ("ours.tif", "gdal.tif"):
+        (WORK / f).unlink(missing_ok=True)
+    return row
+
+
+def main() -> int:
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    big = mosaic(WORK / "mosaic_8000.tif", 8000)
+    print(f"Input: {big} (8000×8000 real SRTM terrain, mirrored mosaic)", flush=True)
+    rows.append(superresolve_vs_gdal(big, 2, "lanczos", "8000² ×2 lanczos"))
+    print(rows[-1], flush=True)
+    mid = mosaic(WORK / "mosaic_2000.tif", 2000)
+    for scale in (2, 4):
+        rows.append(superresolve_vs_gdal(mid, scale, "model", f"2000² ×{scale} model"))
+        print(rows[-1], flush=True)
+    import terrain
+
+    t = terrain.run()
+    print(f"\n{'case':<22}{'out Mpx':>9}{'ours Mpx/s':>12}{'ours RSS MB':>12}"
+          f"{'gdal Mpx/s':>12}{'gdal RSS MB':>12}{'time ×gdal':>12}")
+    for r in rows:
+        print(f"{r['case']:<22}{r['output_mpx']:>9}{r['ours_mpx_s']:>12}{r['ours_peak_rss_mb']:>12}"
+              f"{r['gdal_mpx_s']:>12}{r['gdal_peak_rss_mb']:>12}{r['time_ratio']:>12}")
+    print(f"\nTerrain derivatives (all six): {json.dumps(t)}")
+    (WORK / "results.json").write_text(json.dumps({"superresolve": rows, "terrain": t}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
