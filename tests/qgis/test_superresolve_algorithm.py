@@ -131,3 +131,32 @@ except Exception as e:
     assert "demsr:superresolve" in proc.stdout, proc.stderr[-2000:]
     assert "ERR This algorithm needs PyTorch" in proc.stdout
     assert "pip install" in proc.stdout
+
+
+def test_runs_in_a_background_task_like_the_toolbox_dialog(provider, crop, tmp_path, qgis_app):
+    """The dialog runs algorithms in a worker thread through QgsProcessingAlgRunnerTask."""
+    import time
+
+    from qgis.core import (QgsProcessingAlgRunnerTask, QgsProcessingContext,
+                           QgsProcessingFeedback, QgsProject, QgsTask)
+
+    src = crop("oggm_south_glacier_20m.tif")
+    out = tmp_path / "task.tif"
+    alg = QgsApplication.processingRegistry().createAlgorithmById("demsr:superresolve")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    feedback = QgsProcessingFeedback()
+    progress = []
+    feedback.progressChanged.connect(progress.append)
+    task = QgsProcessingAlgRunnerTask(alg, {"INPUT": str(src), "SCALE": 2, "TILE_SIZE": 64,
+                                            "OUTPUT": str(out)}, context, feedback)
+    finished = []
+    task.executed.connect(lambda ok, results: finished.append((ok, results)))
+    QgsApplication.taskManager().addTask(task)
+    deadline = time.time() + 120
+    while not finished and time.time() < deadline:
+        qgis_app.processEvents()
+        time.sleep(0.02)
+    assert finished and finished[0][0], "the background task did not succeed"
+    assert finished[0][1]["OUTPUT"] == str(out) and out.exists()
+    assert progress and max(progress) == 100
