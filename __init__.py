@@ -21,11 +21,12 @@ def dependency_dir() -> str:
 
 
 def _add_dependency_dir() -> None:
-    # Appended, not prepended: QGIS's own numpy/GDAL must win over any copy
-    # pip may have put there.
+    # Put first, so torch gets the versions of its own dependencies it was
+    # installed with (Debian's older sympy breaks torch's optimisers). QGIS's
+    # numpy still wins: `make deps` never leaves a numpy in that folder.
     path = dependency_dir()
     if os.path.isdir(path) and path not in sys.path:
-        sys.path.append(path)
+        sys.path.insert(0, path)
 
 
 _add_dependency_dir()

@@ -9,8 +9,9 @@ def algorithm_classes() -> list:
     """Algorithms that are real and complete; nothing else is registered."""
     from .derivatives import DerivativesAlgorithm
     from .superresolve import SuperResolveAlgorithm
+    from .train import TrainAlgorithm
 
-    return [SuperResolveAlgorithm, DerivativesAlgorithm]
+    return [SuperResolveAlgorithm, DerivativesAlgorithm, TrainAlgorithm]
 
 
 class DemSrProvider(QgsProcessingProvider):

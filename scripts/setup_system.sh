@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs QGIS and the Debian Python packages the plugin uses, when missing.
 set -euo pipefail
-pkgs=(qgis python3-qgis qgis-providers python3-rasterio python3-skimage python3-scipy
+pkgs=(qgis python3-qgis qgis-providers python3-rasterio python3-skimage python3-scipy python3-pyproj
       python3-pip python3-venv gdal-bin xvfb)
 missing=()
 for p in "${pkgs[@]}"; do

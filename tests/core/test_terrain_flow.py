@@ -154,7 +154,7 @@ def test_matches_pysheds_cell_for_cell(dems_dir, tmp_path, name, rounded):
     streams except downstream of the few edge cells that pysheds treats differently:
     there a level outlet cell (no lower neighbour) leaves the grid in ours, while pysheds'
     2ε inflation of low-edge cells sends it sideways into the next edge cell."""
-    pgrid = pytest.importorskip("pysheds.grid")
+    import pysheds.grid as pgrid  # installed by `make venv` (scripts/requirements-test.txt)
     z, res = _read(dems_dir / name, rounded)
     z = z[:600, :600]
     with rasterio.open(dems_dir / name) as ds:

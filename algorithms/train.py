@@ -1,0 +1,160 @@
+"""demsr:train — train a super-resolution model on the user's own HR DEMs."""
+from __future__ import annotations
+
+from qgis.core import (QgsProcessing, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingOutputFile, QgsProcessingOutputNumber)
+
+from ..core.devices import DEVICE_CHOICES
+from ..core.models import registry
+from ..core.training.degrade import DEGRADATIONS
+from ..core.training.losses import LOSSES
+from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+
+
+class TrainAlgorithm(DemSrAlgorithm):
+    INPUT = "INPUT"
+    ARCHITECTURE = "ARCHITECTURE"
+    SCALE = "SCALE"
+    PATCH_SIZE = "PATCH_SIZE"
+    EPOCHS = "EPOCHS"
+    BATCH_SIZE = "BATCH_SIZE"
+    LEARNING_RATE = "LEARNING_RATE"
+    DEGRADATION = "DEGRADATION"
+    INIT_WEIGHTS = "INIT_WEIGHTS"
+    VALIDATION = "VALIDATION"
+    DEVICE = "DEVICE"
+    LOSS = "LOSS"
+    GRADIENT_WEIGHT = "GRADIENT_WEIGHT"
+    STEPS_PER_EPOCH = "STEPS_PER_EPOCH"
+    SEED = "SEED"
+    OUTPUT_MODEL = "OUTPUT_MODEL"
+    VAL_RMSE_MODEL = "VAL_RMSE_MODEL"
+    VAL_RMSE_BASELINE = "VAL_RMSE_BASELINE"
+    BEST_EPOCH = "BEST_EPOCH"
+    METRICS_CSV = "METRICS_CSV"
+    CURVES_PNG = "CURVES_PNG"
+
+    def name(self):
+        return "train"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Train DEM SR")
+
+    def group(self):
+        return self.tr("Super-resolution")
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "Trains a super-resolution model on your own high-resolution DEMs; use the .pt "
+            "file in Super-resolve DEM (METHOD=model, MODEL=the file) with SCALE equal to the "
+            "model's scale.\n\n"
+            "<b>INPUT</b>: one or more HR DEMs. Low-resolution inputs are made from them "
+            "with DEGRADATION (block mean = a coarse cell is the mean of its footprint, the "
+            "realistic default; knn = mean of the HR cells within SCALE pixels of the coarse "
+            "cell centre; bicubic; nearest). Random crops with flips/rotations, never "
+            "touching nodata.\n"
+            "<b>ARCHITECTURE</b>: 'fast' (default; CPU-friendly, works on the LR grid) or "
+            "'gisr' (published GISR, 1.4 M parameters on the HR grid; slow without a GPU).\n"
+            "<b>PATCH_SIZE</b>: HR pixels per training crop side, a multiple of SCALE; the "
+            "model's context is added around it.\n"
+            "<b>VALIDATION</b>: share of each DEM set aside as validation blocks, spatially "
+            "separate from every training crop. Each epoch logs the training loss, the "
+            "validation RMSE of the model and of GDAL Lanczos in metres, slope RMSE (Horn, "
+            "degrees), SSIM and PSNR (peak = each reference patch's elevation range). The "
+            "model of the epoch with the lowest RMSE relative to Lanczos is kept.\n"
+            "<b>INIT_WEIGHTS</b>: fine-tune from an existing model of the same scale.\n"
+            "<b>OUTPUT_MODEL</b>: the .pt file; next to it go NAME_metrics.csv and "
+            "NAME_curves.png. If a run crashes or is cancelled, running it again with the "
+            "same settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
+            "stops within one batch and keeps the best model so far.\n\n"
+            "Advanced: LOSS (l1 or mse on elevation, scaled by each patch's relief), "
+            "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.TypeRaster))
+        self._enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Integer,
+            defaultValue=2, minValue=2, maxValue=8))
+        self._int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
+        self._int(self.EPOCHS, "Epochs", 20, 1, 10000)
+        self._int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Double,
+            defaultValue=1e-3, minValue=1e-7, maxValue=1.0))
+        self._enum(self.DEGRADATION, "Degradation (how LR is made)", list(DEGRADATIONS),
+                   "blockmean")
+        self.addParameter(QgsProcessingParameterFile(
+            self.INIT_WEIGHTS, self.tr("Initial weights (fine-tune from a model)"),
+            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Double,
+            defaultValue=0.1, minValue=0.01, maxValue=0.9))
+        self._enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
+        self._enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
+        p = QgsProcessingParameterNumber(
+            self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=100.0)
+        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(p)
+        self._int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
+        self._int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_MODEL,
+                                                 self.tr("Validation RMSE of the model (m)")))
+        self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_BASELINE,
+                                                 self.tr("Validation RMSE of GDAL Lanczos (m)")))
+        self.addOutput(QgsProcessingOutputNumber(self.BEST_EPOCH, self.tr("Best epoch")))
+        self.addOutput(QgsProcessingOutputFile(self.METRICS_CSV, self.tr("Per-epoch metrics")))
+        self.addOutput(QgsProcessingOutputFile(self.CURVES_PNG, self.tr("Learning curves")))
+
+    def _enum(self, name, label, options, default, advanced=False):
+        p = QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default)
+        p.setUsesStaticStrings(True)
+        if advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(p)
+
+    def _int(self, name, label, default, lo, hi, advanced=False):
+        p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
+                                         defaultValue=default, minValue=lo, maxValue=hi)
+        if advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(p)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        from ..core.training.loop import TrainConfig, train
+
+        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
+        inputs = [raster_source(layer, self.INPUT) for layer in layers]
+        cfg = TrainConfig(
+            inputs=inputs,
+            output_model=self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context),
+            architecture=self.parameterAsEnumString(parameters, self.ARCHITECTURE, context),
+            scale=self.parameterAsInt(parameters, self.SCALE, context),
+            patch_size=self.parameterAsInt(parameters, self.PATCH_SIZE, context),
+            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
+            degradation=self.parameterAsEnumString(parameters, self.DEGRADATION, context),
+            init_weights=self.parameterAsFile(parameters, self.INIT_WEIGHTS, context) or None,
+            validation=self.parameterAsDouble(parameters, self.VALIDATION, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            loss=self.parameterAsEnumString(parameters, self.LOSS, context),
+            gradient_weight=self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT, context),
+            steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context))
+        with user_errors():
+            res = train(cfg, monitor_for(feedback))
+        return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
+                self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
+                self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png}

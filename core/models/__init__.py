@@ -1,0 +1,4 @@
+"""Super-resolution networks, their registry, checkpoint format and tiled inference.
+
+Importing this package does not import torch; the architecture modules do.
+"""

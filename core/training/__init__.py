@@ -1,0 +1,1 @@
+"""Training super-resolution models on high-resolution DEMs (imports torch lazily)."""

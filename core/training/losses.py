@@ -1,0 +1,30 @@
+"""Training loss: elevation L1/MSE plus an optional gradient (slope) term.
+
+Errors are divided by each patch's relief scale (its mean local absolute
+deviation), so a 1 m lidar tile and a 4 km deep ocean trench weigh alike and
+no absolute elevation enters the loss.
+"""
+from __future__ import annotations
+
+LOSSES = ("l1", "mse")
+
+
+def patch_scale(lr, radius: int = 3, eps: float = 1e-3):
+    """Per-patch relief scale (B,1,1,1) from the LR input; loss weighting only."""
+    from ..models.normalise import local_stats
+
+    _, spread = local_stats(lr, radius, eps)
+    return spread.mean(dim=(1, 2, 3), keepdim=True)
+
+
+def sr_loss(pred, target, scale, kind: str = "l1", gradient_weight: float = 0.0):
+    import torch.nn.functional as F
+
+    p, t = pred / scale, target / scale
+    fn = F.l1_loss if kind == "l1" else F.mse_loss
+    loss = fn(p, t)
+    if gradient_weight > 0:
+        gx = lambda z: z[..., :, 1:] - z[..., :, :-1]  # noqa: E731
+        gy = lambda z: z[..., 1:, :] - z[..., :-1, :]  # noqa: E731
+        loss = loss + gradient_weight * (fn(gx(p), gx(t)) + fn(gy(p), gy(t)))
+    return loss

@@ -1,0 +1,32 @@
+"""Shared helpers for the model/training tests: real DEM crops and tiny models."""
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+
+from demsr.core.grid import Grid
+from demsr.core.raster_io import read_band, write_array
+
+
+def dem_crop(src_path, out_path, row0: int, col0: int, size: int) -> np.ndarray:
+    """Write a size×size crop of a real DEM (same CRS, shifted transform) and return it."""
+    with rasterio.open(src_path) as ds:
+        data = read_band(ds, 1)[row0:row0 + size, col0:col0 + size]
+        t = ds.transform * ds.transform.translation(col0, row0)
+        grid = Grid(t, data.shape[1], data.shape[0], ds.crs)
+    write_array(str(out_path), data, grid)
+    return data
+
+
+def tiny_fast(scale: int, seed: int = 0):
+    """A small FastSR with random (non-zero) weights everywhere, so every layer matters."""
+    import torch
+
+    from demsr.core.models import registry
+
+    torch.manual_seed(seed)
+    model = registry.build("fast", scale, {"channels": 8, "blocks": 2})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()

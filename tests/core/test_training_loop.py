@@ -1,0 +1,98 @@
+"""A real (tiny) training on a real DEM crop: learns, reports, cancels, resumes."""
+import csv
+import os
+
+import pytest
+
+import demsr  # noqa: F401 - puts the private torch folder on sys.path
+
+import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
+
+from demsr.core.errors import Cancelled  # noqa: E402
+from demsr.core.models import checkpoint  # noqa: E402
+from demsr.core.monitor import Monitor  # noqa: E402
+from demsr.core.training.loop import TrainConfig, resume_path, train  # noqa: E402
+
+from _model_helpers import dem_crop  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def hr_dem(dems_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("train") / "hr.tif"
+    dem_crop(dems_dir / "flopy_sagehen_10m.tif", path, 200, 200, 240)
+    return str(path)
+
+
+def _cfg(hr_dem, out, **kw):
+    base = dict(inputs=[hr_dem], output_model=str(out), architecture="fast", scale=2,
+                patch_size=16, epochs=2, batch_size=8, learning_rate=3e-3, validation=0.25,
+                device="cpu", steps_per_epoch=20, seed=3, hparams={"channels": 8, "blocks": 1})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_short_training_lowers_validation_rmse(hr_dem, tmp_path):
+    out = tmp_path / "m.pt"
+    res = train(_cfg(hr_dem, out))
+    assert not res.cancelled and res.epochs_done == 2
+    first, last = res.history[0], res.history[-1]
+    assert first["epoch"] == 0  # the untrained model, for reference
+    assert last["val_rmse"] < first["val_rmse"]
+    assert res.val_rmse_model == min(h["val_rmse"] for h in res.history
+                                     if h["epoch"] == res.best_epoch)
+    ck = checkpoint.load(str(out))
+    assert ck.scale == 2 and ck.provenance["data"] == ["hr.tif"]
+    assert ck.provenance["degradation"] == "blockmean" and ck.provenance["seed"] == 3
+    assert ck.provenance["validation"]["val_rmse"] == pytest.approx(res.val_rmse_model, rel=1e-4)
+    with open(res.metrics_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert {"val_rmse", "val_rmse_baseline", "val_slope_rmse", "val_ssim", "val_psnr"} <= set(rows[0])
+    assert os.path.getsize(res.curves_png) > 1000
+    assert not os.path.exists(resume_path(str(out)))
+
+
+def _cancel_after(n_batches):
+    state = {"batches": 0}
+
+    def progress(_f):
+        state["batches"] += 1
+
+    return state, Monitor(progress=progress, cancelled=lambda: state["batches"] >= n_batches)
+
+
+def test_cancel_keeps_best_then_resume_continues(hr_dem, tmp_path):
+    out = tmp_path / "c.pt"
+    cfg = _cfg(hr_dem, out, epochs=3, steps_per_epoch=5)
+    state, mon = _cancel_after(8)  # in the middle of epoch 2
+    res = train(cfg, mon)
+    assert res.cancelled and res.epochs_done == 1 and state["batches"] == 8
+    assert checkpoint.load(str(out)).provenance["epochs"] == 1
+    assert os.path.exists(resume_path(str(out)))
+
+    infos = []
+    res2 = train(cfg, Monitor(info=infos.append))
+    assert any("Resuming after epoch 1" in m for m in infos)
+    assert [h["epoch"] for h in res2.history] == [0, 1, 2, 3]
+    assert res2.history[1] == res.history[1]
+    assert not os.path.exists(resume_path(str(out)))
+
+
+def test_cancel_before_first_epoch_writes_nothing(hr_dem, tmp_path):
+    out = tmp_path / "n.pt"
+    _, mon = _cancel_after(2)
+    with pytest.raises(Cancelled):
+        train(_cfg(hr_dem, out), mon)
+    assert not out.exists()
+
+
+def test_gisr_trains_and_is_usable(hr_dem, tmp_path):
+    out = tmp_path / "g.pt"
+    res = train(_cfg(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
+                     hparams={"channels": 8, "blocks": 1}))
+    ck = checkpoint.load(str(out))
+    assert ck.architecture == "gisr" and res.best_epoch == 1
+    model = ck.build()
+    with torch.no_grad():
+        y = model(torch.full((1, 1, 20, 20), 1234.0))
+    assert y.shape == (1, 1, 40, 40) and torch.allclose(y, torch.full_like(y, 1234.0), atol=1e-2)

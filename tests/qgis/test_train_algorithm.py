@@ -1,0 +1,65 @@
+"""demsr:train through processing.run, and its model used by demsr:superresolve."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import rasterio
+
+import demsr  # noqa: F401 - puts the private torch folder on sys.path
+
+import torch  # noqa: E402,F401 - `make test` installs it; a missing torch must fail
+
+from demsr.core.models import checkpoint  # noqa: E402
+
+
+def _crop(dems_dir, path, size=200):
+    from demsr.core.grid import Grid
+    from demsr.core.raster_io import read_band, write_array
+
+    with rasterio.open(dems_dir / "oso_landslide_lidar_1.83m.tif") as ds:
+        data = read_band(ds, 1)[300:300 + size, 400:400 + size]
+        grid = Grid(ds.transform * ds.transform.translation(400, 300), size, size, ds.crs)
+    write_array(str(path), data, grid)
+
+
+def test_train_then_superresolve(provider, dems_dir, tmp_path):
+    import processing
+
+    hr = tmp_path / "hr.tif"
+    _crop(dems_dir, hr)
+    model = str(tmp_path / "mine.pt")
+    res = processing.run("demsr:train", {
+        "INPUT": [str(hr)], "ARCHITECTURE": "fast", "SCALE": 2, "PATCH_SIZE": 16, "EPOCHS": 1,
+        "BATCH_SIZE": 4, "LEARNING_RATE": 1e-3, "DEGRADATION": "blockmean", "VALIDATION": 0.25,
+        "DEVICE": "cpu", "STEPS_PER_EPOCH": 3, "OUTPUT_MODEL": model})
+    assert res["OUTPUT_MODEL"] == model and os.path.exists(model)
+    assert res["VAL_RMSE_MODEL"] > 0 and res["VAL_RMSE_BASELINE"] > 0 and res["BEST_EPOCH"] == 1
+    with open(res["METRICS_CSV"]) as f:
+        assert len(list(csv.DictReader(f))) == 2
+    assert os.path.exists(res["CURVES_PNG"])
+    ck = checkpoint.load(model)
+    assert ck.provenance["data"] == ["hr.tif"] and ck.scale == 2
+
+    out = str(tmp_path / "sr.tif")
+    processing.run("demsr:superresolve", {"INPUT": str(hr), "SCALE": 2, "METHOD": "model",
+                                          "MODEL": model, "DEVICE": "cpu", "OUTPUT": out})
+    with rasterio.open(out) as ds, rasterio.open(hr) as src:
+        sr = ds.read(1, masked=True)
+        assert (ds.width, ds.height) == (2 * src.width, 2 * src.height)
+        assert ds.transform.a == pytest.approx(src.transform.a / 2)
+    assert sr.count() > 0.9 * sr.size and np.isfinite(sr.compressed()).all()
+
+
+def test_foreign_model_is_refused_with_a_message(provider, tmp_path, dems_dir):
+    import processing
+    import torch
+    from qgis.core import QgsProcessingException
+
+    hr = tmp_path / "hr.tif"
+    _crop(dems_dir, hr, 80)
+    bad = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, str(bad))
+    with pytest.raises(QgsProcessingException, match="not a DEM SR model"):
+        processing.run("demsr:superresolve", {"INPUT": str(hr), "SCALE": 2, "METHOD": "model",
+                                              "MODEL": str(bad), "OUTPUT": str(tmp_path / "o.tif")})
