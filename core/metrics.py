@@ -13,26 +13,24 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-M_PER_DEG = 111_320.0
+from .terrain.cellsize import CellSizes, metres_per_degree
+from .terrain.surface import surface_derivatives
 
 
 def cell_size_m(res: tuple[float, float], geographic: bool, lat: float = 0.0
                 ) -> tuple[float, float]:
-    """Cell size in metres (x, y); on geographic grids at latitude `lat`."""
+    """Cell size in metres (x, y); on geographic grids at latitude `lat` (WGS 84)."""
     if not geographic:
         return float(res[0]), float(res[1])
-    return res[0] * M_PER_DEG * math.cos(math.radians(lat)), res[1] * M_PER_DEG
+    per_lon, per_lat = metres_per_degree(np.array([lat]))
+    return float(res[0] * per_lon[0]), float(res[1] * per_lat[0])
 
 
 def horn_slope(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Slope in degrees (Horn 1981); edge cells use replicated neighbours, NaN spreads."""
-    z = np.pad(dem.astype(np.float64), 1, mode="edge")
-    a, b, c = z[:-2, :-2], z[:-2, 1:-1], z[:-2, 2:]
-    d, f = z[1:-1, :-2], z[1:-1, 2:]
-    g, h, i = z[2:, :-2], z[2:, 1:-1], z[2:, 2:]
-    gx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8 * dx)
-    gy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8 * dy)
-    return np.degrees(np.arctan(np.hypot(gx, gy)))
+    """Slope in degrees: Terrain derivatives' Horn slope, one cell size for the whole array."""
+    rows = dem.shape[0]
+    sizes = CellSizes(np.full(rows, float(dx)), np.full(rows, float(dy)))
+    return surface_derivatives(dem, sizes, {"slope"})["slope"]
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
