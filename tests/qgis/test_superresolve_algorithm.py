@@ -160,3 +160,22 @@ def test_runs_in_a_background_task_like_the_toolbox_dialog(provider, crop, tmp_p
     assert finished and finished[0][0], "the background task did not succeed"
     assert finished[0][1]["OUTPUT"] == str(out) and out.exists()
     assert progress and max(progress) == 100
+
+
+def test_chains_into_terrain_derivatives_like_a_model(provider, crop):
+    """A modeler-style chain: the super-resolved output (a temporary layer) feeds
+    demsr:derivatives, whose slope is on the finer grid."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    src = crop("longyearbyen_1995_20m_xdem.tif", 0, 0, 120, 140)
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    sr = processing.run("demsr:superresolve", {"INPUT": str(src), "SCALE": 2,
+                                               "OUTPUT": "TEMPORARY_OUTPUT"},
+                        context=context, feedback=feedback)
+    der = processing.run("demsr:derivatives", {"INPUT": sr["OUTPUT"], "SLOPE": "TEMPORARY_OUTPUT"},
+                         context=context, feedback=feedback)
+    with rasterio.open(der["SLOPE"]) as s, rasterio.open(src) as ds:
+        slope = s.read(1, masked=True)
+        assert s.shape == (2 * ds.height, 2 * ds.width) and s.res == (10.0, 10.0)
+    assert 0 <= slope.min() and slope.max() < 90 and slope.count() == slope.size
