@@ -24,17 +24,6 @@ SOURCES = {
 }
 
 
-def _import_package():
-    """Import the working tree as `demsr`, as the tests do."""
-    parent = ROOT / "build" / "pkg"
-    link = parent / "demsr"
-    parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(ROOT, target_is_directory=True)
-    if str(parent) not in sys.path:
-        sys.path.insert(0, str(parent))
-
-
 def _dem_4000(name: str, src: Path) -> Path:
     """A cached 4000×4000 cubic resampling of a shared DEM (same extent and CRS)."""
     from osgeo import gdal
@@ -50,7 +39,10 @@ def _dem_4000(name: str, src: Path) -> Path:
 
 def run() -> dict:
     """Seconds (and peak memory) for the six derivatives of each 4000×4000 DEM."""
-    _import_package()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from working_tree import use_working_tree
+
+    use_working_tree()
     import numpy as np
     import rasterio
 

@@ -16,13 +16,14 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "build", "pkg"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from working_tree import use_working_tree  # noqa: E402
+
+use_working_tree()
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-
-import demsr  # noqa: E402,F401
 from default_data import VALIDATION, paths  # noqa: E402
 from demsr.core.grid import Grid  # noqa: E402
 from demsr.core.metrics import cell_size_m, compare  # noqa: E402

@@ -11,13 +11,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "build", "pkg"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-os.makedirs(os.path.join(ROOT, "build", "pkg"), exist_ok=True)
-if not os.path.exists(os.path.join(ROOT, "build", "pkg", "demsr")):
-    os.symlink(ROOT, os.path.join(ROOT, "build", "pkg", "demsr"))
 
-import demsr  # noqa: E402,F401 - puts DEMSR_DEPS_DIR on sys.path
+from working_tree import use_working_tree  # noqa: E402
+
+use_working_tree()
 from default_data import TRAIN, paths  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.training.loop import TrainConfig, train  # noqa: E402

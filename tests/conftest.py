@@ -6,15 +6,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-_PKG_PARENT = ROOT / "build" / "pkg"
-_LINK = _PKG_PARENT / "demsr"
-_PKG_PARENT.mkdir(parents=True, exist_ok=True)
-if not _LINK.exists():
-    try:
-        _LINK.symlink_to(ROOT, target_is_directory=True)
-    except FileExistsError:  # another worker made it
-        pass
-sys.path.insert(0, str(_PKG_PARENT))
+sys.path.insert(0, str(ROOT / "scripts"))
+from working_tree import use_working_tree  # noqa: E402
+
+use_working_tree()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 DEMS = (ROOT.parent / "shared" / "data" / "dems").resolve()
