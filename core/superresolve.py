@@ -74,11 +74,18 @@ def _check_request(req: SuperResolveRequest) -> None:
         raise DemSrError("Overlap cannot be negative.")
 
 
-def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile) -> np.ndarray:
-    """Output cells whose centre lies on a valid input cell (nearest-neighbour mask)."""
+def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile, has_voids: bool) -> np.ndarray:
+    """Output cells whose centre lies on a valid input cell (nearest-neighbour mask).
+
+    Without voids only cells beyond the input's extent can be invalid, and the
+    input need not be read again.
+    """
     rows, cols = np.arange(tile.row0, tile.row0 + tile.height), np.arange(tile.col0, tile.col0 + tile.width)
     r, _ = source_index(src.grid, dst, rows, np.zeros_like(rows))
     _, c = source_index(src.grid, dst, np.zeros_like(cols), cols)
+    if not has_voids:
+        return (((r >= 0) & (r < src.grid.height))[:, None]
+                & ((c >= 0) & (c < src.grid.width))[None, :])
     r0, c0 = int(r.min()), int(c.min())
     window = read_window(mask_ds, src.band, r0, c0, int(r.max()) - r0 + 1, int(c.max()) - c0 + 1)
     return ~np.isnan(window[np.ix_(r - r0, c - c0)])
@@ -114,6 +121,7 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
             atomic_output(req.output_path, gtiff_profile(dst, nodata)) as writer, \
             rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
             rasterio.open(src.path) as mask_ds:
+        has_voids = filled.path != src.path  # filled_source yields src itself when void-free
         done = 0
         tile_monitor = monitor.sub(0.1, 1.0)
         for batch in batches(tiles, upsampler.batch_size):
@@ -130,7 +138,7 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
                 kept.append(tile)
             outputs = upsampler.upsample(inputs, kept) if kept else []
             for tile, out in zip(kept, outputs):
-                out = np.where(output_valid(mask_ds, src, dst, tile), out, np.nan)
+                out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out, np.nan)
                 writer.write(out, tile.row0, tile.col0)
             done += len(batch)
             tile_monitor.progress(done / len(tiles))
