@@ -5,7 +5,8 @@ import os
 from contextlib import contextmanager
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingFeedback, QgsRasterLayer)
+                       QgsProcessingFeedback, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -66,3 +67,24 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
 
     def tr(self, text: str) -> str:
         return tr(text)
+
+    def add(self, parameter, advanced: bool = False) -> None:
+        """addParameter, optionally under the dialog's Advanced section."""
+        if advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def add_enum(self, name: str, label: str, options: list, default: str,
+                 advanced: bool = False) -> None:
+        """An enum whose values are its strings, so scripts can pass METHOD=lanczos."""
+        p = QgsProcessingParameterEnum(name, self.tr(label), options=list(options),
+                                       defaultValue=default)
+        p.setUsesStaticStrings(True)
+        self.add(p, advanced)
+
+    def add_int(self, name: str, label: str, default: int, lo: int, hi: int,
+                advanced: bool = False) -> None:
+        self.add(QgsProcessingParameterNumber(name, self.tr(label),
+                                              QgsProcessingParameterNumber.Integer,
+                                              defaultValue=default, minValue=lo, maxValue=hi),
+                 advanced)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
-                       QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
@@ -82,25 +81,14 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_RESOLUTION, self.tr("Target pixel size (overrides the scale factor)"),
             QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
-        method = QgsProcessingParameterEnum(
-            self.METHOD, self.tr("Method"), options=list(METHODS), defaultValue=DEFAULT_METHOD)
-        method.setUsesStaticStrings(True)
-        self.addParameter(method)
+        self.add_enum(self.METHOD, "Method", METHODS, DEFAULT_METHOD)
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model checkpoint (empty = bundled default)"),
             QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
-        device = QgsProcessingParameterEnum(
-            self.DEVICE, self.tr("Device"), options=list(DEVICE_CHOICES), defaultValue="auto")
-        device.setUsesStaticStrings(True)
-        self.addParameter(device)
-        for name, label, default, lo, hi in (
-                (self.TILE_SIZE, "Tile size (output pixels)", 512, 64, 8192),
-                (self.OVERLAP, "Extra overlap (input pixels)", 0, 0, 1024),
-                (self.BATCH_SIZE, "Batch size (tiles)", 4, 1, 256)):
-            p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
-                                             defaultValue=default, minValue=lo, maxValue=hi)
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(p)
+        self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
+        self.add_int(self.TILE_SIZE, "Tile size (output pixels)", 512, 64, 8192, advanced=True)
+        self.add_int(self.OVERLAP, "Extra overlap (input pixels)", 0, 0, 1024, advanced=True)
+        self.add_int(self.BATCH_SIZE, "Batch size (tiles)", 4, 1, 256, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Super-resolved DEM")))
 

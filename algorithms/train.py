@@ -1,8 +1,7 @@
 """demsr:train — train a super-resolution model on the user's own HR DEMs."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessing, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingOutputFile, QgsProcessingOutputNumber)
@@ -79,17 +78,17 @@ class TrainAlgorithm(DemSrAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.TypeRaster))
-        self._enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
+        self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Integer,
             defaultValue=2, minValue=2, maxValue=8))
-        self._int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
-        self._int(self.EPOCHS, "Epochs", 20, 1, 10000)
-        self._int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
+        self.add_int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
+        self.add_int(self.EPOCHS, "Epochs", 20, 1, 10000)
+        self.add_int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
         self.addParameter(QgsProcessingParameterNumber(
             self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Double,
             defaultValue=1e-3, minValue=1e-7, maxValue=1.0))
-        self._enum(self.DEGRADATION, "Degradation (how LR is made)", list(DEGRADATIONS),
+        self.add_enum(self.DEGRADATION, "Degradation (how LR is made)", list(DEGRADATIONS),
                    "blockmean")
         self.addParameter(QgsProcessingParameterFile(
             self.INIT_WEIGHTS, self.tr("Initial weights (fine-tune from a model)"),
@@ -98,15 +97,14 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Double,
             defaultValue=0.1, minValue=0.01, maxValue=0.9))
-        self._enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
-        self._enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
-        p = QgsProcessingParameterNumber(
+        self.add_enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
+        self.add_enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
+        self.add(QgsProcessingParameterNumber(
             self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=100.0)
-        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(p)
-        self._int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
-        self._int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
+            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=100.0),
+            advanced=True)
+        self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
+        self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_MODEL,
@@ -116,20 +114,6 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.BEST_EPOCH, self.tr("Best epoch")))
         self.addOutput(QgsProcessingOutputFile(self.METRICS_CSV, self.tr("Per-epoch metrics")))
         self.addOutput(QgsProcessingOutputFile(self.CURVES_PNG, self.tr("Learning curves")))
-
-    def _enum(self, name, label, options, default, advanced=False):
-        p = QgsProcessingParameterEnum(name, self.tr(label), options=options, defaultValue=default)
-        p.setUsesStaticStrings(True)
-        if advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(p)
-
-    def _int(self, name, label, default, lo, hi, advanced=False):
-        p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
-                                         defaultValue=default, minValue=lo, maxValue=hi)
-        if advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-        self.addParameter(p)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.training.loop import TrainConfig, train
