@@ -7,39 +7,23 @@ elevation and slope RMSE for the learned model and for GDAL's resamplers.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from working_tree import use_working_tree
 
 ROOT = use_working_tree()
 
-import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 
 from demsr.core.metrics import compare  # noqa: E402
-from demsr.core.training.degrade import degrade_array  # noqa: E402
+from demsr.core.raster_io import read_band  # noqa: E402
+from demsr.core.training.degrade import degrade_raster  # noqa: E402
 
 DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"
 OUT = ROOT / "build" / "demo"
 SCALE = 2
 METHODS = ("model", "lanczos", "cubicspline", "cubic")
-
-
-def make_low_resolution(path: Path) -> Path:
-    with rasterio.open(DEM) as ds:
-        hr = ds.read(1, masked=True).filled(np.nan).astype(np.float32)
-        profile = ds.profile
-        transform = ds.transform
-    lr = degrade_array(hr, SCALE, "blockmean")
-    profile.update(width=lr.shape[1], height=lr.shape[0],
-                   transform=transform * transform.scale(SCALE), nodata=-32768.0,
-                   blockxsize=64, blockysize=64)
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(np.where(np.isnan(lr), -32768.0, lr).astype(np.float32), 1)
-    return path
 
 
 def qgis_process(*args: str) -> subprocess.CompletedProcess:
@@ -49,10 +33,9 @@ def qgis_process(*args: str) -> subprocess.CompletedProcess:
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    lr = make_low_resolution(OUT / "lidar_2m_blockmean.tif")
-    with rasterio.open(DEM) as ds:
-        hr = ds.read(1, masked=True).filled(np.nan)
-        dx, dy = ds.res
+    lr = OUT / "lidar_2m_blockmean.tif"
+    src, hr = degrade_raster(str(DEM), str(lr), SCALE, "blockmean")
+    dx, dy = src.grid.res
     print(f"Input: {lr} (2 m, block mean of {DEM.name}: 1 m lidar, MIT, held out of training)")
     rows = []
     for method in METHODS:
@@ -64,7 +47,7 @@ def main() -> int:
                   f"{proc.stderr[-3000:]}", file=sys.stderr)
             return 1
         with rasterio.open(out) as ds:
-            pred = ds.read(1, masked=True).filled(np.nan)
+            pred = read_band(ds, 1)
         e = compare(pred, hr, dx, dy)
         rows.append((method, e.rmse, e.slope_rmse, out))
     best = min((r for r in rows if r[0] != "model"), key=lambda r: r[1])

@@ -25,32 +25,19 @@ use_working_tree()
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import VALIDATION, paths  # noqa: E402
-from demsr.core.grid import Grid  # noqa: E402
 from demsr.core.metrics import cell_size_m, compare  # noqa: E402
-from demsr.core.raster_io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster_io import open_dem, read_band  # noqa: E402
 from demsr.core.superresolve import SuperResolveRequest, superresolve  # noqa: E402
-from demsr.core.training.degrade import degrade_array  # noqa: E402
+from demsr.core.training.degrade import degrade_raster  # noqa: E402
 
 CLASSICAL = ("cubic", "cubicspline", "lanczos")
 TERRAIN = {"glacierflowmodel_aletsch_200m.tif": "mountains", "pypi_lidar_dem_1m.tif": "lidar",
            "marmap_hawaii_bathy.tif": "bathymetry", "spatstat_bei_elev_5m_local.tif": "gentle"}
 
 
-def read(path):
-    src = open_dem(path)
-    with rasterio.open(path) as ds:
-        return src, read_band(ds, 1)
-
-
 def evaluate_dem(path, scale, model_path, tmp):
-    src, hr = read(path)
-    h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
-    hr = hr[:h, :w]
-    lr = degrade_array(hr, scale, "blockmean")
-    t = src.grid.transform
-    lr_grid = Grid(t * t.scale(scale), w // scale, h // scale, src.grid.crs)
     lr_path = os.path.join(tmp, f"lr_{scale}.tif")
-    write_array(lr_path, lr, lr_grid)
+    src, hr = degrade_raster(path, lr_path, scale, "blockmean")
     b = src.grid.bounds
     dx, dy = cell_size_m(src.grid.res, src.grid.is_geographic, (b[1] + b[3]) / 2)
     res = {}

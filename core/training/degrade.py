@@ -52,3 +52,26 @@ def degrade_array(hr, scale: int, method: str = "blockmean"):
     bad = degrade(t.isnan().float(), scale, "blockmean" if method != "knn" else "knn")
     lr[bad[0, 0].numpy() > 0] = np.nan
     return lr
+
+
+def degrade_raster(hr_path: str, lr_path: str, scale: int, method: str = "blockmean",
+                   band: int = 1):
+    """Write the LR GeoTIFF of an HR DEM, each LR cell covering scale×scale HR cells.
+
+    Returns the HR DemSource and the HR array (NaN = nodata), cropped to a
+    multiple of `scale` so that super-resolving the LR file gives its grid back.
+    """
+    import rasterio
+
+    from ..grid import Grid
+    from ..raster_io import open_dem, read_band, write_array
+
+    src = open_dem(hr_path, band)
+    with rasterio.open(hr_path) as ds:
+        hr = read_band(ds, band)
+    h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+    hr = hr[:h, :w]
+    t = src.grid.transform
+    write_array(lr_path, degrade_array(hr, scale, method),
+                Grid(t * t.scale(scale), w // scale, h // scale, src.grid.crs))
+    return src, hr
