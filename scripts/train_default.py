@@ -6,6 +6,7 @@ Fixed data list (scripts/default_data.py), seed, epochs and settings, so the
 shipped models can be rebuilt. The held-out validation DEMs are never read.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -22,10 +23,12 @@ from demsr.core.training.loop import TrainConfig, train  # noqa: E402
 
 # Settings per scale: bigger crops at ×4 so the LR patch keeps some size. The loss of
 # each scale is the one that did better on the held-out DEMs (scripts/evaluate.py).
-SETTINGS = {2: dict(patch_size=64, epochs=36, steps_per_epoch=100, batch_size=32,
+SETTINGS = {2: dict(patch_size=64, epochs=40, steps_per_epoch=100, batch_size=32,
                     loss="mse", gradient_weight=0.1),
-            4: dict(patch_size=128, epochs=30, steps_per_epoch=100, batch_size=16,
+            4: dict(patch_size=96, epochs=40, steps_per_epoch=100, batch_size=16,
                     loss="l1", gradient_weight=0.5)}
+
+HPARAMS: dict = {}
 
 
 def main() -> None:
@@ -36,6 +39,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--hparams", default="{}", help="JSON architecture hyper-parameters")
     ap.add_argument("--out")
     a = ap.parse_args()
     if a.threads:
@@ -50,7 +54,7 @@ def main() -> None:
     cfg = TrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
                       scale=a.scale, learning_rate=a.lr, degradation="blockmean",
                       validation=0.1, seed=a.seed, device="auto",
-                      **s)
+                      hparams={**HPARAMS, **json.loads(a.hparams)}, **s)
     t0 = time.time()
     log = lambda m: print(f"[{time.time() - t0:7.0f}s] {m}", flush=True)  # noqa: E731
     res = train(cfg, Monitor(info=log, warning=lambda m: log("WARNING " + m)))

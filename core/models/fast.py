@@ -2,9 +2,13 @@
 
 Works on the LR grid and upsamples only at the end (pixel shuffle), so the
 costly convolutions see 1/scale² of the output pixels. It predicts a
-residual over torch bicubic interpolation in locally normalised units; a
-linear 5×5 branch lets it express a classical deconvolution exactly, the
-small CNN adds the non-linear part.
+residual over GDAL-equivalent Lanczos in locally normalised units (a linear
+5×5 branch for the deconvolution part, a small CNN for the rest), then
+back-projects the sum onto the LR cells (block mean of each s×s block = its
+LR cell) `back_projection` times. With the residual at zero it is exactly
+Lanczos + back-projection, which already beats Lanczos on every held-out
+DEM; training only has to add to that. Models trained on LR made otherwise
+than by block mean use back_projection = 0.
 """
 from __future__ import annotations
 
@@ -12,15 +16,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import classical
 from .normalise import local_stats, normalisation_config, stats_radius
 from .registry import register
 
-INTERPOLATION = "torch-bicubic"
+INTERPOLATION = "lanczos+backprojection"
 
 
 @register("fast")
 class FastSR(nn.Module):
-    defaults = {"channels": 32, "blocks": 5}
+    defaults = {"channels": 32, "blocks": 5, "back_projection": 2}
+
+    interpolation = INTERPOLATION
 
     def __init__(self, scale: int, hparams: dict, normalisation: dict):
         super().__init__()
@@ -38,12 +45,14 @@ class FastSR(nn.Module):
         nn.init.zeros_(self.tail.bias)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
+        self.register_buffer("lanczos", classical.lanczos_weights(self.scale), persistent=False)
 
     @property
     def halo(self) -> int:
         """LR pixels of context each output pixel needs (conv + statistics + interpolation)."""
         convs = 2 + int(self.hparams["blocks"])
-        return convs + stats_radius(self.norm) + 1 + 2 + 1
+        return (convs + stats_radius(self.norm) + 2
+                + classical.halo(int(self.hparams["back_projection"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B,1,H,W) elevations → (B,1,sH,sW) elevations, same units."""
@@ -54,7 +63,8 @@ class FastSR(nn.Module):
         for conv in self.body:
             h = self.act(conv(h))
         r = self.shuffle(self.tail(h + f) + self.linear(z))
-        base = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        base = classical.lanczos_up(x, self.scale, self.lanczos)
         spread_up = F.interpolate(spread * float(self.norm["gain"]), scale_factor=self.scale,
                                   mode="bilinear", align_corners=False)
-        return base + spread_up * r
+        return classical.back_project(base + spread_up * r, x, self.scale, self.lanczos,
+                                      int(self.hparams["back_projection"]))

@@ -37,6 +37,8 @@ class GISR(nn.Module):
     defaults = {"channels": 64, "blocks": 16}
     default_normalisation = {"gain": 4.0}
 
+    interpolation = INTERPOLATION
+
     def __init__(self, scale: int, hparams: dict, normalisation: dict):
         super().__init__()
         self.scale = int(scale)

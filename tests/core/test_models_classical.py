@@ -1,0 +1,66 @@
+"""The fixed classical layers inside FastSR: Lanczos equals GDAL's, back-projection
+restores the block means, and an untrained FastSR already beats Lanczos."""
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import demsr  # noqa: F401 - puts the private torch folder on sys.path
+
+import torch  # noqa: E402
+
+from demsr.core.models import classical, registry  # noqa: E402
+from demsr.core.raster_io import read_band  # noqa: E402
+from demsr.core.resample import resample  # noqa: E402
+from demsr.core.training.degrade import degrade_array  # noqa: E402
+
+LIDAR = "resources/demo/lidar_1m.tif"
+
+
+@pytest.fixture(scope="module")
+def hr():
+    from conftest import ROOT
+
+    with rasterio.open(ROOT / LIDAR) as ds:
+        return read_band(ds, 1)[:192, :192].astype(np.float32)
+
+
+def _gdal_lanczos(lr, s):
+    h, w = lr.shape
+    return resample(lr, Affine(s, 0, 0, 0, -s, 1e4), (h * s, w * s),
+                    Affine(1, 0, 0, 0, -1, 1e4), "lanczos")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_lanczos_equals_gdal(hr, scale):
+    lr = degrade_array(hr, scale)
+    ours = classical.lanczos_up(torch.from_numpy(lr)[None, None], scale,
+                                classical.lanczos_weights(scale))[0, 0].numpy()
+    gdal = _gdal_lanczos(lr, scale)
+    b = 4 * scale  # edges: we repeat border cells, GDAL renormalises its kernel
+    assert np.abs(ours - gdal)[b:-b, b:-b].max() < 1e-5 * np.ptp(hr) + 1e-4
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_back_projection_restores_block_means_and_lowers_error(hr, scale):
+    lr = torch.from_numpy(degrade_array(hr, scale))[None, None]
+    w = classical.lanczos_weights(scale)
+    up = classical.lanczos_up(lr, scale, w)
+    bp = classical.back_project(up, lr, scale, w, 2)
+    b = 4 * scale
+    gap = lambda y: (classical.block_mean(y, scale) - lr)[..., 4:-4, 4:-4].abs().mean()  # noqa
+    assert gap(bp) < 0.2 * gap(up)
+    rmse = lambda y: float(((y[0, 0].numpy() - hr)[b:-b, b:-b] ** 2).mean() ** 0.5)  # noqa
+    assert rmse(bp) < 0.97 * rmse(up)
+
+
+def test_untrained_fast_is_lanczos_plus_back_projection(hr):
+    torch.manual_seed(0)
+    model = registry.build("fast", 2).eval()  # residual layers start at zero
+    lr = torch.from_numpy(degrade_array(hr, 2))[None, None]
+    w = classical.lanczos_weights(2)
+    with torch.no_grad():
+        out = model(lr)
+    expect = classical.back_project(classical.lanczos_up(lr, 2, w), lr, 2, w,
+                                    model.hparams["back_projection"])
+    assert torch.allclose(out, expect, atol=1e-5)
