@@ -65,8 +65,8 @@ def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
         raise DemSrError(
             f"There is no bundled model for a ×{factor:.4g} super-resolution; bundled models "
             f"exist for ×{', ×'.join(map(str, have)) or ' (none installed)'}. Use SCALE "
-            f"{' or '.join(map(str, have)) or '2'}, a classical method, or a model trained "
-            "with 'Train DEM SR' for this scale.")
+            f"{' or '.join(map(str, have)) or '2'}, METHOD 'lanczos' (the best classical "
+            "resampler), or a model trained with 'Train DEM SR' for this scale.")
     return bundled_model_path(s)
 
 

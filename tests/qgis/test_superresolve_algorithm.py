@@ -55,7 +55,8 @@ def test_processing_run_on_a_loaded_layer_equals_core(provider, crop, tmp_path):
 
 def test_temporary_output_works_like_in_the_dialog(provider, crop):
     src = crop("pypi_lidar_dem_1m.tif", 0, 0, 100, 100)
-    result = _run({"INPUT": str(src), "SCALE": 1.5625, "OUTPUT": "TEMPORARY_OUTPUT"})
+    result = _run({"INPUT": str(src), "SCALE": 1.5625, "METHOD": "lanczos",
+                   "OUTPUT": "TEMPORARY_OUTPUT"})
     with rasterio.open(result["OUTPUT"]) as ds:
         assert ds.shape == (156, 156)
 
@@ -64,6 +65,7 @@ def test_temporary_output_works_like_in_the_dialog(provider, crop):
     ({"BAND": 4}, "Band 4 does not exist"),
     ({"SCALE": 1.0}, "above 1"),
     ({"METHOD": "cubic", "MODEL": "model.pt"}, "METHOD to 'model'"),
+    ({"SCALE": 1.5625}, "METHOD 'lanczos'"),  # the default METHOD is the bundled model
 ])
 def test_bad_parameters_raise_processing_exceptions(provider, crop, tmp_path, params, message):
     src = crop("pypi_lidar_dem_1m.tif", 0, 0, 64, 64)
