@@ -88,9 +88,9 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             self.MODEL, self.tr("Model checkpoint (empty = bundled default)"),
             QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
         self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
-        self.add_int(self.TILE_SIZE, "Tile size (output pixels)", 512, 64, 8192, advanced=True)
+        self.add_int(self.TILE_SIZE, "Tile size (output pixels)", 1024, 64, 8192, advanced=True)
         self.add_int(self.OVERLAP, "Extra overlap (input pixels)", 0, 0, 1024, advanced=True)
-        self.add_int(self.BATCH_SIZE, "Batch size (tiles)", 4, 1, 256, advanced=True)
+        self.add_int(self.BATCH_SIZE, "Batch size (tiles)", 1, 1, 256, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Super-resolved DEM")))
 

@@ -39,9 +39,9 @@ class SuperResolveRequest:
     method: str = "lanczos"                    # "model" or a classical method
     model_path: Optional[str] = None           # checkpoint; None = bundled default
     device: str = "auto"
-    tile_size: int = 512                       # output pixels per tile side
+    tile_size: int = 1024                      # output pixels per tile side
     overlap: int = 0                           # extra input pixels of context per side
-    batch_size: int = 4
+    batch_size: int = 1                        # one 1024² tile is enough work for a GPU
 
 
 @dataclass
