@@ -1,5 +1,7 @@
 """The fixed classical layers inside FastSR: Lanczos equals GDAL's, back-projection
 restores the block means, and an untrained FastSR already beats Lanczos."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -19,9 +21,7 @@ LIDAR = "resources/demo/lidar_1m.tif"
 
 @pytest.fixture(scope="module")
 def hr():
-    from conftest import ROOT
-
-    with rasterio.open(ROOT / LIDAR) as ds:
+    with rasterio.open(Path(__file__).resolve().parents[2] / LIDAR) as ds:
         return read_band(ds, 1)[:192, :192].astype(np.float32)
 
 
