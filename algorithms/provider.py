@@ -10,8 +10,9 @@ def algorithm_classes() -> list:
     from .derivatives import DerivativesAlgorithm
     from .superresolve import SuperResolveAlgorithm
     from .train import TrainAlgorithm
+    from .voidrepair import VoidRepairAlgorithm
 
-    return [SuperResolveAlgorithm, DerivativesAlgorithm, TrainAlgorithm]
+    return [SuperResolveAlgorithm, DerivativesAlgorithm, TrainAlgorithm, VoidRepairAlgorithm]
 
 
 class DemSrProvider(QgsProcessingProvider):

@@ -29,6 +29,8 @@ class TrainAlgorithm(DemSrAlgorithm):
     GRADIENT_WEIGHT = "GRADIENT_WEIGHT"
     STEPS_PER_EPOCH = "STEPS_PER_EPOCH"
     SEED = "SEED"
+    REFERENCES = "REFERENCES"
+    SPECTRAL = "SPECTRAL"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     VAL_RMSE_MODEL = "VAL_RMSE_MODEL"
     VAL_RMSE_BASELINE = "VAL_RMSE_BASELINE"
@@ -73,7 +75,16 @@ class TrainAlgorithm(DemSrAlgorithm):
             "same settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
             "stops within one batch and keeps the best model so far.\n\n"
             "Advanced: LOSS (l1 or mse on elevation, scaled by each patch's relief), "
-            "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED.")
+            "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED.\n\n"
+            "<b>ARCHITECTURE=dshat</b> trains a model for Void repair/SR (DS-HAT). With INPUT "
+            "alone (HR DEMs), LR inputs are made by block mean ×1 and ×SCALE and radar-like "
+            "synthetic voids (5–60 px) are cut into them. Loss 0.85 × L1 + GRADIENT_WEIGHT × "
+            "gradient L1 (0.10 when GRADIENT_WEIGHT is not given), void pixels weighted 3×; "
+            "LOSS and DEGRADATION do not apply. "
+            "<b>REFERENCES</b> (dshat only): pairs mode — INPUT are your LR DEMs with their real "
+            "voids and REFERENCES one HR reference DEM each, in the same order, on the target "
+            "grid. <b>SPECTRAL</b> (dshat only): one raster per INPUT whose first four bands "
+            "are Sentinel-2 B1–B4; the model then needs them when it runs.")
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -100,11 +111,16 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.add_enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
         self.add_enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
         self.add(QgsProcessingParameterNumber(
-            self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.5, minValue=0.0, maxValue=100.0),
-            advanced=True)
+            self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight (not set = 0.5; "
+                                          "DS-HAT 0.10)"),
+            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            minValue=0.0, maxValue=100.0), advanced=True)
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
         self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
+        for name, label in ((self.REFERENCES, "DS-HAT pairs: HR reference per input DEM"),
+                            (self.SPECTRAL, "DS-HAT: Sentinel-2 raster per input DEM")):
+            self.add(QgsProcessingParameterMultipleLayers(
+                name, self.tr(label), QgsProcessing.TypeRaster, optional=True), advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_MODEL,
@@ -134,11 +150,43 @@ class TrainAlgorithm(DemSrAlgorithm):
             validation=self.parameterAsDouble(parameters, self.VALIDATION, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             loss=self.parameterAsEnumString(parameters, self.LOSS, context),
-            gradient_weight=self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT, context),
+            gradient_weight=(self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT, context)
+                             if self._given(parameters, self.GRADIENT_WEIGHT)
+                             else TrainConfig.gradient_weight),
             steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
             seed=self.parameterAsInt(parameters, self.SEED, context))
+        if cfg.architecture == "dshat":
+            cfg = self._dshat_config(cfg, parameters, context, feedback)
         with user_errors():
-            res = train(cfg, monitor_for(feedback))
+            if cfg.architecture == "dshat":
+                from ..core.training.dshat_train import train_dshat
+
+                res = train_dshat(cfg, monitor_for(feedback))
+            else:
+                res = train(cfg, monitor_for(feedback))
         return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
                 self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png}
+
+    @staticmethod
+    def _given(parameters, name) -> bool:
+        """An optional parameter the user set (the dialog sends None when it is not set)."""
+        return parameters.get(name) not in (None, "")
+
+    def _dshat_config(self, cfg, parameters, context, feedback):
+        """The same settings for DS-HAT: factors 1 and SCALE, its own loss weights."""
+        from dataclasses import asdict
+
+        from ..core.training.dshat_train import DSHATTrainConfig
+
+        layers = lambda name: [raster_source(layer, name) for layer in  # noqa: E731
+                               self.parameterAsLayerList(parameters, name, context)]
+        base = asdict(cfg)
+        if not self._given(parameters, self.GRADIENT_WEIGHT):
+            base["gradient_weight"] = 0.10
+        if feedback is not None and (cfg.loss != "l1" or cfg.degradation != "blockmean"):
+            feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
+                                 "degradation; LOSS and DEGRADATION are ignored.")
+        return DSHATTrainConfig(**base, factors=[1, cfg.scale],
+                                references=layers(self.REFERENCES),
+                                spectral=layers(self.SPECTRAL))

@@ -10,7 +10,7 @@ import importlib
 
 from ..errors import DemSrError
 
-_BUILTIN = {"fast": ".fast", "gisr": ".gisr"}
+_BUILTIN = {"fast": ".fast", "gisr": ".gisr", "dshat": ".dshat"}
 _REGISTRY: dict[str, type] = {}
 
 

@@ -1,0 +1,131 @@
+"""demsr:voidrepair — fill DEM voids and super-resolve onto a target grid with DS-HAT."""
+from __future__ import annotations
+
+from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
+                       QgsProcessingParameterFile, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer)
+
+from ..core.devices import DEVICE_CHOICES
+from ..core.voidrepair import VoidRepairRequest, voidrepair
+from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+
+
+class VoidRepairAlgorithm(DemSrAlgorithm):
+    INPUT = "INPUT"
+    BAND = "BAND"
+    TARGET_GRID = "TARGET_GRID"
+    TARGET_RESOLUTION = "TARGET_RESOLUTION"
+    SPECTRAL = "SPECTRAL"
+    MODEL = "MODEL"
+    DEVICE = "DEVICE"
+    MAX_VOID_SIZE = "MAX_VOID_SIZE"
+    TILE_SIZE = "TILE_SIZE"
+    OUTPUT = "OUTPUT"
+    FILLED_MASK = "FILLED_MASK"
+
+    def name(self):
+        return "voidrepair"
+
+    def displayName(self):  # noqa: N802
+        return self.tr("Void repair/SR (DS-HAT)")
+
+    def group(self):
+        return self.tr("Super-resolution")
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def shortHelpString(self):  # noqa: N802
+        return self.tr(
+            "Fills the voids (nodata holes) of a DEM and, optionally, brings it onto a finer "
+            "or different grid, with the DS-HAT network guided by terrain derivatives and, "
+            "optionally, Sentinel-2 bands. Outputs a void-free DEM on the target grid and a "
+            "mask of the pixels that were filled.\n\n"
+            "<b>INPUT</b>: the DEM with voids (e.g. ALOS 12.5 m, SRTM with radar voids). A "
+            "void is a nodata region that does not touch the raster border; nodata connected "
+            "to the border is outside the DEM's footprint and stays nodata.\n"
+            "<b>BAND</b>: the elevation band.\n"
+            "<b>TARGET_GRID</b>: optional reference raster whose CRS, extent and pixel size "
+            "the output takes (any CRS; e.g. an 8 m grid for a 12.5 m DEM, ×1.5625).\n"
+            "<b>TARGET_RESOLUTION</b>: optional output pixel size in the input's CRS units, "
+            "grid anchored at the input's top-left corner (as gdalwarp -tr). With neither "
+            "TARGET_GRID nor TARGET_RESOLUTION the output is on the input's own grid (pure "
+            "void repair: valid cells are kept exactly, only voids change).\n"
+            "<b>SPECTRAL</b>: optional raster whose first four bands are Sentinel-2 B1–B4, in "
+            "any CRS and resolution (it is warped onto the target grid). Only for models "
+            "trained with spectral bands; such a model refuses to run without them, and a "
+            "terrain-only model (like the bundled one) refuses them.\n"
+            "<b>MODEL</b>: a DS-HAT checkpoint (.pt) from Train DEM SR with ARCHITECTURE=dshat; "
+            "empty = the bundled terrain-only model (resources/models/demsr_dshat.pt).\n"
+            "<b>DEVICE</b>: auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps.\n"
+            "<b>MAX_VOID_SIZE</b>: voids wider than this many input pixels (twice the largest "
+            "distance of a void cell from valid data) are left as nodata; 0 fills every void. "
+            "Beyond about 60 px (the largest voids the bundled model was trained on) the fill "
+            "is mostly the smooth first fill.\n"
+            "<b>TILE_SIZE</b> (advanced): target pixels per network tile side; tiles overlap by "
+            "the network's context, so the result does not depend on it.\n"
+            "<b>OUTPUT</b>: the repaired DEM, Float32 GeoTIFF; no nodata inside the footprint "
+            "(except voids left by MAX_VOID_SIZE).\n"
+            "<b>FILLED_MASK</b>: Byte GeoTIFF, 1 = filled (target pixel centre in a void), "
+            "0 = from data, 255 = nodata in OUTPUT.\n\n"
+            "How: voids get a biharmonic first fill on the input grid (it continues slopes "
+            "across a void), the DEM goes onto the target grid with GDAL Lanczos, slope, "
+            "curvatures, flow accumulation and streams (1500 cells) of that surface feed the "
+            "network's support stream, which corrects the first fill. The whole target grid is "
+            "held in memory (about 100 bytes per pixel at peak, at most 100 million pixels). "
+            "Cancelling leaves no output file behind.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("DEM with voids")))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BAND, self.tr("Elevation band"), defaultValue=1,
+            parentLayerParameterName=self.INPUT, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.TARGET_GRID, self.tr("Target grid (reference raster)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TARGET_RESOLUTION, self.tr("Target pixel size (without a target grid)"),
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.SPECTRAL, self.tr("Sentinel-2 bands 1–4 (optional)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("DS-HAT model (empty = bundled default)"),
+            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
+        self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
+        self.add(QgsProcessingParameterNumber(
+            self.MAX_VOID_SIZE, self.tr("Leave voids wider than (input pixels, 0 = fill all)"),
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0), advanced=True)
+        self.add_int(self.TILE_SIZE, "Tile size (target pixels)", 384, 64, 4096, advanced=True)
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, self.tr("Repaired DEM")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.FILLED_MASK, self.tr("Filled pixels")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        grid_layer = (self.parameterAsRasterLayer(parameters, self.TARGET_GRID, context)
+                      if parameters.get(self.TARGET_GRID) not in (None, "") else None)
+        spectral = (self.parameterAsRasterLayer(parameters, self.SPECTRAL, context)
+                    if parameters.get(self.SPECTRAL) not in (None, "") else None)
+        target = (self.parameterAsDouble(parameters, self.TARGET_RESOLUTION, context)
+                  if parameters.get(self.TARGET_RESOLUTION) not in (None, "") else 0.0)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        mask = self.parameterAsOutputLayer(parameters, self.FILLED_MASK, context)
+        if not output or not mask:
+            raise QgsProcessingException(self.tr("Give both OUTPUT and FILLED_MASK files."))
+        request = VoidRepairRequest(
+            input_path=raster_source(layer, self.INPUT),
+            output_path=output,
+            mask_path=mask,
+            band=self.parameterAsInt(parameters, self.BAND, context) or 1,
+            target_grid_path=raster_source(grid_layer, self.TARGET_GRID) if grid_layer else None,
+            target_resolution=target if target > 0 else None,
+            spectral_path=raster_source(spectral, self.SPECTRAL) if spectral else None,
+            model_path=self.parameterAsFile(parameters, self.MODEL, context) or None,
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            max_void_size=self.parameterAsDouble(parameters, self.MAX_VOID_SIZE, context),
+            tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+        )
+        with user_errors():
+            result = voidrepair(request, monitor_for(feedback))
+        return {self.OUTPUT: result.output_path, self.FILLED_MASK: result.mask_path}

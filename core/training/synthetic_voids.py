@@ -1,0 +1,100 @@
+"""Synthetic voids shaped like SRTM/ALOS radar voids, for training and evaluation.
+
+Radar DEM voids come from shadow and layover on steep slopes facing away from
+(or towards) the sensor, and from low coherence on water and sand. They are
+elongated along the look direction, share one orientation per scene, have
+ragged edges and come in clusters. We draw them as ellipses whose radius is
+perturbed by low-frequency harmonics of the angle (ragged, sometimes bent
+outlines), all oriented near one scene-wide look direction (± 25°), 5–60
+pixels across (longest axis), placed with probability growing with slope,
+and some of them with one or two smaller satellites. Voids never touch the
+raster border (a border void is outside the DEM's footprint, not a hole).
+Everything is drawn from the given NumPy generator, so a seed reproduces it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+MIN_SIZE, MAX_SIZE = 5, 60
+
+
+def _blob(size: float, aspect: float, angle: float, rng: np.random.Generator
+          ) -> np.ndarray:
+    """A boolean ragged ellipse whose longest axis is about `size` pixels."""
+    a = size / 2.0
+    b = max(a / aspect, 1.6)
+    half = int(math.ceil(a * 1.35)) + 1
+    y, x = np.mgrid[-half:half + 1, -half:half + 1].astype(np.float64)
+    ca, sa = math.cos(angle), math.sin(angle)
+    u, v = x * ca + y * sa, -x * sa + y * ca
+    theta = np.arctan2(v / b, u / a)
+    wobble = np.ones_like(theta)
+    for k in range(2, 6):  # ragged outline: a few random low harmonics
+        wobble += rng.uniform(0.0, 0.22 / (k - 1)) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    bend = rng.uniform(-0.25, 0.25)  # shadows follow ridges: bend the long axis a little
+    r = np.hypot(u / a, (v - bend * (u * u) / max(a, 1.0)) / b)
+    return r <= wobble * 0.95
+
+
+def _slope_weights(dem: np.ndarray) -> np.ndarray:
+    """Placement probability: steep cells are likelier void centres (radar shadow/layover)."""
+    z = np.where(np.isfinite(dem), dem, np.nanmean(dem) if np.isfinite(dem).any() else 0.0)
+    gy, gx = np.gradient(z.astype(np.float64))
+    g = np.hypot(gx, gy)
+    scale = np.percentile(g, 90) or 1.0
+    w = 0.15 + np.clip(g / scale, 0, 3) ** 2
+    w[~np.isfinite(dem)] = 0.0
+    return w
+
+
+def synthetic_voids(dem: np.ndarray, rng: np.random.Generator, coverage: float = 0.08,
+                    min_size: int = MIN_SIZE, max_size: int = MAX_SIZE,
+                    look_angle: Optional[float] = None, margin: int = 3) -> np.ndarray:
+    """A void mask (True = void) for `dem` (NaN = existing nodata, never chosen).
+
+    Voids are added until about `coverage` of the valid cells are void; sizes
+    follow a log-uniform law between min_size and max_size pixels (longest axis),
+    so small voids are common and big ones rare, as in SRTM.
+    """
+    h, w = dem.shape
+    mask = np.zeros((h, w), bool)
+    valid = np.isfinite(dem)
+    if h < 2 * margin + min_size or w < 2 * margin + min_size or not valid.any():
+        return mask
+    weights = _slope_weights(dem)
+    weights[:margin], weights[-margin:], weights[:, :margin], weights[:, -margin:] = 0, 0, 0, 0
+    total = weights.sum()
+    if total <= 0:
+        return mask
+    p = (weights / total).ravel()
+    look = rng.uniform(0, np.pi) if look_angle is None else look_angle
+    target = coverage * valid.sum()
+    biggest = min(max_size, (min(h, w) - 2 * margin) * 0.8)
+    for _ in range(10000):
+        if mask.sum() >= target:
+            break
+        size = math.exp(rng.uniform(math.log(min_size), math.log(max(biggest, min_size))))
+        centre = int(rng.choice(p.size, p=p))
+        cr, cc = divmod(centre, w)
+        parts = [(cr, cc, size)]
+        if rng.random() < 0.35:  # clusters: satellites along the look direction
+            for _k in range(int(rng.integers(1, 3))):
+                d = size * rng.uniform(0.4, 0.9)
+                ang = look + rng.normal(0, 0.3)
+                parts.append((int(cr + d * math.sin(ang)), int(cc + d * math.cos(ang)),
+                              max(min_size, size * rng.uniform(0.3, 0.6))))
+        for r0, c0, s in parts:
+            blob = _blob(s, rng.uniform(1.3, 3.5), look + rng.normal(0, 0.45), rng)
+            k = blob.shape[0] // 2
+            top, left = r0 - k, c0 - k
+            # clip to the raster minus the margin
+            t0, l0 = max(top, margin), max(left, margin)
+            t1, l1 = min(top + blob.shape[0], h - margin), min(left + blob.shape[1], w - margin)
+            if t1 <= t0 or l1 <= l0:
+                continue
+            mask[t0:t1, l0:l1] |= blob[t0 - top:t1 - top, l0 - left:l1 - left]
+    mask &= valid
+    return mask

@@ -1,0 +1,141 @@
+"""demsr:voidrepair as users run it: processing.run in QGIS and qgis_process; training a
+DS-HAT model through demsr:train and using it."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingOutputRasterLayer, QgsRasterLayer)
+
+import demsr  # noqa: F401 - puts the private torch folder on sys.path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # shared test helpers
+
+import torch  # noqa: E402,F401 - `make test` installs it; a missing torch must fail
+
+from demsr.core.raster_io import read_band  # noqa: E402
+
+from _dshat_helpers import four_band_raster, holed_dem, tiny_dshat  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SAGEHEN = "flopy_sagehen_10m.tif"
+
+
+def _run(params):
+    import processing
+
+    return processing.run("demsr:voidrepair", params)
+
+
+def _read(path):
+    with rasterio.open(path) as ds:
+        return read_band(ds, 1), ds.read(1), ds.transform
+
+
+def test_registered_with_public_parameters_and_help(provider):
+    alg = QgsApplication.processingRegistry().algorithmById("demsr:voidrepair")
+    assert alg is not None and alg.displayName() == "Void repair/SR (DS-HAT)"
+    assert not alg.flags() & QgsProcessingAlgorithm.FlagNoThreading
+    outputs = {o.name(): o for o in alg.outputDefinitions()}
+    assert isinstance(outputs["OUTPUT"], QgsProcessingOutputRasterLayer)
+    assert isinstance(outputs["FILLED_MASK"], QgsProcessingOutputRasterLayer)
+    names = {p.name() for p in alg.parameterDefinitions()}
+    assert {"INPUT", "BAND", "TARGET_GRID", "TARGET_RESOLUTION", "SPECTRAL", "MODEL", "DEVICE",
+            "OUTPUT", "FILLED_MASK"} <= names
+    for name in names:
+        assert f"<b>{name}</b>" in alg.shortHelpString(), f"no help for {name}"
+    train = QgsApplication.processingRegistry().algorithmById("demsr:train")
+    assert "dshat" in train.parameterDefinition("ARCHITECTURE").options()
+
+
+def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_path):
+    src = tmp_path / "holed.tif"
+    truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 250, 250, 90, 90, seed=1)
+    full = tmp_path / "full.tif"
+    from demsr.core.raster_io import write_array
+
+    write_array(str(full), truth, grid)
+    s2 = four_band_raster(full, tmp_path / "s2.tif")
+    model = tmp_path / "spec.pt"
+    tiny_dshat(model, spectral=True)
+    layer = QgsRasterLayer(str(src), "dem")
+    assert layer.isValid()
+    res = _run({"INPUT": layer, "SPECTRAL": str(s2), "MODEL": str(model), "DEVICE": "cpu",
+                "OUTPUT": str(tmp_path / "out.tif"), "FILLED_MASK": str(tmp_path / "mask.tif")})
+    dem, _, t = _read(res["OUTPUT"])
+    _, mask, _ = _read(res["FILLED_MASK"])
+    del layer  # a layer outliving QgsApplication.exitQgis() crashes the interpreter at exit
+    assert t == grid.transform and np.isfinite(dem).all()
+    np.testing.assert_array_equal(mask == 1, voids)
+    with pytest.raises(QgsProcessingException, match="cannot run without them"):
+        _run({"INPUT": str(src), "MODEL": str(model), "OUTPUT": str(tmp_path / "o2.tif"),
+              "FILLED_MASK": str(tmp_path / "m2.tif")})
+    assert not (tmp_path / "o2.tif").exists() and not (tmp_path / "m2.tif").exists()
+
+
+def test_train_dshat_through_processing_then_repair(provider, dems_dir, tmp_path):
+    import processing
+
+    from demsr.core.models import checkpoint
+    from _model_helpers import dem_crop
+
+    hr = tmp_path / "hr.tif"
+    dem_crop(dems_dir / "longyearbyen_1995_20m_xdem.tif", hr, 300, 300, 110)
+    model = str(tmp_path / "vr.pt")
+    res = processing.run("demsr:train", {
+        "INPUT": [str(hr)], "ARCHITECTURE": "dshat", "SCALE": 2, "PATCH_SIZE": 16, "EPOCHS": 1,
+        "BATCH_SIZE": 2, "VALIDATION": 0.25, "DEVICE": "cpu", "STEPS_PER_EPOCH": 2,
+        "OUTPUT_MODEL": model})
+    assert res["BEST_EPOCH"] == 1 and os.path.exists(model) and os.path.exists(res["METRICS_CSV"])
+    ck = checkpoint.load(model)
+    assert ck.architecture == "dshat" and ck.provenance["factors"] == [1, 2]
+    assert ck.provenance["gradient_weight"] == 0.10 and ck.provenance["l1_weight"] == 0.85
+    src = tmp_path / "holed.tif"
+    holed_dem(dems_dir / SAGEHEN, src, 100, 100, 60, 70)
+    out = _run({"INPUT": str(src), "MODEL": model, "TARGET_RESOLUTION": 6.4, "DEVICE": "cpu",
+                "OUTPUT": "TEMPORARY_OUTPUT", "FILLED_MASK": "TEMPORARY_OUTPUT"})
+    dem, _, t = _read(out["OUTPUT"])
+    assert t.a == 6.4 and dem.shape == (round(60 * 10 / 6.4), round(70 * 10 / 6.4))
+    assert np.isfinite(dem).all()
+
+
+def _qgis_process(*args, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return subprocess.run([str(ROOT / "scripts" / "qgis_process"), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_qgis_process_repairs_with_the_bundled_model(dems_dir, tmp_path):
+    """The README call through the installed plugin and its bundled model, ×1.5625."""
+    src = tmp_path / "alos.tif"
+    _, _, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 300, 300, 64, 64, seed=2,
+                                  pixel_size=12.5)
+    out, mask = tmp_path / "out.tif", tmp_path / "mask.tif"
+    proc = _qgis_process("--json", "run", "demsr:voidrepair", "--", f"INPUT={src}",
+                         "TARGET_RESOLUTION=8", f"OUTPUT={out}", f"FILLED_MASK={mask}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    payload = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert payload["results"]["OUTPUT"] == str(out)
+    assert payload["results"]["FILLED_MASK"] == str(mask)
+    dem, _, t = _read(out)
+    _, m, _ = _read(mask)
+    assert dem.shape == (100, 100) and (t.a, t.e) == (8.0, -8.0) and np.isfinite(dem).all()
+    assert 0 < (m == 1).sum() and set(np.unique(m)) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_qgis_process_reports_a_channel_mismatch(dems_dir, tmp_path):
+    src = tmp_path / "holed.tif"
+    holed_dem(dems_dir / SAGEHEN, src, 300, 300, 48, 48)
+    proc = _qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", f"SPECTRAL={src}",
+                         f"OUTPUT={tmp_path / 'o.tif'}", f"FILLED_MASK={tmp_path / 'm.tif'}")
+    assert proc.returncode != 0
+    assert "terrain channels only" in proc.stdout + proc.stderr
+    assert not (tmp_path / "o.tif").exists()
