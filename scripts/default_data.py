@@ -32,6 +32,12 @@ VALIDATION = [
     "spatstat_bei_elev_5m_local.tif",      # 5 m gentle relief (GPL container)
 ]
 
+TERRAIN = {"glacierflowmodel_aletsch_200m.tif": "mountains", "pypi_lidar_dem_1m.tif": "lidar",
+           "marmap_hawaii_bathy.tif": "bathymetry", "spatstat_bei_elev_5m_local.tif": "gentle"}
+
+# The classical baseline of every evaluation: the best of these GDAL resamplers per DEM.
+CLASSICAL = ("cubic", "cubicspline", "lanczos")
+
 
 def paths(names):
     return [os.path.join(DEMS_DIR, n) for n in names]

@@ -26,15 +26,12 @@ use_working_tree()
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-from default_data import VALIDATION, paths  # noqa: E402
+from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
 from demsr.core.metrics import cell_size_m, compare  # noqa: E402
 from demsr.core.raster_io import open_dem, read_band  # noqa: E402
 from demsr.core.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.training.degrade import degrade_raster  # noqa: E402
 
-CLASSICAL = ("cubic", "cubicspline", "lanczos")
-TERRAIN = {"glacierflowmodel_aletsch_200m.tif": "mountains", "pypi_lidar_dem_1m.tif": "lidar",
-           "marmap_hawaii_bathy.tif": "bathymetry", "spatstat_bei_elev_5m_local.tif": "gentle"}
 
 
 def classical_backprojection_model(scale, tmp):

@@ -29,7 +29,7 @@ use_working_tree()
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-from default_data import VALIDATION, paths  # noqa: E402
+from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
 from demsr.core.grid import Grid  # noqa: E402
 from demsr.core.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
@@ -40,9 +40,6 @@ from demsr.core.training.synthetic_voids import synthetic_voids  # noqa: E402
 from demsr.core.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 from demsr.core.voids import filled_source  # noqa: E402
 
-CLASSICAL = ("cubic", "cubicspline", "lanczos")
-TERRAIN = {"glacierflowmodel_aletsch_200m.tif": "mountains", "pypi_lidar_dem_1m.tif": "lidar",
-           "marmap_hawaii_bathy.tif": "bathymetry", "spatstat_bei_elev_5m_local.tif": "gentle"}
 SEED, COVERAGE = 2026, 0.08
 
 

@@ -43,7 +43,7 @@ from ..monitor import Monitor
 from ..raster_io import GDAL_ENV, open_dem, read_band
 from .. import voidrepair as vr
 from .degrade import degrade_array
-from .loop import TrainConfig, TrainResult, _write_report, report_paths, resume_path
+from .loop import RunState, TrainConfig, TrainResult, _write_report, report_paths
 from .patches import Raster, _count, make_patch_set
 from .synthetic_voids import synthetic_voids
 
@@ -345,24 +345,10 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
     keys = dict(cfg.__dict__, inputs=sorted(map(os.path.abspath, cfg.inputs)), hparams=hparams,
                 output_model=None, device=None, resume=None)
     sig = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
-    history: list[dict] = []
-    start_epoch, best = 0, (math.inf, math.nan, math.nan, -1)
-    rpath = resume_path(cfg.output_model)
-    if cfg.resume and os.path.exists(rpath):
-        try:
-            state = torch.load(rpath, map_location="cpu", weights_only=True)
-            if state.get("signature") != sig:
-                monitor.warning("Found a resume file from a different training; starting anew.")
-            else:
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                start_epoch = int(state["epoch"])
-                history = [dict(h) for h in state["history"]]
-                best = tuple(state["best"])
-                monitor.info(f"Resuming after epoch {start_epoch} from {rpath}.")
-        except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
-            monitor.warning(f"Cannot resume from {rpath} ({exc}); starting anew.")
+    run = RunState(cfg.output_model, sig, torch)
+    if cfg.resume:
+        run.resume(model, opt, sched, monitor)
+    history = run.history
     if not history:
         m0 = validator.metrics(validator.predict(model, device, torch))
         history.append(dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate, seconds=0.0,
@@ -384,10 +370,10 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                       init_weights=os.path.basename(cfg.init_weights or ""))
     total = cfg.epochs * cfg.steps_per_epoch
     cancelled, scenes, c, p = False, None, CONTEXT, cfg.patch_size
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = run.start_epoch
+    for epoch in range(run.start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        if scenes is None or (epoch - start_epoch) % max(1, cfg.scene_every) == 0:
+        if scenes is None or (epoch - run.start_epoch) % max(1, cfg.scene_every) == 0:
             try:
                 grid = build_scenes(cfg.seed * 1000 + epoch, Monitor(cancelled=monitor.cancelled))
             except Cancelled:
@@ -420,9 +406,9 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
         row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
                    lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
         history.append(row)
-        improved = m["val_ratio"] < best[0]
+        improved = m["val_ratio"] < run.best[0]
         if improved:
-            best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
+            run.best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
             ck = checkpoint.from_model(model, vr.INTERPOLATION, dict(
                 provenance, epochs=epoch + 1,
                 validation={k: round(v, 6) for k, v in m.items() if math.isfinite(v)}))
@@ -433,17 +419,6 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                      f" m), ratio {m['val_ratio']:.3f}" + (" — best so far, saved" if improved
                                                            else ""))
         _write_report(history, csv_path, png_path, baseline="first fill")
-        torch.save(dict(signature=sig, epoch=epoch + 1, model=model.state_dict(),
-                        optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                        history=history, best=list(best)), rpath + ".tmp")
-        os.replace(rpath + ".tmp", rpath)
-    done = history[-1]["epoch"]
-    if cancelled:
-        if best[3] < 0:
-            raise Cancelled("cancelled before the first epoch finished; no model was written")
-        monitor.warning(f"Cancelled in epoch {epoch + 1}; kept the best model so far (epoch "
-                        f"{best[3]}). Run again with the same settings to resume.")
-    elif os.path.exists(rpath):
-        os.remove(rpath)
-    return TrainResult(cfg.output_model, best[1], best[2], best[3], done, cancelled,
-                       csv_path, png_path, history)
+        run.save(epoch + 1, model, opt, sched)
+    run.finish(cancelled, epoch, monitor)
+    return run.result(cfg.output_model, cancelled, csv_path, png_path)

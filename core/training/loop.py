@@ -81,6 +81,61 @@ def resume_path(model_path: str) -> str:
     return model_path + ".resume"
 
 
+class RunState:
+    """What a training run keeps between epochs, and its resume file.
+
+    One implementation for every trainer: the resume file is written after
+    each epoch (atomically) and read back only when its signature (the
+    settings that must match) is the same; `finish` turns a cancel into a
+    kept-best-model warning, or removes the resume file after a full run.
+    """
+
+    def __init__(self, model_path: str, signature: str, torch):
+        self.path, self.signature, self.torch = resume_path(model_path), signature, torch
+        self.start_epoch = 0
+        self.history: list[dict] = []
+        self.best = (math.inf, math.nan, math.nan, -1)  # ratio, rmse, baseline, epoch
+
+    def resume(self, model, opt, sched, monitor: Monitor) -> None:
+        if not os.path.exists(self.path):
+            return
+        try:
+            state = self.torch.load(self.path, map_location="cpu", weights_only=True)
+            if state.get("signature") != self.signature:
+                monitor.warning("Found a resume file from a different training; starting anew.")
+                return
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            self.start_epoch = int(state["epoch"])
+            self.history = [dict(h) for h in state["history"]]
+            self.best = tuple(state["best"])
+            monitor.info(f"Resuming after epoch {self.start_epoch} from {self.path}.")
+        except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
+            monitor.warning(f"Cannot resume from {self.path} ({exc}); starting anew.")
+
+    def save(self, epoch: int, model, opt, sched) -> None:
+        self.torch.save(dict(signature=self.signature, epoch=epoch, model=model.state_dict(),
+                             optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                             history=self.history, best=list(self.best)), self.path + ".tmp")
+        os.replace(self.path + ".tmp", self.path)
+
+    def finish(self, cancelled: bool, epoch: int, monitor: Monitor) -> None:
+        if cancelled:
+            if self.best[3] < 0:
+                raise Cancelled("cancelled before the first epoch finished; no model was written")
+            monitor.warning(f"Cancelled in epoch {epoch + 1}; kept the best model so far (epoch "
+                            f"{self.best[3]}). Run again with the same settings to resume.")
+        elif os.path.exists(self.path):
+            os.remove(self.path)
+
+    def result(self, model_path: str, cancelled: bool, csv_path: str,
+               png_path: str) -> "TrainResult":
+        b = self.best
+        return TrainResult(model_path, b[1], b[2], b[3], self.history[-1]["epoch"], cancelled,
+                           csv_path, png_path, self.history)
+
+
 def _check(cfg: TrainConfig) -> None:
     if not cfg.inputs:
         raise DemSrError("Give at least one high-resolution DEM to train on.")
@@ -252,25 +307,10 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                                                        eta_min=cfg.learning_rate * 0.02)
     use_amp = device.startswith("cuda")
     scaler = torch.cuda.amp.GradScaler() if use_amp else None
-    sig = _signature(cfg, arch, hparams)
-    history: list[dict] = []
-    start_epoch, best = 0, (math.inf, math.nan, math.nan, -1)  # ratio, rmse, baseline, epoch
-    rpath = resume_path(cfg.output_model)
-    if cfg.resume and os.path.exists(rpath):
-        try:
-            state = torch.load(rpath, map_location="cpu", weights_only=True)
-            if state.get("signature") != sig:
-                monitor.warning("Found a resume file from a different training; starting anew.")
-            else:
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                sched.load_state_dict(state["scheduler"])
-                start_epoch = int(state["epoch"])
-                history = [dict(h) for h in state["history"]]
-                best = tuple(state["best"])
-                monitor.info(f"Resuming after epoch {start_epoch} from {rpath}.")
-        except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
-            monitor.warning(f"Cannot resume from {rpath} ({exc}); starting anew.")
+    run = RunState(cfg.output_model, _signature(cfg, arch, hparams), torch)
+    if cfg.resume:
+        run.resume(model, opt, sched, monitor)
+    history = run.history
 
     if not history:  # the untrained (or INIT_WEIGHTS) model is the reference point
         m0 = validator.metrics(validator.predict(model, device, cfg.batch_size))
@@ -288,8 +328,8 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
     total = cfg.epochs * cfg.steps_per_epoch
     c = ctx * cfg.scale
     cancelled = False
-    epoch = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
+    epoch = run.start_epoch
+    for epoch in range(run.start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         t0, losses = time.perf_counter(), []
         for step in range(cfg.steps_per_epoch):
@@ -320,9 +360,9 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
         row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
                    lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
         history.append(row)
-        improved = m["val_ratio"] < best[0]
+        improved = m["val_ratio"] < run.best[0]
         if improved:
-            best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
+            run.best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
             ck = checkpoint.from_model(model, model.interpolation, dict(
                 provenance, epochs=epoch + 1, validation={k: round(v, 6) for k, v in m.items()}))
             checkpoint.save(ck, cfg.output_model)
@@ -332,20 +372,9 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                      f"{m['val_ssim']:.4f}, PSNR {m['val_psnr']:.2f} dB"
                      + (" — best so far, saved" if improved else ""))
         _write_report(history, csv_path, png_path)
-        torch.save(dict(signature=sig, epoch=epoch + 1, model=model.state_dict(),
-                        optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                        history=history, best=list(best)), rpath + ".tmp")
-        os.replace(rpath + ".tmp", rpath)
-    done = history[-1]["epoch"]
-    if cancelled:
-        if best[3] < 0:
-            raise Cancelled("cancelled before the first epoch finished; no model was written")
-        monitor.warning(f"Cancelled in epoch {epoch + 1}; kept the best model so far (epoch "
-                        f"{best[3]}). Run again with the same settings to resume.")
-    elif os.path.exists(rpath):
-        os.remove(rpath)
-    return TrainResult(cfg.output_model, best[1], best[2], best[3], done, cancelled,
-                       csv_path, png_path, history)
+        run.save(epoch + 1, model, opt, sched)
+    run.finish(cancelled, epoch, monitor)
+    return run.result(cfg.output_model, cancelled, csv_path, png_path)
 
 
 def config_dict(cfg: TrainConfig) -> dict:
