@@ -2,7 +2,8 @@
 
 Machines are noisy, so every figure is a ratio to a reference measured in the
 same invocation: demsr:superresolve (through qgis_process, as users run it)
-against `gdalwarp -r lanczos` on the same input and output grid.
+against `gdalwarp -r lanczos` on the same input and output grid, and
+demsr:voidrepair against `gdal_fillnodata.py` (what QGIS's Fill nodata runs).
 """
 from __future__ import annotations
 
@@ -83,6 +84,44 @@ def superresolve_vs_gdal(src: Path, scale: int, method: str, label: str) -> dict
     return row
 
 
+def holed(src: Path, path: Path, coverage: float = 0.08, seed: int = 2026) -> Path:
+    """A copy of `src` with seeded radar-like synthetic voids (nodata -32768)."""
+    if path.exists():
+        return path
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from working_tree import use_working_tree
+
+    use_working_tree()
+    from demsr.core.training.synthetic_voids import synthetic_voids
+
+    with rasterio.open(src) as ds:
+        z = ds.read(1).astype(np.float32)
+        profile = ds.profile
+    z[synthetic_voids(z, np.random.default_rng(seed), coverage=coverage)] = -32768
+    profile.update(nodata=-32768)
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(z, 1)
+    return path
+
+
+def voidrepair_vs_gdal(src: Path, label: str) -> dict:
+    """demsr:voidrepair (bundled DS-HAT, own grid) against gdal_fillnodata.py (256 px)."""
+    with rasterio.open(src) as ds:
+        mpx = ds.width * ds.height / 1e6
+    ours = measure([QGIS_PROCESS, "run", "demsr:voidrepair", "--", f"INPUT={src}",
+                    f"OUTPUT={WORK / 'ours.tif'}", f"FILLED_MASK={WORK / 'mask.tif'}"])
+    # -co takes several values: -md after it ends the list before the file names
+    gdal = measure(["gdal_fillnodata.py", "-q", "-co", "TILED=YES", "COMPRESS=DEFLATE",
+                    "PREDICTOR=3", "-md", "256", str(src), str(WORK / "gdal.tif")])
+    row = dict(case=label, output_mpx=round(mpx, 1),
+               ours_mpx_s=round(mpx / ours["seconds"], 2), ours_peak_rss_mb=round(ours["peak_rss_mb"]),
+               gdal_mpx_s=round(mpx / gdal["seconds"], 2), gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
+               time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
+    for f in ("ours.tif", "mask.tif", "gdal.tif"):
+        (WORK / f).unlink(missing_ok=True)
+    return row
+
+
 def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -94,6 +133,9 @@ def main() -> int:
     for scale in (2, 4):
         rows.append(superresolve_vs_gdal(mid, scale, "model", f"2000² ×{scale} model"))
         print(rows[-1], flush=True)
+    rows.append(voidrepair_vs_gdal(holed(mid, WORK / "holed_2000.tif"),
+                                   "2000² void repair"))
+    print(rows[-1], flush=True)
     import terrain
 
     t = terrain.run()

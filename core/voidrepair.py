@@ -327,6 +327,9 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
     tiles = [(r, c, min(tile_size, H - r), min(tile_size, W - c))
              for r in range(0, H, tile_size) for c in range(0, W, tile_size)]
     mask = prep.voids
+    if prep.same_grid:  # valid cells are kept as they are: only tiles holding voids need the net
+        out[:] = prep.dem
+        tiles = [t for t in tiles if mask[t[0]:t[0] + t[2], t[1]:t[1] + t[3]].any()]
     sigma = torch.full((1, 1, 1, 1), float(prep.sigma))
     for i in range(0, len(tiles), max(1, batch_size)):
         monitor.check()
