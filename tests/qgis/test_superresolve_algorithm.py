@@ -79,21 +79,13 @@ def test_bad_parameters_raise_processing_exceptions(provider, crop, tmp_path, pa
     assert not (tmp_path / "o.tif").exists()
 
 
-def _qgis_process(*args, timeout=300):
-    # the user's own QGIS profile, where `make install` put the plugin (pytest-qgis points
-    # QGIS_CUSTOM_CONFIG_PATH at a temporary one for the in-process QgsApplication)
-    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
-    env["QT_QPA_PLATFORM"] = "offscreen"
-    return subprocess.run([str(ROOT / "scripts" / "qgis_process"), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.mark.slow
-def test_qgis_process_runs_the_installed_plugin(crop, tmp_path):
+def test_qgis_process_runs_the_installed_plugin(qgis_process, crop, tmp_path):
     """The exact call from the README, through the plugin that `make install` put in QGIS."""
     src = crop("oggm_south_glacier_20m.tif")
     out = tmp_path / "out.tif"
-    proc = _qgis_process("--json", "run", "demsr:superresolve", "--",
+    proc = qgis_process("--json", "run", "demsr:superresolve", "--",
                          f"INPUT={src}", "SCALE=2", f"OUTPUT={out}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     payload = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -103,8 +95,8 @@ def test_qgis_process_runs_the_installed_plugin(crop, tmp_path):
 
 
 @pytest.mark.slow
-def test_qgis_process_reports_bad_input_and_fails(tmp_path):
-    proc = _qgis_process("run", "demsr:superresolve", "--", f"INPUT={tmp_path / 'none.tif'}",
+def test_qgis_process_reports_bad_input_and_fails(qgis_process, tmp_path):
+    proc = qgis_process("run", "demsr:superresolve", "--", f"INPUT={tmp_path / 'none.tif'}",
                          "SCALE=2", f"OUTPUT={tmp_path / 'o.tif'}")
     assert proc.returncode != 0
     assert "INPUT" in proc.stdout + proc.stderr

@@ -2,7 +2,6 @@
 DS-HAT model through demsr:train and using it."""
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -104,21 +103,15 @@ def test_train_dshat_through_processing_then_repair(provider, dems_dir, tmp_path
     assert np.isfinite(dem).all()
 
 
-def _qgis_process(*args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
-    env["QT_QPA_PLATFORM"] = "offscreen"
-    return subprocess.run([str(ROOT / "scripts" / "qgis_process"), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
 
 @pytest.mark.slow
-def test_qgis_process_repairs_with_the_bundled_model(dems_dir, tmp_path):
+def test_qgis_process_repairs_with_the_bundled_model(qgis_process, dems_dir, tmp_path):
     """The README call through the installed plugin and its bundled model, ×1.5625."""
     src = tmp_path / "alos.tif"
     _, _, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 300, 300, 64, 64, seed=2,
                                   pixel_size=12.5)
     out, mask = tmp_path / "out.tif", tmp_path / "mask.tif"
-    proc = _qgis_process("--json", "run", "demsr:voidrepair", "--", f"INPUT={src}",
+    proc = qgis_process("--json", "run", "demsr:voidrepair", "--", f"INPUT={src}",
                          "TARGET_RESOLUTION=8", f"OUTPUT={out}", f"FILLED_MASK={mask}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     payload = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -131,10 +124,10 @@ def test_qgis_process_repairs_with_the_bundled_model(dems_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_qgis_process_reports_a_channel_mismatch(dems_dir, tmp_path):
+def test_qgis_process_reports_a_channel_mismatch(qgis_process, dems_dir, tmp_path):
     src = tmp_path / "holed.tif"
     holed_dem(dems_dir / SAGEHEN, src, 300, 300, 48, 48)
-    proc = _qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", f"SPECTRAL={src}",
+    proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", f"SPECTRAL={src}",
                          f"OUTPUT={tmp_path / 'o.tif'}", f"FILLED_MASK={tmp_path / 'm.tif'}")
     assert proc.returncode != 0
     assert "terrain channels only" in proc.stdout + proc.stderr
