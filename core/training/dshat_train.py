@@ -36,14 +36,14 @@ from typing import Optional
 import numpy as np
 import rasterio
 
-from ..devices import import_torch, select_device
 from ..errors import Cancelled, DemSrError
 from ..grid import Grid
 from ..monitor import Monitor
 from ..raster_io import GDAL_ENV, open_dem, read_band
 from .. import voidrepair as vr
 from .degrade import degrade_array
-from .loop import RunState, TrainConfig, TrainResult, _write_report, report_paths
+from .loop import (RunState, TrainConfig, TrainResult, _write_report, optimiser,
+                   report_paths, start)
 from .patches import Raster, _count, make_patch_set
 from .synthetic_voids import synthetic_voids
 
@@ -266,12 +266,7 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
 
     monitor = monitor or Monitor()
     _check(cfg)
-    torch = import_torch()
-    torch.manual_seed(cfg.seed)
-    choice = select_device(cfg.device)
-    device = choice.device
-    monitor.info(f"Training DS-HAT on {choice.description}."
-                 + (f" Note: {choice.note}." if choice.note else ""))
+    torch, device = start(cfg, monitor, "DS-HAT ")
     n_spec = vr.SPECTRAL_BANDS if cfg.spectral else 0
     aux_names = list(registry.get("dshat").defaults["aux_channels"]) + \
         [f"{vr.SPECTRAL_PREFIX}{i + 1}" for i in range(n_spec)]
@@ -339,9 +334,7 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                  f"{len(wins)} validation crops of {crop} px; scenes in "
                  f"{time.perf_counter() - t0:.0f} s.")
 
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs,
-                                                       eta_min=cfg.learning_rate * 0.02)
+    opt, sched = optimiser(model, cfg, torch)
     keys = dict(cfg.__dict__, inputs=sorted(map(os.path.abspath, cfg.inputs)), hparams=hparams,
                 output_model=None, device=None, resume=None)
     sig = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()

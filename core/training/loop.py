@@ -136,6 +136,24 @@ class RunState:
                            csv_path, png_path, self.history)
 
 
+def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
+    """(torch, device) for a run: seeded, with the device choice logged."""
+    torch = import_torch()
+    torch.manual_seed(cfg.seed)
+    choice = select_device(cfg.device)
+    monitor.info(f"Training {what}on {choice.description}."
+                 + (f" Note: {choice.note}." if choice.note else ""))
+    return torch, choice.device
+
+
+def optimiser(model, cfg: TrainConfig, torch) -> tuple:
+    """Adam with a cosine schedule down to 2 % of the learning rate."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs,
+                                                       eta_min=cfg.learning_rate * 0.02)
+    return opt, sched
+
+
 def _check(cfg: TrainConfig) -> None:
     if not cfg.inputs:
         raise DemSrError("Give at least one high-resolution DEM to train on.")
@@ -260,12 +278,7 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
 
     monitor = monitor or Monitor()
     _check(cfg)
-    torch = import_torch()
-    torch.manual_seed(cfg.seed)
-    choice = select_device(cfg.device)
-    device = choice.device
-    monitor.info(f"Training on {choice.description}." + (f" Note: {choice.note}." if choice.note
-                                                        else ""))
+    torch, device = start(cfg, monitor)
     if cfg.init_weights:
         init = checkpoint.load(cfg.init_weights)
         if init.scale != cfg.scale:
@@ -301,10 +314,7 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                  f"RMSE {validator.base_rmse:.4g} m. PSNR peak: each reference patch's "
                  "elevation range.")
 
-    betas = tuple(getattr(model, "adam_betas", (0.9, 0.999)))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, betas=betas)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs,
-                                                       eta_min=cfg.learning_rate * 0.02)
+    opt, sched = optimiser(model, cfg, torch)
     use_amp = device.startswith("cuda")
     scaler = torch.cuda.amp.GradScaler() if use_amp else None
     run = RunState(cfg.output_model, _signature(cfg, arch, hparams), torch)
