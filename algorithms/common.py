@@ -57,10 +57,30 @@ def raster_source(layer: QgsRasterLayer, parameter: str) -> str:
 
 
 class DemSrAlgorithm(QgsProcessingAlgorithm):
-    """Base class: createInstance, icon, group and translation for all algorithms."""
+    """Base class: createInstance, icon, names, group and translation for all algorithms.
+
+    Subclasses set NAME (the id after "demsr:", which scripts depend on),
+    DISPLAY_NAME and GROUP ("Super-resolution" or "Terrain").
+    """
+
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = "Super-resolution"
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):  # noqa: N802
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self):
+        return self.tr(self.GROUP)
+
+    def groupId(self):  # noqa: N802
+        return self.GROUP.lower().replace("-", "")
 
     def icon(self):
         return QIcon(ICON)

@@ -41,6 +41,10 @@ ON_BY_DEFAULT = {"SLOPE", "PLAN_CURVATURE", "PROFILE_CURVATURE", "TANGENTIAL_CUR
 
 
 class DerivativesAlgorithm(DemSrAlgorithm):
+    NAME = "derivatives"
+    DISPLAY_NAME = "Terrain derivatives"
+    GROUP = "Terrain"
+
     INPUT = "INPUT"
     BAND = "BAND"
     STREAM_THRESHOLD = "STREAM_THRESHOLD"
@@ -51,18 +55,6 @@ class DerivativesAlgorithm(DemSrAlgorithm):
     TANGENTIAL_CURVATURE = "TANGENTIAL_CURVATURE"
     FLOW_ACCUMULATION = "FLOW_ACCUMULATION"
     STREAMS = "STREAMS"
-
-    def name(self):
-        return "derivatives"
-
-    def displayName(self):  # noqa: N802
-        return self.tr("Terrain derivatives")
-
-    def group(self):
-        return self.tr("Terrain")
-
-    def groupId(self):  # noqa: N802
-        return "terrain"
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(

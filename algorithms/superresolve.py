@@ -14,6 +14,9 @@ DEFAULT_METHOD = "model"
 
 
 class SuperResolveAlgorithm(DemSrAlgorithm):
+    NAME = "superresolve"
+    DISPLAY_NAME = "Super-resolve DEM"
+
     INPUT = "INPUT"
     BAND = "BAND"
     SCALE = "SCALE"
@@ -25,18 +28,6 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     OUTPUT = "OUTPUT"
-
-    def name(self):
-        return "superresolve"
-
-    def displayName(self):  # noqa: N802
-        return self.tr("Super-resolve DEM")
-
-    def group(self):
-        return self.tr("Super-resolution")
-
-    def groupId(self):  # noqa: N802
-        return "superresolution"
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(

@@ -14,6 +14,9 @@ from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
 
 class TrainAlgorithm(DemSrAlgorithm):
+    NAME = "train"
+    DISPLAY_NAME = "Train DEM SR"
+
     INPUT = "INPUT"
     ARCHITECTURE = "ARCHITECTURE"
     SCALE = "SCALE"
@@ -37,18 +40,6 @@ class TrainAlgorithm(DemSrAlgorithm):
     BEST_EPOCH = "BEST_EPOCH"
     METRICS_CSV = "METRICS_CSV"
     CURVES_PNG = "CURVES_PNG"
-
-    def name(self):
-        return "train"
-
-    def displayName(self):  # noqa: N802
-        return self.tr("Train DEM SR")
-
-    def group(self):
-        return self.tr("Super-resolution")
-
-    def groupId(self):  # noqa: N802
-        return "superresolution"
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(

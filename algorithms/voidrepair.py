@@ -12,6 +12,9 @@ from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
 
 class VoidRepairAlgorithm(DemSrAlgorithm):
+    NAME = "voidrepair"
+    DISPLAY_NAME = "Void repair/SR (DS-HAT)"
+
     INPUT = "INPUT"
     BAND = "BAND"
     TARGET_GRID = "TARGET_GRID"
@@ -23,18 +26,6 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     OUTPUT = "OUTPUT"
     FILLED_MASK = "FILLED_MASK"
-
-    def name(self):
-        return "voidrepair"
-
-    def displayName(self):  # noqa: N802
-        return self.tr("Void repair/SR (DS-HAT)")
-
-    def group(self):
-        return self.tr("Super-resolution")
-
-    def groupId(self):  # noqa: N802
-        return "superresolution"
 
     def shortHelpString(self):  # noqa: N802
         return self.tr(
