@@ -42,8 +42,8 @@ from ..monitor import Monitor
 from ..raster_io import GDAL_ENV, open_dem, read_band
 from .. import voidrepair as vr
 from .degrade import degrade_array
-from .loop import (RunState, TrainConfig, TrainResult, _write_report, optimiser,
-                   report_paths, start)
+from .loop import (RunState, TrainConfig, TrainResult, _write_report, check_inputs_output,
+                   optimiser, report_paths, start)
 from .patches import Raster, _count, make_patch_set
 from .synthetic_voids import synthetic_voids
 
@@ -75,13 +75,7 @@ class Scene:
 
 
 def _check(cfg: DSHATTrainConfig) -> None:
-    if not cfg.inputs:
-        raise DemSrError("Give at least one DEM to train on.")
-    if not cfg.output_model or not cfg.output_model.lower().endswith(".pt"):
-        raise DemSrError("The output model file must end in .pt.")
-    folder = os.path.dirname(os.path.abspath(cfg.output_model))
-    if not os.path.isdir(folder):
-        raise DemSrError(f"The output folder '{folder}' does not exist.")
+    check_inputs_output(cfg)
     if cfg.references and len(cfg.references) != len(cfg.inputs):
         raise DemSrError(f"Pairs mode needs one HR reference per LR DEM: got {len(cfg.inputs)} "
                          f"DEM(s) and {len(cfg.references)} reference(s).")

@@ -154,14 +154,19 @@ def optimiser(model, cfg: TrainConfig, torch) -> tuple:
     return opt, sched
 
 
-def _check(cfg: TrainConfig) -> None:
+def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
+    """The checks every trainer makes first: something to train on, a writable .pt path."""
     if not cfg.inputs:
-        raise DemSrError("Give at least one high-resolution DEM to train on.")
+        raise DemSrError(f"Give at least one {what} to train on.")
     if not cfg.output_model or not cfg.output_model.lower().endswith(".pt"):
         raise DemSrError("The output model file must end in .pt.")
     folder = os.path.dirname(os.path.abspath(cfg.output_model))
     if not os.path.isdir(folder):
         raise DemSrError(f"The output folder '{folder}' does not exist.")
+
+
+def _check(cfg: TrainConfig) -> None:
+    check_inputs_output(cfg, "high-resolution DEM")
     if not 2 <= cfg.scale <= 8:
         raise DemSrError(f"Scale {cfg.scale} is outside 2–8.")
     if cfg.patch_size % cfg.scale or cfg.patch_size < 4 * cfg.scale:
