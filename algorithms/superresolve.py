@@ -43,7 +43,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             "geographic rasters); overrides SCALE. The pixel size is exact and the grid is "
             "anchored at the input's top-left corner, as gdalwarp -tr does.\n"
             "<b>METHOD</b>: 'model' (default) runs a trained network (MODEL, or the bundled "
-            "model for ×2 or ×4, 7–14 % lower elevation RMSE than Lanczos on our held-out "
+            "model for ×2 or ×4, 6–14 % lower elevation RMSE than Lanczos on our held-out "
             "DEMs); 'lanczos', 'cubicspline', 'cubic' and 'bilinear' are GDAL's resamplers, "
             "identical to gdalwarp -r METHOD away from the raster edges. For factors without "
             "a model (e.g. ×1.5625) choose 'lanczos'.\n"

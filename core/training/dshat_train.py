@@ -76,6 +76,9 @@ class Scene:
 
 def _check(cfg: DSHATTrainConfig) -> None:
     check_inputs_output(cfg)
+    if cfg.coarser_copies:
+        raise DemSrError("Coarser copies (scale augmentation) are for SR training; DS-HAT "
+                         "training makes its own LR scenes (factors).")
     if cfg.references and len(cfg.references) != len(cfg.inputs):
         raise DemSrError(f"Pairs mode needs one HR reference per LR DEM: got {len(cfg.inputs)} "
                          f"DEM(s) and {len(cfg.references)} reference(s).")

@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     hparams: dict = field(default_factory=dict)
     resume: bool = True
+    coarser_copies: tuple = ()    # scale augmentation: also train on block-mean ×f copies
 
 
 @dataclass
@@ -189,6 +190,8 @@ def _signature(cfg: TrainConfig, arch: str, hparams: dict) -> str:
                 batch=cfg.batch_size, lr=cfg.learning_rate, deg=cfg.degradation,
                 val=cfg.validation, loss=cfg.loss, gw=cfg.gradient_weight,
                 steps=cfg.steps_per_epoch, seed=cfg.seed)
+    if cfg.coarser_copies:
+        keys["coarser"] = [int(f) for f in cfg.coarser_copies]
     return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()
 
 
@@ -310,11 +313,14 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
     for path in cfg.inputs:
         monitor.check()
         rasters.append(load_raster(path))
-    patches = make_patch_set(rasters, crop, cfg.validation, cfg.seed, monitor.warning)
+    patches = make_patch_set(rasters, crop, cfg.validation, cfg.seed, monitor.warning,
+                             tuple(int(f) for f in cfg.coarser_copies))
     validator = _Validator(patches, cfg.scale, ctx, cfg.degradation, torch)
     n_params = sum(p.numel() for p in model.parameters())
     monitor.info(f"{arch} ×{cfg.scale}: {n_params} parameters, {ctx} LR px context; "
-                 f"{len(patches.rasters)} DEMs, {len(validator.ref)} validation blocks of "
+                 f"{len(patches.rasters) - patches.copies} DEMs"
+                 + (f" (+{patches.copies} block-mean copies)" if patches.copies else "")
+                 + f", {len(validator.ref)} validation blocks of "
                  f"{crop} px; LR by {cfg.degradation}. Validation baseline: GDAL lanczos "
                  f"RMSE {validator.base_rmse:.4g} m. PSNR peak: each reference patch's "
                  "elevation range.")
@@ -339,7 +345,8 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                       learning_rate=cfg.learning_rate, loss=cfg.loss,
                       gradient_weight=cfg.gradient_weight, steps_per_epoch=cfg.steps_per_epoch,
                       epochs_planned=cfg.epochs, init_weights=os.path.basename(cfg.init_weights
-                                                                              or ""))
+                                                                              or ""),
+                      coarser_copies=[int(f) for f in cfg.coarser_copies])
     total = cfg.epochs * cfg.steps_per_epoch
     c = ctx * cfg.scale
     cancelled = False

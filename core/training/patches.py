@@ -5,6 +5,13 @@ seed) is the validation set, and no training crop, context included, may
 touch a validation block or a nodata cell (checked with integral images).
 Training crops are random and randomly flipped/rotated; validation crops
 are the validation blocks themselves, fixed.
+
+Scale augmentation (`coarser`): each DEM also gives block-mean copies ×2, ×3,
+… — the same landscape as a coarser DEM would show it — as extra training
+rasters. Terrain is not scale-free, so they add relief the inputs do not
+have at their own resolution (a 20 m DEM copy at 40 m and 60 m). A copy's
+cell is blocked when any of its source cells is nodata or in a validation
+block, so validation stays unseen; copies have no validation blocks.
 """
 from __future__ import annotations
 
@@ -52,6 +59,7 @@ class PatchSet:
     crop: int                  # HR pixels per crop side, context included
     train_ok: list[np.ndarray]  # per raster: integral image of cells a training crop may not touch
     val_crops: list[tuple[int, int, int]]  # (raster index, row, col)
+    copies: int = 0            # the last `copies` rasters are coarser copies (training only)
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
         """n random augmented training crops (n, crop, crop) and their raster indices."""
@@ -90,11 +98,32 @@ class PatchSet:
         return crops.astype(np.float32), [i for i, _, _ in self.val_crops]
 
 
+def _trainable(blocked: np.ndarray, crop: int) -> tuple[np.ndarray, bool]:
+    """Integral image of `blocked`, and whether some crop (on a 4-px lattice) avoids it."""
+    h, w = blocked.shape
+    ii = _integral(blocked)
+    if h < crop or w < crop:
+        return ii, False
+    rows, cols = np.meshgrid(np.arange(0, h - crop + 1, 4), np.arange(0, w - crop + 1, 4),
+                             indexing="ij")
+    return ii, bool((_count(ii, rows.ravel(), cols.ravel(), crop) == 0).any())
+
+
+def coarser_copy(r: Raster, blocked: np.ndarray, f: int) -> tuple[Raster, np.ndarray]:
+    """The raster block-averaged ×f (NaN where a source cell is NaN) and its blocked cells."""
+    h, w = (r.data.shape[0] // f) * f, (r.data.shape[1] // f) * f
+    data = r.data[:h, :w].astype(np.float64).reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    blk = blocked[:h, :w].reshape(h // f, f, w // f, f).any(axis=(1, 3)) | np.isnan(data)
+    res = (r.res[0] * f, r.res[1] * f)
+    return Raster(f"{r.name} (block mean ×{f})", data.astype(np.float32), res, r.geographic,
+                  r.lat), blk
+
+
 def make_patch_set(rasters: list[Raster], crop: int, val_share: float, seed: int,
-                   warn=lambda _m: None) -> PatchSet:
-    """Split every raster into validation blocks and training area."""
+                   warn=lambda _m: None, coarser: tuple[int, ...] = ()) -> PatchSet:
+    """Split every raster into validation blocks and training area; add the coarser copies."""
     rng = np.random.default_rng(seed)
-    kept, train_ok, val = [], [], []
+    kept, train_ok, val, copies = [], [], [], []
     for r in rasters:
         h, w = r.data.shape
         if h < crop or w < crop:
@@ -115,19 +144,24 @@ def make_patch_set(rasters: list[Raster], crop: int, val_share: float, seed: int
             blocked[r0:r0 + crop, c0:c0 + crop] = True
             if not nodata[r0:r0 + crop, c0:c0 + crop].any():
                 val.append((ri, r0, c0))
-        ii = _integral(blocked)
-        rows, cols = np.meshgrid(np.arange(0, h - crop + 1, 4), np.arange(0, w - crop + 1, 4),
-                                 indexing="ij")
-        if not (_count(ii, rows.ravel(), cols.ravel(), crop) == 0).any():
+        ii, ok = _trainable(blocked, crop)
+        if not ok:
             warn(f"{r.name}: no training crop free of nodata and validation blocks; skipped.")
             val = [v for v in val if v[0] != ri]
             continue
         kept.append(r)
         train_ok.append(ii)
+        for f in coarser:
+            copy, blk = coarser_copy(r, blocked, int(f))
+            cii, cok = _trainable(blk, crop)
+            if cok:
+                copies.append((copy, cii))
     if not kept:
         raise DemSrError(f"No input DEM has room for a {crop}-px training crop free of nodata. "
                          "Use larger DEMs or a smaller PATCH_SIZE.")
     if val_share > 0 and not val:
         raise DemSrError("No validation block free of nodata could be set aside; use a larger "
                          "VALIDATION share, more DEMs, or a smaller PATCH_SIZE.")
-    return PatchSet(kept, crop, train_ok, val)
+    kept += [c for c, _ in copies]
+    train_ok += [ii for _, ii in copies]
+    return PatchSet(kept, crop, train_ok, val, len(copies))
