@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -18,8 +17,8 @@ from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()
 from default_data import TRAIN, paths  # noqa: E402
-from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.training.loop import TrainConfig, train  # noqa: E402
+from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 # Settings per scale: bigger crops at ×4 so the LR patch keeps some size. The loss of
 # each scale is the one that did better on the held-out DEMs (scripts/evaluate.py).
@@ -39,30 +38,19 @@ HPARAMS: dict = {2: {}, 4: {"channels": 48, "blocks": 8}}
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, required=True, choices=sorted(SETTINGS))
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--steps", type=int)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--hparams", default="{}", help="JSON architecture hyper-parameters")
     ap.add_argument("--out")
+    add_run_args(ap, threads=0)
     a = ap.parse_args()
-    if a.threads:
-        import torch
-        torch.set_num_threads(a.threads)
-    s = dict(SETTINGS[a.scale])
-    if a.epochs:
-        s["epochs"] = a.epochs
-    if a.steps:
-        s["steps_per_epoch"] = a.steps
+    s = settings_for(a, SETTINGS[a.scale])
     out = a.out or os.path.join(ROOT, "resources", "models", f"demsr_fast_x{a.scale}.pt")
     cfg = TrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
                       scale=a.scale, learning_rate=a.lr, degradation="blockmean",
                       validation=0.1, seed=a.seed, device="auto",
                       hparams={**HPARAMS[a.scale], **json.loads(a.hparams)}, **s)
-    t0 = time.time()
-    log = lambda m: print(f"[{time.time() - t0:7.0f}s] {m}", flush=True)  # noqa: E731
-    res = train(cfg, Monitor(info=log, warning=lambda m: log("WARNING " + m)))
+    log, monitor = timed_log()
+    res = train(cfg, monitor)
     log(f"best epoch {res.best_epoch}: val RMSE {res.val_rmse_model:.4g} m vs lanczos "
         f"{res.val_rmse_baseline:.4g} m → {out}")
 

@@ -20,8 +20,8 @@ from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()
 from default_data import TRAIN, paths  # noqa: E402
-from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.training.dshat_train import DSHATTrainConfig, train_dshat  # noqa: E402
+from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 SETTINGS = dict(patch_size=64, epochs=18, steps_per_epoch=60, batch_size=8,
                 learning_rate=1e-3, factors=[1, 2], void_coverage=0.10, scene_every=3,
@@ -30,25 +30,15 @@ SETTINGS = dict(patch_size=64, epochs=18, steps_per_epoch=60, batch_size=8,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--steps", type=int)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "resources", "models", "demsr_dshat.pt"))
+    add_run_args(ap, threads=1)
     a = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(a.threads)
-    s = dict(SETTINGS)
-    if a.epochs:
-        s["epochs"] = a.epochs
-    if a.steps:
-        s["steps_per_epoch"] = a.steps
+    s = settings_for(a, SETTINGS)
+    t0 = time.time()
     cfg = DSHATTrainConfig(inputs=paths(TRAIN), output_model=a.out, seed=a.seed, device="auto",
                            **s)
-    t0 = time.time()
-    log = lambda m: print(f"[{time.time() - t0:7.0f}s] {m}", flush=True)  # noqa: E731
-    res = train_dshat(cfg, Monitor(info=log, warning=lambda m: log("WARNING " + m)))
+    log, monitor = timed_log()
+    res = train_dshat(cfg, monitor)
     log(f"best epoch {res.best_epoch}: void RMSE {res.val_rmse_model:.4g} m vs first fill "
         f"{res.val_rmse_baseline:.4g} m → {a.out} ({time.time() - t0:.0f} s)")
 

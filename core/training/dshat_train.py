@@ -43,7 +43,7 @@ from ..raster_io import GDAL_ENV, open_dem, read_band
 from .. import voidrepair as vr
 from .degrade import degrade_array
 from .loop import (RunState, TrainConfig, TrainResult, _write_report, check_inputs_output,
-                   optimiser, report_paths, start)
+                   optimiser, report_paths, start, validation_record)
 from .patches import Raster, _count, make_patch_set
 from .synthetic_voids import synthetic_voids
 
@@ -341,8 +341,8 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
     history = run.history
     if not history:
         m0 = validator.metrics(validator.predict(model, device, torch))
-        history.append(dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate, seconds=0.0,
-                            **m0))
+        run.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate, seconds=0.0,
+                              **m0))
         monitor.info(f"before training: void RMSE {m0['val_rmse']:.4g} m (first fill "
                      f"{m0['val_rmse_baseline']:.4g} m)")
     csv_path, png_path = report_paths(cfg.output_model)
@@ -358,6 +358,11 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                       steps_per_epoch=cfg.steps_per_epoch, epochs_planned=cfg.epochs,
                       first_fill="biharmonic", resampling="GDAL lanczos",
                       init_weights=os.path.basename(cfg.init_weights or ""))
+
+    def save_best(epochs: int, m: dict) -> None:
+        checkpoint.save(checkpoint.from_model(model, vr.INTERPOLATION, dict(
+            provenance, epochs=epochs, validation=validation_record(m))), cfg.output_model)
+
     total = cfg.epochs * cfg.steps_per_epoch
     cancelled, scenes, c, p = False, None, CONTEXT, cfg.patch_size
     epoch = run.start_epoch
@@ -396,13 +401,9 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
         row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
                    lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
         history.append(row)
-        improved = m["val_ratio"] < run.best[0]
+        improved = run.improved(m, epoch + 1)
         if improved:
-            run.best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
-            ck = checkpoint.from_model(model, vr.INTERPOLATION, dict(
-                provenance, epochs=epoch + 1,
-                validation={k: round(v, 6) for k, v in m.items() if math.isfinite(v)}))
-            checkpoint.save(ck, cfg.output_model)
+            save_best(epoch + 1, m)
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, void RMSE "
                      f"{m['val_rmse']:.4g} m (first fill {m['val_rmse_baseline']:.4g} m), outside "
                      f"{m['val_outside_rmse']:.4g} m (lanczos {m['val_outside_rmse_lanczos']:.4g}"
@@ -410,5 +411,5 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                                                            else ""))
         _write_report(history, csv_path, png_path, baseline="first fill")
         run.save(epoch + 1, model, opt, sched)
-    run.finish(cancelled, epoch, monitor)
+    run.finish(cancelled, epoch, monitor, model, save_best)
     return run.result(cfg.output_model, cancelled, csv_path, png_path)

@@ -96,6 +96,22 @@ class RunState:
         self.start_epoch = 0
         self.history: list[dict] = []
         self.best = (math.inf, math.nan, math.nan, -1)  # ratio, rmse, baseline, epoch
+        self.initial = None  # the starting weights, while no epoch has beaten them
+
+    def begin(self, model, m0: dict) -> None:
+        """The starting model (untrained, or INIT_WEIGHTS) is the first candidate for best:
+        a run whose epochs all validate worse than its start outputs the start."""
+        self.history.append(m0)
+        self.best = (m0["val_ratio"], m0["val_rmse"], m0["val_rmse_baseline"], 0)
+        self.initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    def improved(self, m: dict, epoch: int) -> bool:
+        """Record epoch `epoch` (1-based) as the best if it validates better."""
+        if not m["val_ratio"] < self.best[0]:
+            return False
+        self.best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch)
+        self.initial = None
+        return True
 
     def resume(self, model, opt, sched, monitor: Monitor) -> None:
         if not os.path.exists(self.path):
@@ -111,6 +127,7 @@ class RunState:
             self.start_epoch = int(state["epoch"])
             self.history = [dict(h) for h in state["history"]]
             self.best = tuple(state["best"])
+            self.initial = state.get("initial")
             monitor.info(f"Resuming after epoch {self.start_epoch} from {self.path}.")
         except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
             monitor.warning(f"Cannot resume from {self.path} ({exc}); starting anew.")
@@ -118,13 +135,25 @@ class RunState:
     def save(self, epoch: int, model, opt, sched) -> None:
         self.torch.save(dict(signature=self.signature, epoch=epoch, model=model.state_dict(),
                              optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                             history=self.history, best=list(self.best)), self.path + ".tmp")
+                             history=self.history, best=list(self.best), initial=self.initial),
+                        self.path + ".tmp")
         os.replace(self.path + ".tmp", self.path)
 
-    def finish(self, cancelled: bool, epoch: int, monitor: Monitor) -> None:
+    def finish(self, cancelled: bool, epoch: int, monitor: Monitor, model=None,
+               save_best=None) -> None:
+        """End of a run: on cancel keep the resume file; when no epoch beat the starting
+        model, `save_best(0, metrics)` writes the starting weights (put back into `model`)."""
+        if cancelled and self.history[-1]["epoch"] == 0:
+            raise Cancelled("cancelled before the first epoch finished; no model was written")
+        if self.best[3] == 0 and self.initial is not None and model is not None:
+            model.load_state_dict(self.initial)
+            save_best(0, self.history[0])
+            tried = min(h["val_rmse"] for h in self.history[1:])
+            monitor.warning(
+                f"No epoch validated better than the starting model (RMSE {self.best[1]:.4g} m; "
+                f"the best epoch reached {tried:.4g} m), so the output is the starting model. "
+                "Try a lower LEARNING_RATE, more epochs or more data.")
         if cancelled:
-            if self.best[3] < 0:
-                raise Cancelled("cancelled before the first epoch finished; no model was written")
             monitor.warning(f"Cancelled in epoch {epoch + 1}; kept the best model so far (epoch "
                             f"{self.best[3]}). Run again with the same settings to resume.")
         elif os.path.exists(self.path):
@@ -135,6 +164,12 @@ class RunState:
         b = self.best
         return TrainResult(model_path, b[1], b[2], b[3], self.history[-1]["epoch"], cancelled,
                            csv_path, png_path, self.history)
+
+
+def validation_record(m: dict) -> dict:
+    """The validation figures a checkpoint records (finite val_* metrics, rounded)."""
+    return {k: round(float(v), 6) for k, v in m.items()
+            if k.startswith("val_") and math.isfinite(v)}
 
 
 def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
@@ -335,8 +370,8 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
 
     if not history:  # the untrained (or INIT_WEIGHTS) model is the reference point
         m0 = validator.metrics(validator.predict(model, device, cfg.batch_size))
-        history.append(dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate, seconds=0.0,
-                            **m0))
+        run.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate, seconds=0.0,
+                              **m0))
         monitor.info(f"before training: val RMSE {m0['val_rmse']:.4g} m (ratio "
                      f"{m0['val_ratio']:.3f})")
     csv_path, png_path = report_paths(cfg.output_model)
@@ -347,6 +382,11 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                       epochs_planned=cfg.epochs, init_weights=os.path.basename(cfg.init_weights
                                                                               or ""),
                       coarser_copies=[int(f) for f in cfg.coarser_copies])
+
+    def save_best(epochs: int, m: dict) -> None:
+        checkpoint.save(checkpoint.from_model(model, model.interpolation, dict(
+            provenance, epochs=epochs, validation=validation_record(m))), cfg.output_model)
+
     total = cfg.epochs * cfg.steps_per_epoch
     c = ctx * cfg.scale
     cancelled = False
@@ -382,12 +422,9 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
         row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
                    lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
         history.append(row)
-        improved = m["val_ratio"] < run.best[0]
+        improved = run.improved(m, epoch + 1)
         if improved:
-            run.best = (m["val_ratio"], m["val_rmse"], m["val_rmse_baseline"], epoch + 1)
-            ck = checkpoint.from_model(model, model.interpolation, dict(
-                provenance, epochs=epoch + 1, validation={k: round(v, 6) for k, v in m.items()}))
-            checkpoint.save(ck, cfg.output_model)
+            save_best(epoch + 1, m)
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val RMSE "
                      f"{m['val_rmse']:.4g} m (lanczos {m['val_rmse_baseline']:.4g} m, ratio "
                      f"{m['val_ratio']:.3f}), slope RMSE {m['val_slope_rmse']:.3g}°, SSIM "
@@ -395,7 +432,7 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                      + (" — best so far, saved" if improved else ""))
         _write_report(history, csv_path, png_path)
         run.save(epoch + 1, model, opt, sched)
-    run.finish(cancelled, epoch, monitor)
+    run.finish(cancelled, epoch, monitor, model, save_best)
     return run.result(cfg.output_model, cancelled, csv_path, png_path)
 
 

@@ -23,6 +23,11 @@ def hr_dem(dems_dir, tmp_path_factory):
     return str(path)
 
 
+def best_of(history):
+    """The epoch a run must keep: the lowest validation ratio, the starting model (0) included."""
+    return min(history, key=lambda h: h["val_ratio"])["epoch"]
+
+
 def _cfg(hr_dem, out, **kw):
     base = dict(inputs=[hr_dem], output_model=str(out), architecture="fast", scale=2,
                 patch_size=32, epochs=2, batch_size=8, learning_rate=2e-3, validation=0.25,
@@ -69,7 +74,8 @@ def test_cancel_keeps_best_then_resume_continues(hr_dem, tmp_path):
     state, mon = _cancel_after(8)  # in the middle of epoch 2
     res = train(cfg, mon)
     assert res.cancelled and res.epochs_done == 1 and state["batches"] == 8
-    assert checkpoint.load(str(out)).provenance["epochs"] == 1
+    assert res.best_epoch == best_of(res.history)
+    assert checkpoint.load(str(out)).provenance["epochs"] == res.best_epoch
     assert os.path.exists(resume_path(str(out)))
 
     infos = []
@@ -88,12 +94,32 @@ def test_cancel_before_first_epoch_writes_nothing(hr_dem, tmp_path):
     assert not out.exists()
 
 
+def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
+    from demsr.core.models import registry
+
+    init = tmp_path / "init.pt"
+    start = registry.build("fast", 2, {"channels": 8, "blocks": 1})
+    checkpoint.save(checkpoint.from_model(start, start.interpolation, {"note": "start"}), str(init))
+    out, warnings = tmp_path / "ft.pt", []
+    res = train(_cfg(hr_dem, out, init_weights=str(init), learning_rate=5.0, epochs=1,
+                     steps_per_epoch=10), Monitor(warning=warnings.append))
+    assert res.history[1]["val_rmse"] > res.history[0]["val_rmse"]  # the epoch made it worse
+    assert res.best_epoch == 0 and res.val_rmse_model == res.history[0]["val_rmse"]
+    assert any("output is the starting model" in w for w in warnings)
+    kept, first = checkpoint.load(str(out)), checkpoint.load(str(init))
+    assert kept.provenance["epochs"] == 0
+    assert kept.provenance["validation"]["val_rmse"] == pytest.approx(res.val_rmse_model, rel=1e-4)
+    for k, v in first.state_dict.items():
+        assert torch.equal(kept.state_dict[k], v), k
+
+
 def test_gisr_trains_and_is_usable(hr_dem, tmp_path):
     out = tmp_path / "g.pt"
     res = train(_cfg(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
                      hparams={"channels": 8, "blocks": 1}))
     ck = checkpoint.load(str(out))
-    assert ck.architecture == "gisr" and res.best_epoch == 1
+    assert ck.architecture == "gisr" and res.best_epoch == best_of(res.history)
+    assert ck.provenance["epochs"] == res.best_epoch
     model = ck.build()
     with torch.no_grad():
         y = model(torch.full((1, 1, 20, 20), 1234.0))
