@@ -317,6 +317,37 @@ def _window(arr: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     return np.pad(inner, pads, mode="edge") if any(p != (0, 0) for p in pads) else inner
 
 
+MIN_TILE = 64  # smallest network tile side when voids are sparse
+
+
+def _tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
+    H, W = shape
+    return [(r, c, min(size, H - r), min(size, W - c))
+            for r in range(0, H, size) for c in range(0, W, size)]
+
+
+def void_tiles(voids: np.ndarray, tile_size: int, halo: int) -> list[tuple[int, int, int, int]]:
+    """The tiles holding voids, at the size (tile_size, /2, /4, … ≥ MIN_TILE) that runs the
+    network on the fewest pixels, halo included: sparse voids get small tiles."""
+    best = None
+    size = tile_size
+    has = voids > 0
+    h, w = has.shape
+    while True:
+        nr, nc = -(-h // size), -(-w // size)
+        padded = np.zeros((nr * size, nc * size), bool)
+        padded[:h, :w] = has
+        hit = padded.reshape(nr, size, nc, size).any(axis=(1, 3))
+        cost = int(hit.sum()) * (size + 2 * halo) ** 2
+        if best is None or cost < best[0]:
+            best = (cost, size, hit)
+        if size // 2 < MIN_TILE:
+            break
+        size //= 2
+    _, size, hit = best
+    return [t for t in _tiles(voids.shape, size) if hit[t[0] // size, t[1] // size]]
+
+
 def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
               monitor: Monitor) -> np.ndarray:
     """The model's DEM on the whole target grid, tile by tile with halo."""
@@ -324,12 +355,12 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
     halo = int(model.halo)
     H, W = prep.dem.shape
     out = np.empty((H, W), np.float32)
-    tiles = [(r, c, min(tile_size, H - r), min(tile_size, W - c))
-             for r in range(0, H, tile_size) for c in range(0, W, tile_size)]
     mask = prep.voids
     if prep.same_grid:  # valid cells are kept as they are: only tiles holding voids need the net
         out[:] = prep.dem
-        tiles = [t for t in tiles if mask[t[0]:t[0] + t[2], t[1]:t[1] + t[3]].any()]
+        tiles = void_tiles(mask, tile_size, halo)
+    else:
+        tiles = _tiles((H, W), tile_size)
     sigma = torch.full((1, 1, 1, 1), float(prep.sigma))
     for i in range(0, len(tiles), max(1, batch_size)):
         monitor.check()

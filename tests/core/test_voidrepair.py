@@ -199,3 +199,35 @@ def test_cancel_and_bad_input_leave_nothing(tmp_path, dems_dir, model_path):
         write_array(str(tmp_path / "far.tif"), np.zeros((50, 50), np.float32), far)
         _run(tmp_path, src, model_path, target_grid_path=str(tmp_path / "far.tif"))
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, model_path):
+    import dataclasses
+
+    from demsr.core.models import checkpoint
+
+    src = tmp_path / "holed.tif"
+    truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 100, 100, 300, 320, seed=5,
+                                          coverage=0.004)
+    assert 0 < voids.mean() < 0.01
+    classes, _, _ = vr.classify_voids(holed)
+    prep = vr.prepare(holed, grid, grid, classes)
+    model = checkpoint.load(str(model_path)).build()
+    halo = int(model.halo)
+    tiles = vr.void_tiles(prep.voids, 384, halo)
+    sizes = {max(h, w) for _, _, h, w in tiles}
+    assert max(sizes) < 384  # sparse voids: smaller tiles than asked for
+    covered = np.zeros(voids.shape, bool)
+    for r, c, h, w in tiles:
+        covered[r:r + h, c:c + w] = True
+    assert covered[voids].all() and covered.mean() < 0.5
+    # values on void cells are those of the network run on the whole raster at once
+    sparse = vr.run_model(model, prep, "cpu", 384, 2, Monitor())
+    whole = vr.run_model(model, dataclasses.replace(prep, same_grid=False), "cpu", 4096, 1,
+                         Monitor())
+    np.testing.assert_allclose(sparse[voids], whole[voids], atol=1e-3, rtol=0)
+    np.testing.assert_array_equal(sparse[~covered], prep.dem[~covered])  # not run there
+    # dense voids keep the tile size asked for
+    dense = np.zeros((768, 768), np.float32)
+    dense[::40, ::40] = 1.0
+    assert {max(h, w) for _, _, h, w in vr.void_tiles(dense, 384, halo)} == {384}
