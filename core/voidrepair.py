@@ -18,8 +18,10 @@
    On the input's own grid, valid cells are kept exactly and only voids take
    the model's values; on another grid the model's output is used everywhere.
 
-Everything after reading is held in memory on the target grid (about 100 bytes
-per target pixel at peak); MAX_TARGET_PIXELS guards against runaway grids.
+Everything after reading is held in memory on the target grid (under 100 bytes
+per target pixel at peak, plus PyTorch); MAX_TARGET_PIXELS guards against runaway
+grids, and a run that would need more memory than is available stops before it
+starts, saying so.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from .devices import import_torch, select_device
 from .errors import DemSrError
 from .grid import Grid, output_grid
 from .inpaint import inpaint
+from .memory import available_bytes, gigabytes
 from .monitor import Monitor
 from .raster_io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
                         output_nodata, read_band)
@@ -52,6 +55,9 @@ INTERPOLATION = "gdal-lanczos"  # how the DEM reaches the target grid (checkpoin
 SPECTRAL_BANDS = 4            # Sentinel-2 bands 1–4 (coastal aerosol, blue, green, red)
 SPECTRAL_PREFIX = "s2_b"
 MAX_TARGET_PIXELS = 100_000_000
+# Peak memory of a run, measured on 1–9 Mpx targets: about 75 bytes per target pixel plus a
+# fixed 0.75 GB (PyTorch, model, tiles); rounded up.
+BYTES_PER_TARGET_PIXEL, FIXED_BYTES = 100, 800_000_000
 SIGMA_RADIUS = 3              # 7×7 window of the relief constant
 # Pixel classes on both grids: data, void to fill, outside the footprint, void left as nodata.
 VALID, FILLED, NODATA, LEFT = 0, 1, 2, 3
@@ -407,6 +413,13 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
+    need = BYTES_PER_TARGET_PIXEL * dst.width * dst.height + FIXED_BYTES
+    free = available_bytes()
+    if free is not None and need > free:
+        raise DemSrError(
+            f"Void repair onto a {dst.width}×{dst.height} grid holds it in memory and needs "
+            f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
+            "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
     ckpt, model_path = load_model(req.model_path)
     n_spec = check_channels(ckpt, model_path, bool(req.spectral_path))
     spectral = read_spectral(req.spectral_path, n_spec) if n_spec else None

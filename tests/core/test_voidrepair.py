@@ -231,3 +231,20 @@ def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, mo
     dense = np.zeros((768, 768), np.float32)
     dense[::40, ::40] = 1.0
     assert {max(h, w) for _, _, h, w in vr.void_tiles(dense, 384, halo)} == {384}
+
+
+def test_a_grid_too_big_for_the_memory_stops_before_work(tmp_path, dems_dir, model_path,
+                                                         monkeypatch):
+    from demsr.core import memory
+
+    src = tmp_path / "holed.tif"
+    holed_dem(dems_dir / SAGEHEN, src, 100, 100, 60, 60)
+    free = memory.available_bytes()
+    assert free is not None and free > 10 ** 8  # Linux reports it (psutil or /proc/meminfo)
+    monkeypatch.setattr(vr, "available_bytes", lambda: 500_000_000)
+    with pytest.raises(DemSrError, match=r"needs about 0\.8 GB; 0\.5 GB is available.*Clip"):
+        _run(tmp_path, src, model_path)
+    assert sorted(os.listdir(tmp_path)) == ["holed.tif"]
+    monkeypatch.setattr(vr, "available_bytes", lambda: 4_000_000_000)
+    res, out, _ = _run(tmp_path, src, model_path)
+    assert out.exists() and res.filled_pixels > 0
