@@ -398,18 +398,13 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
             break
         sched.step()
         m = validator.metrics(validator.predict(model, device, torch))
-        row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
-                   lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
-        history.append(row)
-        improved = run.improved(m, epoch + 1)
-        if improved:
-            save_best(epoch + 1, m)
+        row, improved = run.end_epoch(epoch + 1, losses, time.perf_counter() - t0,
+                                      opt.param_groups[0]["lr"], m, model, opt, sched, save_best)
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, void RMSE "
                      f"{m['val_rmse']:.4g} m (first fill {m['val_rmse_baseline']:.4g} m), outside "
                      f"{m['val_outside_rmse']:.4g} m (lanczos {m['val_outside_rmse_lanczos']:.4g}"
                      f" m), ratio {m['val_ratio']:.3f}" + (" — best so far, saved" if improved
                                                            else ""))
         _write_report(history, csv_path, png_path, baseline="first fill")
-        run.save(epoch + 1, model, opt, sched)
     run.finish(cancelled, epoch, monitor, model, save_best)
     return run.result(cfg.output_model, cancelled, csv_path, png_path)

@@ -105,6 +105,18 @@ class RunState:
         self.best = (m0["val_ratio"], m0["val_rmse"], m0["val_rmse_baseline"], 0)
         self.initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
+    def end_epoch(self, epoch: int, losses: list, seconds: float, lr: float, m: dict,
+                  model, opt, sched, save_best) -> tuple[dict, bool]:
+        """A finished epoch (1-based): its history row, the model if best, the resume file."""
+        row = dict(epoch=epoch, train_loss=float(np.mean(losses)), lr=lr,
+                   seconds=round(seconds, 2), **m)
+        self.history.append(row)
+        better = self.improved(m, epoch)
+        if better:
+            save_best(epoch, m)
+        self.save(epoch, model, opt, sched)
+        return row, better
+
     def improved(self, m: dict, epoch: int) -> bool:
         """Record epoch `epoch` (1-based) as the best if it validates better."""
         if not m["val_ratio"] < self.best[0]:
@@ -419,19 +431,14 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
             break
         sched.step()
         m = validator.metrics(validator.predict(model, device, cfg.batch_size))
-        row = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)),
-                   lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2), **m)
-        history.append(row)
-        improved = run.improved(m, epoch + 1)
-        if improved:
-            save_best(epoch + 1, m)
+        row, improved = run.end_epoch(epoch + 1, losses, time.perf_counter() - t0,
+                                      opt.param_groups[0]["lr"], m, model, opt, sched, save_best)
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, val RMSE "
                      f"{m['val_rmse']:.4g} m (lanczos {m['val_rmse_baseline']:.4g} m, ratio "
                      f"{m['val_ratio']:.3f}), slope RMSE {m['val_slope_rmse']:.3g}°, SSIM "
                      f"{m['val_ssim']:.4f}, PSNR {m['val_psnr']:.2f} dB"
                      + (" — best so far, saved" if improved else ""))
         _write_report(history, csv_path, png_path)
-        run.save(epoch + 1, model, opt, sched)
     run.finish(cancelled, epoch, monitor, model, save_best)
     return run.result(cfg.output_model, cancelled, csv_path, png_path)
 
