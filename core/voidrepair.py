@@ -59,6 +59,7 @@ MAX_TARGET_PIXELS = 100_000_000
 # fixed 0.75 GB (PyTorch, model, tiles); rounded up.
 BYTES_PER_TARGET_PIXEL, FIXED_BYTES = 100, 800_000_000
 SIGMA_RADIUS = 3              # 7×7 window of the relief constant
+MIN_TILE = 64                 # smallest network tile side when voids are sparse
 # Pixel classes on both grids: data, void to fill, outside the footprint, void left as nodata.
 VALID, FILLED, NODATA, LEFT = 0, 1, 2, 3
 MASK_NODATA = 255
@@ -321,9 +322,6 @@ def _window(arr: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
     inner = arr[..., a0:a1, b0:b1]
     pads = [(0, 0)] * (arr.ndim - 2) + [(a0 - r0, r0 + h - a1), (b0 - c0, c0 + w - b1)]
     return np.pad(inner, pads, mode="edge") if any(p != (0, 0) for p in pads) else inner
-
-
-MIN_TILE = 64  # smallest network tile side when voids are sparse
 
 
 def _tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
