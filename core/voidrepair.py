@@ -355,6 +355,8 @@ def void_tiles(voids: np.ndarray, tile_size: int, halo: int) -> list[tuple[int, 
 def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
               monitor: Monitor) -> np.ndarray:
     """The model's DEM on the whole target grid, tile by tile with halo."""
+    from .models.checkpoint import channels_last
+
     torch = import_torch()
     halo = int(model.halo)
     H, W = prep.dem.shape
@@ -375,10 +377,9 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
         dem = np.stack([win(prep.dem, t) for t in batch])[:, None]
         msk = np.stack([win(mask, t) for t in batch])[:, None]
         aux = np.stack([win(prep.aux, t) for t in batch])
+        t = lambda a: channels_last(torch.from_numpy(np.ascontiguousarray(a)).to(device))  # noqa: E731
         with torch.inference_mode():
-            y = model(torch.from_numpy(np.ascontiguousarray(dem)).to(device),
-                      torch.from_numpy(np.ascontiguousarray(msk)).to(device),
-                      torch.from_numpy(np.ascontiguousarray(aux)).to(device),
+            y = model(t(dem), t(msk), t(aux),
                       sigma.expand(len(batch), 1, 1, 1).to(device)).float().cpu().numpy()
         for k, (r, c, h, w) in enumerate(batch):
             out[r:r + h, c:c + w] = y[k, 0, halo:halo + h, halo:halo + w]
@@ -440,7 +441,7 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                  f"{dst.res[0]:.6g}×{dst.res[1]:.6g}.")
     prep = prepare(dem, src.grid, dst, classes, spectral, monitor.sub(0.0, 0.4))
     del dem
-    model = ckpt.build().to(choice.device)
+    model = ckpt.build_for_inference(choice.device)
     pred = run_model(model, prep, choice.device, req.tile_size, req.batch_size,
                      monitor.sub(0.4, 0.95))
     out = assemble(pred, prep)

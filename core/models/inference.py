@@ -77,7 +77,7 @@ class ModelUpsampler(Upsampler):
         torch = import_torch()
         self.ckpt = ckpt
         self.scale = int(ckpt.scale)
-        self.model = ckpt.build().to(device)
+        self.model = ckpt.build_for_inference(device)
         self.device = device
         self.batch_size = max(1, int(batch_size))
         self.halo = int(self.model.halo)
@@ -107,7 +107,7 @@ class ModelUpsampler(Upsampler):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device)
+            x = checkpoint.channels_last(torch.from_numpy(batch).to(self.device))
             return self.model(x).float().cpu().numpy()
 
     def _run_backoff(self, batch: np.ndarray) -> np.ndarray:
