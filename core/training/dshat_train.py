@@ -42,8 +42,8 @@ from ..monitor import Monitor
 from ..raster_io import GDAL_ENV, open_dem, read_band
 from .. import voidrepair as vr
 from .degrade import degrade_array
-from .loop import (RunState, TrainConfig, TrainResult, _write_report, check_inputs_output,
-                   optimiser, report_paths, start, validation_record)
+from .loop import (RunState, Stepper, TrainConfig, TrainResult, _write_report,
+                   check_inputs_output, optimiser, report_paths, start, validation_record)
 from .patches import Raster, _count, make_patch_set
 from .synthetic_voids import synthetic_voids
 
@@ -332,6 +332,7 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                  f"{time.perf_counter() - t0:.0f} s.")
 
     opt, sched = optimiser(model, cfg, torch)
+    stepper = Stepper(opt, device, torch)
     keys = dict(cfg.__dict__, inputs=sorted(map(os.path.abspath, cfg.inputs)), hparams=hparams,
                 output_model=None, device=None, resume=None)
     sig = hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
@@ -385,14 +386,12 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
             wins = _windows(scenes, ok, crop, cfg.batch_size, rng)
             dem, msk, aux, sg, tru = (torch.from_numpy(a).to(device)
                                       for a in _batch(scenes, wins, crop, rng))
-            pred = model(dem, msk, aux, sg)
+            with stepper.autocast():
+                pred = model(dem, msk, aux, sg)
             inner = (Ellipsis, slice(c, c + p), slice(c, c + p))
-            loss = dshat_loss(pred[inner], tru[inner], (msk[inner] > 0).float(), sg,
+            loss = dshat_loss(pred[inner].float(), tru[inner], (msk[inner] > 0).float(), sg,
                               cfg.l1_weight, cfg.gradient_weight, cfg.void_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(stepper.step(loss))
             monitor.progress((epoch * cfg.steps_per_epoch + step + 1) / total)
         if cancelled:
             break

@@ -194,6 +194,30 @@ def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
     return torch, choice.device
 
 
+class Stepper:
+    """One optimisation step; on CUDA with automatic mixed precision (autocast + GradScaler)."""
+
+    def __init__(self, opt, device: str, torch):
+        self.opt, self.torch = opt, torch
+        self.amp = device.startswith("cuda")
+        self.scaler = torch.cuda.amp.GradScaler() if self.amp else None
+
+    def autocast(self):
+        """Context for the forward pass (half precision where safe, on CUDA only)."""
+        return self.torch.autocast("cuda", enabled=self.amp)
+
+    def step(self, loss) -> float:
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        return float(loss.detach())
+
+
 def optimiser(model, cfg: TrainConfig, torch) -> tuple:
     """Adam with a cosine schedule down to 2 % of the learning rate."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
@@ -373,8 +397,7 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
                  "elevation range.")
 
     opt, sched = optimiser(model, cfg, torch)
-    use_amp = device.startswith("cuda")
-    scaler = torch.cuda.amp.GradScaler() if use_amp else None
+    stepper = Stepper(opt, device, torch)
     run = RunState(cfg.output_model, _signature(cfg, arch, hparams), torch)
     if cfg.resume:
         run.resume(model, opt, sched, monitor)
@@ -414,18 +437,10 @@ def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
             hr = torch.from_numpy(crops)[:, None].to(device)
             lr = degrade(hr, cfg.scale, cfg.degradation)
             target = hr[..., c:c + cfg.patch_size, c:c + cfg.patch_size]
-            with torch.autocast("cuda", enabled=use_amp):
+            with stepper.autocast():
                 pred = model(lr)[..., c:c + cfg.patch_size, c:c + cfg.patch_size]
             loss = sr_loss(pred.float(), target, patch_scale(lr), cfg.loss, cfg.gradient_weight)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            losses.append(float(loss.detach()))
+            losses.append(stepper.step(loss))
             monitor.progress((epoch * cfg.steps_per_epoch + step + 1) / total)
         if cancelled:
             break
