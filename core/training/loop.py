@@ -151,13 +151,12 @@ class RunState:
                         self.path + ".tmp")
         os.replace(self.path + ".tmp", self.path)
 
-    def finish(self, cancelled: bool, epoch: int, monitor: Monitor, model=None,
-               save_best=None) -> None:
+    def finish(self, cancelled: bool, epoch: int, monitor: Monitor, model, save_best) -> None:
         """End of a run: on cancel keep the resume file; when no epoch beat the starting
         model, `save_best(0, metrics)` writes the starting weights (put back into `model`)."""
         if cancelled and self.history[-1]["epoch"] == 0:
             raise Cancelled("cancelled before the first epoch finished; no model was written")
-        if self.best[3] == 0 and self.initial is not None and model is not None:
+        if self.best[3] == 0 and self.initial is not None:
             model.load_state_dict(self.initial)
             save_best(0, self.history[0])
             tried = min(h["val_rmse"] for h in self.history[1:])
