@@ -10,7 +10,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.errors import DemSrError
-from ..core.raster_io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
+from ..core.raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
                               gtiff_profile, open_dem, read_band)
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from ..core.terrain.cellsize import cell_sizes

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
+from ..core.pipelines.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
 DEFAULT_METHOD = "model"

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
                        QgsProcessingOutputFile, QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.models import registry
+from ..core.nets import registry
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.voidrepair import VoidRepairRequest, voidrepair
+from ..core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
 

@@ -92,7 +92,7 @@ def holed(src: Path, path: Path, coverage: float = 0.08, seed: int = 2026) -> Pa
     from working_tree import use_working_tree
 
     use_working_tree()
-    from demsr.core.training.synthetic_voids import synthetic_voids
+    from demsr.core.nodata.synthetic import synthetic_voids
 
     with rasterio.open(src) as ds:
         z = ds.read(1).astype(np.float32)

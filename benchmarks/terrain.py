@@ -46,8 +46,8 @@ def run() -> dict:
     import numpy as np
     import rasterio
 
-    from demsr.core.raster_io import read_band
-    from demsr.core.grid import Grid
+    from demsr.core.raster.io import read_band
+    from demsr.core.raster.grid import Grid
     from demsr.core.terrain import DSHAT_DERIVATIVES, compute_derivatives
 
     dems = ROOT.parent / "shared" / "data" / "dems"

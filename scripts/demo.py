@@ -16,8 +16,8 @@ ROOT = use_working_tree()
 
 import rasterio  # noqa: E402
 
-from demsr.core.metrics import compare  # noqa: E402
-from demsr.core.raster_io import read_band  # noqa: E402
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
 from demsr.core.training.degrade import degrade_raster  # noqa: E402
 
 DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"

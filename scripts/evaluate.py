@@ -27,16 +27,16 @@ use_working_tree()
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.metrics import cell_size_m, compare  # noqa: E402
-from demsr.core.raster_io import open_dem, read_band  # noqa: E402
-from demsr.core.superresolve import SuperResolveRequest, superresolve  # noqa: E402
+from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band  # noqa: E402
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.training.degrade import degrade_raster  # noqa: E402
 
 
 
 def classical_backprojection_model(scale, tmp):
     """FastSR with its residual at zero = Lanczos + block-mean back-projection, no network."""
-    from demsr.core.models import checkpoint, registry
+    from demsr.core.nets import checkpoint, registry
 
     path = os.path.join(tmp, f"bp_x{scale}.pt")
     checkpoint.save(checkpoint.from_model(registry.build("fast", scale), "lanczos+backprojection",

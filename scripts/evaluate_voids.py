@@ -33,15 +33,15 @@ use_working_tree()
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.grid import Grid  # noqa: E402
-from demsr.core.inpaint import inpaint  # noqa: E402
+from demsr.core.raster.grid import Grid  # noqa: E402
+from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster_io import open_dem, read_band, write_array  # noqa: E402
-from demsr.core.superresolve import SuperResolveRequest, superresolve  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.training.degrade import degrade_array  # noqa: E402
-from demsr.core.training.synthetic_voids import synthetic_voids  # noqa: E402
-from demsr.core.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
-from demsr.core.voids import filled_source  # noqa: E402
+from demsr.core.nodata.synthetic import synthetic_voids  # noqa: E402
+from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
+from demsr.core.nodata.fill import filled_source  # noqa: E402
 
 SEED, COVERAGE = 2026, 0.08  # first seed; realisation k uses SEED + k
 

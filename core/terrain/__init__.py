@@ -10,11 +10,11 @@ from typing import Iterable, Optional
 import numpy as np
 
 from ..errors import DemSrError
-from ..grid import Grid
+from ..raster.grid import Grid
 from ..monitor import Monitor
 from .cellsize import CellSizes, cell_sizes
 from .flow import flow_accumulation, streams
-from .normalise import Normaliser, NormaliserSet, fit_normaliser
+from .scaling import Normaliser, NormaliserSet, fit_normaliser
 from .surface import SURFACE_DERIVATIVES, surface_derivatives
 
 FLOW_DERIVATIVES = ("flow_accumulation", "streams")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DemSrError
-from ..grid import Grid
+from ..raster.grid import Grid
 
 WGS84_A = 6378137.0
 WGS84_F = 1.0 / 298.257223563

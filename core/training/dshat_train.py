@@ -37,15 +37,15 @@ import numpy as np
 import rasterio
 
 from ..errors import Cancelled, DemSrError
-from ..grid import Grid
+from ..raster.grid import Grid
 from ..monitor import Monitor
-from ..raster_io import GDAL_ENV, open_dem, read_band
-from .. import voidrepair as vr
+from ..raster.io import GDAL_ENV, open_dem, read_band
+from ..pipelines import voidrepair as vr
 from .degrade import degrade_array
 from .loop import (RunState, Stepper, TrainConfig, TrainResult, _write_report,
                    check_inputs_output, optimiser, report_paths, start, validation_record)
 from .patches import Raster, _count, make_patch_set
-from .synthetic_voids import synthetic_voids
+from ..nodata.synthetic import synthetic_voids
 
 CONTEXT = 8  # px of context around the loss window of a crop
 
@@ -259,7 +259,7 @@ class _Validator:
 
 def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
     """Train DS-HAT; the best-on-validation model is saved at cfg.output_model."""
-    from ..models import checkpoint, registry
+    from ..nets import checkpoint, registry
 
     monitor = monitor or Monitor()
     _check(cfg)

@@ -22,9 +22,9 @@ from affine import Affine
 
 from ..devices import import_torch, select_device
 from ..errors import Cancelled, DemSrError
-from ..metrics import cell_size_m, horn_slope, psnr, ssim
+from ..evaluation.metrics import cell_size_m, horn_slope, psnr, ssim
 from ..monitor import Monitor
-from ..resample import resample
+from ..raster.warp import resample
 from .degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
 from .patches import PatchSet, load_raster, make_patch_set
@@ -352,7 +352,7 @@ def _write_report(history: list[dict], csv_path: str, png_path: str,
 
 def train(cfg: TrainConfig, monitor: Optional[Monitor] = None) -> TrainResult:
     """Train a model; returns the best-on-validation model saved at cfg.output_model."""
-    from ..models import checkpoint, registry
+    from ..nets import checkpoint, registry
 
     monitor = monitor or Monitor()
     _check(cfg)

@@ -11,7 +11,7 @@ LOSSES = ("l1", "mse")
 
 def patch_scale(lr, radius: int = 3, eps: float = 1e-3):
     """Per-patch relief scale (B,1,1,1) from the LR input; loss weighting only."""
-    from ..models.normalise import local_stats
+    from ..nets.local_norm import local_stats
 
     _, spread = local_stats(lr, radius, eps)
     return spread.mean(dim=(1, 2, 3), keepdim=True)

@@ -22,7 +22,7 @@ import numpy as np
 import rasterio
 
 from ..errors import DemSrError
-from ..raster_io import open_dem, read_band
+from ..raster.io import open_dem, read_band
 
 
 @dataclass

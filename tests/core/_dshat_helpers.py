@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import rasterio
 
-from demsr.core.grid import Grid
-from demsr.core.raster_io import read_band, write_array
+from demsr.core.raster.grid import Grid
+from demsr.core.raster.io import read_band, write_array
 
 TERRAIN = ["slope", "plan_curvature", "profile_curvature", "tangential_curvature",
            "flow_accumulation", "streams"]
@@ -18,7 +18,7 @@ def tiny_dshat(path, spectral: bool = False, seed: int = 0, dilations=()):
     """Save a small DS-HAT with random non-zero weights everywhere (so every input matters)."""
     import torch
 
-    from demsr.core.models import checkpoint, registry
+    from demsr.core.nets import checkpoint, registry
 
     torch.manual_seed(seed)
     model = registry.build("dshat", 1, dict(TINY, aux_channels=SPECTRAL if spectral else TERRAIN,
@@ -37,7 +37,7 @@ def holed_dem(src_path, out_path, row0, col0, height, width, seed=0, coverage=0.
     Returns (truth, holed, voids, grid)."""
     from affine import Affine
 
-    from demsr.core.training.synthetic_voids import synthetic_voids
+    from demsr.core.nodata.synthetic import synthetic_voids
 
     with rasterio.open(src_path) as ds:
         data = read_band(ds, 1)[row0:row0 + height, col0:col0 + width]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import rasterio
 
-from demsr.core.grid import Grid
-from demsr.core.raster_io import read_band, write_array
+from demsr.core.raster.grid import Grid
+from demsr.core.raster.io import read_band, write_array
 
 
 def dem_crop(src_path, out_path, row0: int, col0: int, size: int) -> np.ndarray:
@@ -22,7 +22,7 @@ def tiny_fast(scale: int, seed: int = 0):
     """A small FastSR with random (non-zero) weights everywhere, so every layer matters."""
     import torch
 
-    from demsr.core.models import registry
+    from demsr.core.nets import registry
 
     torch.manual_seed(seed)
     model = registry.build("fast", scale, {"channels": 8, "blocks": 2})

@@ -6,7 +6,7 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 
 import torch  # noqa: E402
 
-from demsr.core.models import checkpoint, registry  # noqa: E402
+from demsr.core.nets import checkpoint, registry  # noqa: E402
 
 from _dshat_helpers import SPECTRAL, TERRAIN, TINY, tiny_dshat  # noqa: E402
 

@@ -12,14 +12,14 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402
 
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.grid import Grid  # noqa: E402
-from demsr.core.models import checkpoint  # noqa: E402
+from demsr.core.raster.grid import Grid  # noqa: E402
+from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster_io import read_band, write_array  # noqa: E402
+from demsr.core.raster.io import read_band, write_array  # noqa: E402
 from demsr.core.training.degrade import degrade_array  # noqa: E402
 from demsr.core.training.dshat_train import (DSHATTrainConfig, dshat_loss,  # noqa: E402
                                              train_dshat)
-from demsr.core.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
+from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 
 from _dshat_helpers import TINY, four_band_raster, holed_dem  # noqa: E402
 from _model_helpers import dem_crop  # noqa: E402

@@ -5,7 +5,7 @@ import rasterio
 from affine import Affine
 
 from demsr.core.errors import DemSrError
-from demsr.core.grid import Grid, output_grid, require_north_up, source_index
+from demsr.core.raster.grid import Grid, output_grid, require_north_up, source_index
 
 
 def _grid(res=10.0, w=100, h=80, x0=500000.0, y0=4000000.0, crs=None):

@@ -8,7 +8,7 @@ import demsr  # noqa: E402,F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.models import checkpoint, registry  # noqa: E402
+from demsr.core.nets import checkpoint, registry  # noqa: E402
 
 from _model_helpers import tiny_fast  # noqa: E402
 

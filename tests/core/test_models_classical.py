@@ -11,9 +11,9 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 
 import torch  # noqa: E402
 
-from demsr.core.models import classical, registry  # noqa: E402
-from demsr.core.raster_io import read_band  # noqa: E402
-from demsr.core.resample import resample  # noqa: E402
+from demsr.core.nets import classical, registry  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.raster.warp import resample  # noqa: E402
 from demsr.core.training.degrade import degrade_array  # noqa: E402
 
 LIDAR = "resources/demo/lidar_1m.tif"

@@ -5,8 +5,8 @@ import demsr  # noqa: E402,F401 - puts the private torch folder on sys.path
 
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
-from demsr.core.models import registry  # noqa: E402
-from demsr.core.models.normalise import local_stats  # noqa: E402
+from demsr.core.nets import registry  # noqa: E402
+from demsr.core.nets.local_norm import local_stats  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.models import checkpoint  # noqa: E402
-from demsr.core.models.inference import bundled_scales  # noqa: E402
-from demsr.core.raster_io import read_band  # noqa: E402
-from demsr.core.superresolve import SuperResolveRequest, superresolve  # noqa: E402
+from demsr.core.nets import checkpoint  # noqa: E402
+from demsr.core.nets.bundled import sr_scales as bundled_scales  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 
 from _model_helpers import dem_crop, tiny_fast  # noqa: E402
 

@@ -11,7 +11,7 @@ from affine import Affine
 
 from demsr.core.errors import Cancelled, DemSrError
 from demsr.core.monitor import Monitor
-from demsr.core.superresolve import SuperResolveRequest, superresolve
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 
 
 def _read(path):

@@ -5,7 +5,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from demsr.core.errors import DemSrError
-from demsr.core.grid import Grid
+from demsr.core.raster.grid import Grid
 from demsr.core.terrain.cellsize import cell_sizes, metres_per_degree
 
 

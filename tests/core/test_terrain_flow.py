@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from demsr.core.errors import Cancelled, DemSrError
-from demsr.core.grid import Grid
+from demsr.core.raster.grid import Grid
 from demsr.core.monitor import Monitor
 from demsr.core.terrain import compute_derivatives
 from demsr.core.terrain.cellsize import CellSizes

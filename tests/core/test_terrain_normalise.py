@@ -6,9 +6,9 @@ import pytest
 import rasterio
 
 from demsr.core.errors import DemSrError
-from demsr.core.grid import Grid
+from demsr.core.raster.grid import Grid
 from demsr.core.terrain import DSHAT_DERIVATIVES, compute_derivatives
-from demsr.core.terrain.normalise import Normaliser, NormaliserSet, fit_normaliser
+from demsr.core.terrain.scaling import Normaliser, NormaliserSet, fit_normaliser
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from demsr.core.grid import Grid
+from demsr.core.raster.grid import Grid
 from demsr.core.terrain import compute_derivatives
 from demsr.core.terrain.cellsize import CellSizes, cell_sizes
 from demsr.core.terrain.surface import surface_derivatives

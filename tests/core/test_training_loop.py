@@ -9,7 +9,7 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
 from demsr.core.errors import Cancelled  # noqa: E402
-from demsr.core.models import checkpoint  # noqa: E402
+from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.training.loop import TrainConfig, resume_path, train  # noqa: E402
 
@@ -95,7 +95,7 @@ def test_cancel_before_first_epoch_writes_nothing(hr_dem, tmp_path):
 
 
 def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
-    from demsr.core.models import registry
+    from demsr.core.nets import registry
 
     init = tmp_path / "init.pt"
     start = registry.build("fast", 2, {"channels": 8, "blocks": 1})

@@ -12,10 +12,10 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402,F401 - a missing torch must fail, not skip
 
 from demsr.core.errors import Cancelled, DemSrError  # noqa: E402
-from demsr.core.grid import Grid, source_index  # noqa: E402
+from demsr.core.raster.grid import Grid, source_index  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster_io import read_band, write_array  # noqa: E402
-from demsr.core import voidrepair as vr  # noqa: E402
+from demsr.core.raster.io import read_band, write_array  # noqa: E402
+from demsr.core.pipelines import voidrepair as vr  # noqa: E402
 
 from _dshat_helpers import four_band_raster, holed_dem, tiny_dshat  # noqa: E402
 
@@ -161,7 +161,7 @@ def test_channel_set_mismatches_are_clear_errors(tmp_path, dems_dir, model_path)
     with pytest.raises(DemSrError, match="terrain channels only.*Clear SPECTRAL"):
         _run(tmp_path, src, model_path, spectral_path=str(two))
     from _model_helpers import tiny_fast
-    from demsr.core.models import checkpoint
+    from demsr.core.nets import checkpoint
 
     checkpoint.save(checkpoint.from_model(tiny_fast(2), "torch-bicubic"), str(tmp_path / "f.pt"))
     with pytest.raises(DemSrError, match="'fast' super-resolution model"):
@@ -204,7 +204,7 @@ def test_cancel_and_bad_input_leave_nothing(tmp_path, dems_dir, model_path):
 def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, model_path):
     import dataclasses
 
-    from demsr.core.models import checkpoint
+    from demsr.core.nets import checkpoint
 
     src = tmp_path / "holed.tif"
     truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 100, 100, 300, 320, seed=5,

@@ -4,10 +4,10 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from demsr.core.inpaint import inpaint
-from demsr.core.raster_io import read_band
-from demsr.core.training.synthetic_voids import synthetic_voids
-from demsr.core.voidrepair import FILLED, LEFT, NODATA, VALID, classify_voids
+from demsr.core.nodata.inpaint import inpaint
+from demsr.core.raster.io import read_band
+from demsr.core.nodata.synthetic import synthetic_voids
+from demsr.core.pipelines.voidrepair import FILLED, LEFT, NODATA, VALID, classify_voids
 
 
 def _dem(dems_dir, name):

@@ -11,7 +11,7 @@ import rasterio
 from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingOutputRasterLayer, QgsRasterLayer)
 
-from demsr.core.superresolve import SuperResolveRequest, superresolve
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # shared 
 
 import torch  # noqa: E402,F401 - `make test` installs it; a missing torch must fail
 
-from demsr.core.raster_io import read_band  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
 
 from _dshat_helpers import four_band_raster, holed_dem, tiny_dshat  # noqa: E402
 
@@ -56,7 +56,7 @@ def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_p
     src = tmp_path / "holed.tif"
     truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 250, 250, 90, 90, seed=1)
     full = tmp_path / "full.tif"
-    from demsr.core.raster_io import write_array
+    from demsr.core.raster.io import write_array
 
     write_array(str(full), truth, grid)
     s2 = four_band_raster(full, tmp_path / "s2.tif")
@@ -80,7 +80,7 @@ def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_p
 def test_train_dshat_through_processing_then_repair(provider, dems_dir, tmp_path):
     import processing
 
-    from demsr.core.models import checkpoint
+    from demsr.core.nets import checkpoint
     from _model_helpers import dem_crop
 
     hr = tmp_path / "hr.tif"

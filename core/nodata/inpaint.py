@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
-from .monitor import Monitor
+from ..monitor import Monitor
 
 BIHARMONIC_MAX = 300_000  # unknowns per group; beyond this, Laplace
 _MARGIN = 3

@@ -14,15 +14,15 @@ from typing import Optional
 import numpy as np
 import rasterio
 
-from .errors import DemSrError
-from .grid import Grid, output_grid, source_index
-from .monitor import Monitor
-from .raster_io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
+from ..errors import DemSrError
+from ..raster.grid import Grid, output_grid, source_index
+from ..monitor import Monitor
+from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
                         open_dem, output_nodata, read_band, read_window)
-from .resample import CLASSICAL_METHODS
-from .tiling import Tile, batches, plan_tiles
+from ..raster.warp import CLASSICAL_METHODS
+from ..raster.tiles import Tile, batches, plan_tiles
 from .upsamplers import ClassicalUpsampler, TileInput, Upsampler
-from .voids import fill_nearest, filled_source
+from ..nodata.fill import fill_nearest, filled_source
 
 MODEL_METHOD = "model"
 METHODS = (MODEL_METHOD, *CLASSICAL_METHODS)
@@ -59,9 +59,10 @@ def build_upsampler(req: SuperResolveRequest, src: DemSource, dst: Grid,
     if req.method in CLASSICAL_METHODS:
         return ClassicalUpsampler(req.method, src.grid, dst)
     if req.method == MODEL_METHOD:
-        from .models.inference import ModelUpsampler
+        from .model_upsampler import ModelUpsampler
 
-        return ModelUpsampler.from_request(req, src.grid, dst, monitor)
+        return ModelUpsampler.for_grids(req.model_path, src.grid, dst, req.device,
+                                         req.batch_size, monitor)
     raise DemSrError(f"Unknown method '{req.method}'. Use one of: {', '.join(METHODS)}.")
 
 

@@ -16,7 +16,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from .errors import DemSrError
+from ..errors import DemSrError
 from .grid import Grid, require_north_up
 
 DEFAULT_NODATA = -32768.0  # below any real elevation or depth (Challenger Deep ~ -10 935 m)

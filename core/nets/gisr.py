@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .normalise import local_stats, normalisation_config, stats_radius
+from .local_norm import local_stats, normalisation_config, stats_radius
 from .registry import register
 
 INTERPOLATION = "torch-bicubic"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .terrain.cellsize import CellSizes, metres_per_degree
-from .terrain.surface import surface_derivatives
+from ..terrain.cellsize import CellSizes, metres_per_degree
+from ..terrain.surface import surface_derivatives
 
 
 def cell_size_m(res: tuple[float, float], geographic: bool, lat: float = 0.0

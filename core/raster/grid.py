@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 from affine import Affine
 
-from .errors import DemSrError
+from ..errors import DemSrError
 
 MAX_SCALE = 16.0  # beyond this a DEM has no information left to add
 
@@ -117,3 +117,16 @@ def source_index(src: Grid, dst: Grid, rows: np.ndarray, cols: np.ndarray
     """Integer source pixel containing each destination centre (may be out of range)."""
     r, c = source_coords(src, dst, rows, cols)
     return np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+
+
+def grid_factor(src: Grid, dst: Grid) -> Optional[int]:
+    """The integer s when dst is exactly src subdivided s×s, else None."""
+    fx, fy = src.res[0] / dst.res[0], src.res[1] / dst.res[1]
+    s = int(round(fx))
+    if s < 2 or abs(fx - s) > 1e-6 * s or abs(fy - s) > 1e-6 * s:
+        return None
+    ox = (dst.transform.c - src.transform.c) / dst.res[0]
+    oy = (dst.transform.f - src.transform.f) / dst.res[1]
+    if abs(ox) > 1e-6 or abs(oy) > 1e-6:
+        return None
+    return s

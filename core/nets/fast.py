@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import classical
-from .normalise import local_stats, normalisation_config, stats_radius
+from .local_norm import local_stats, normalisation_config, stats_radius
 from .registry import register
 
 INTERPOLATION = "lanczos+backprojection"

@@ -14,7 +14,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from .errors import DemSrError
+from ..errors import DemSrError
 
 CLASSICAL_METHODS = {
     "lanczos": Resampling.lanczos,

@@ -17,9 +17,9 @@ import rasterio
 from rasterio.windows import Window
 from scipy import ndimage
 
-from .errors import DemSrError
-from .monitor import Monitor
-from .raster_io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, partial_path,
+from ..errors import DemSrError
+from ..monitor import Monitor
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, partial_path,
                         read_band)
 
 FILL_SEARCH_PIXELS = 256  # beyond this distance from data a cell is never used by a kernel

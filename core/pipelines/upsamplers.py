@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grid import Grid
-from .resample import KERNEL_RADIUS, check_method, resample
-from .tiling import Tile
+from ..raster.grid import Grid
+from ..raster.warp import KERNEL_RADIUS, check_method, resample
+from ..raster.tiles import Tile
 
 
 @dataclass

@@ -36,17 +36,17 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from scipy import ndimage
 
-from .devices import import_torch, select_device
-from .errors import DemSrError
-from .grid import Grid, output_grid
-from .inpaint import inpaint
-from .memory import available_bytes, gigabytes
-from .monitor import Monitor
-from .raster_io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
+from ..devices import import_torch, select_device
+from ..errors import DemSrError
+from ..raster.grid import Grid, output_grid
+from ..nodata.inpaint import inpaint
+from ..memory import available_bytes, gigabytes
+from ..monitor import Monitor
+from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
                         output_nodata, read_band)
-from .resample import _LOCAL_CRS, resample
-from .terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives, fit_normaliser
-from .voids import fill_nearest
+from ..raster.warp import _LOCAL_CRS, resample
+from ..terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives, fit_normaliser
+from ..nodata.fill import fill_nearest
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           "resources", "models")
@@ -277,7 +277,7 @@ def read_spectral(path: str, bands: int) -> tuple[np.ndarray, Grid]:
 
 def load_model(model_path: Optional[str]):
     """The DS-HAT checkpoint, or a DemSrError saying why it cannot repair voids."""
-    from .models import checkpoint
+    from ..nets import checkpoint
 
     path = model_path or BUNDLED_MODEL
     if not model_path and not os.path.isfile(path):
@@ -355,7 +355,7 @@ def void_tiles(voids: np.ndarray, tile_size: int, halo: int) -> list[tuple[int, 
 def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
               monitor: Monitor) -> np.ndarray:
     """The model's DEM on the whole target grid, tile by tile with halo."""
-    from .models.checkpoint import channels_last
+    from ..nets.checkpoint import channels_last
 
     torch = import_torch()
     halo = int(model.halo)

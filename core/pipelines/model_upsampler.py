@@ -15,51 +15,18 @@ import numpy as np
 
 from ..devices import import_torch, is_out_of_memory, select_device
 from ..errors import DemSrError
-from ..grid import Grid
+from ..raster.grid import Grid, grid_factor
 from ..monitor import Monitor
-from ..tiling import Tile
-from ..upsamplers import TileInput, Upsampler
-from . import checkpoint
-
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "resources", "models")
-
-
-def bundled_model_path(scale: int) -> str:
-    return os.path.join(MODELS_DIR, f"demsr_fast_x{scale}.pt")
-
-
-def bundled_scales() -> list[int]:
-    if not os.path.isdir(MODELS_DIR):
-        return []
-    found = []
-    for name in os.listdir(MODELS_DIR):
-        if name.startswith("demsr_fast_x") and name.endswith(".pt"):
-            try:
-                found.append(int(name[len("demsr_fast_x"):-3]))
-            except ValueError:
-                pass
-    return sorted(found)
-
-
-def grid_factor(src: Grid, dst: Grid) -> Optional[int]:
-    """The integer s when dst is exactly src subdivided s×s, else None."""
-    fx, fy = src.res[0] / dst.res[0], src.res[1] / dst.res[1]
-    s = int(round(fx))
-    if s < 2 or abs(fx - s) > 1e-6 * s or abs(fy - s) > 1e-6 * s:
-        return None
-    ox = (dst.transform.c - src.transform.c) / dst.res[0]
-    oy = (dst.transform.f - src.transform.f) / dst.res[1]
-    if abs(ox) > 1e-6 or abs(oy) > 1e-6:
-        return None
-    return s
+from ..raster.tiles import Tile
+from .upsamplers import TileInput, Upsampler
+from ..nets import bundled, checkpoint
 
 
 def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
     if model_path:
         return model_path
     s = grid_factor(src, dst)
-    have = bundled_scales()
+    have = bundled.sr_scales()
     if s is None or s not in have:
         factor = src.res[0] / dst.res[0]
         raise DemSrError(
@@ -67,7 +34,7 @@ def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
             f"exist for ×{', ×'.join(map(str, have)) or ' (none installed)'}. Use SCALE "
             f"{' or '.join(map(str, have)) or '2'}, METHOD 'lanczos' (the best classical "
             "resampler), or a model trained with 'Train DEM SR' for this scale.")
-    return bundled_model_path(s)
+    return bundled.sr_model_path(s)
 
 
 class ModelUpsampler(Upsampler):
@@ -85,8 +52,10 @@ class ModelUpsampler(Upsampler):
         self._torch = torch
 
     @classmethod
-    def from_request(cls, req, src: Grid, dst: Grid, monitor: Monitor) -> "ModelUpsampler":
-        path = resolve_model_path(req.model_path, src, dst)
+    def for_grids(cls, model_path: Optional[str], src: Grid, dst: Grid, device: str,
+                  batch_size: int, monitor: Monitor) -> "ModelUpsampler":
+        """The checkpoint that maps src onto dst (the bundled one when model_path is None)."""
+        path = resolve_model_path(model_path, src, dst)
         ckpt = checkpoint.load(path)
         s = grid_factor(src, dst)
         if s != ckpt.scale:
@@ -96,12 +65,12 @@ class ModelUpsampler(Upsampler):
                 f"requested output grid is ×{factor:.4g} finer. Use SCALE {ckpt.scale} (or "
                 f"TARGET_RESOLUTION = input pixel size / {ckpt.scale}), or a model trained for "
                 "this scale.")
-        choice = select_device(req.device)
+        choice = select_device(device)
         monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}; device: "
                      f"{choice.description}.")
         if choice.note:
             monitor.info(f"Note: {choice.note}.")
-        return cls(ckpt, choice.device, req.batch_size,
+        return cls(ckpt, choice.device, batch_size,
                    f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)})")
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
