@@ -27,19 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .local_norm import box_mean
 from .registry import register
 
 INTERPOLATION = "gdal-lanczos"
-
-
-def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1)² window, edges replicated; separable so large r stays cheap."""
-    if radius <= 0:
-        return x
-    k = 2 * radius + 1
-    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    x = F.avg_pool2d(x, (k, 1), stride=1)
-    return F.avg_pool2d(x, (1, k), stride=1)
 
 
 class _DenseBlock(nn.Module):

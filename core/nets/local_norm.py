@@ -1,4 +1,4 @@
-"""Tile-safe local normalisation of elevations.
+"""Local statistics and the tile-safe local normalisation of elevations.
 
 Each pixel is centred on the mean of a fixed window around it and divided by
 the mean absolute deviation in a window around it (plus eps metres). Only
@@ -22,16 +22,39 @@ def normalisation_config(normalisation: dict | None) -> dict:
     return cfg
 
 
-def local_stats(x, radius: int, eps: float):
-    """(local mean, local mean absolute deviation + eps) of a (B,1,H,W) tensor."""
+def box_mean(x, radius: int):
+    """Mean over a (2r+1)² window of a (B,C,H,W) tensor, edges replicated; separable so a
+    large radius stays cheap. The one local-statistics kernel of the networks, the losses
+    and the per-raster relief constant."""
     import torch.nn.functional as F
 
+    if radius <= 0:
+        return x
     k = 2 * radius + 1
-    pad = (radius,) * 4
-    mean = F.avg_pool2d(F.pad(x, pad, mode="replicate"), k, stride=1)
-    dev = (x - mean).abs()
-    spread = F.avg_pool2d(F.pad(dev, pad, mode="replicate"), k, stride=1) + eps
-    return mean, spread
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.avg_pool2d(x, (k, 1), stride=1)
+    return F.avg_pool2d(x, (1, k), stride=1)
+
+
+def local_stats(x, radius: int, eps: float):
+    """(local mean, local mean absolute deviation + eps) of a (B,1,H,W) tensor."""
+    mean = box_mean(x, radius)
+    return mean, box_mean((x - mean).abs(), radius) + eps
+
+
+def relief_constant(dem, valid, radius: int = 3) -> float:
+    """Mean local absolute deviation over the valid cells of a whole raster (NaN-free
+    float array): one elevation unit per raster, never per tile."""
+    import numpy as np
+
+    from ..devices import import_torch
+
+    torch = import_torch()
+    z = torch.from_numpy(np.ascontiguousarray(dem, dtype=np.float64))[None, None]
+    with torch.inference_mode():
+        dev = local_stats(z, radius, 0.0)[1][0, 0].numpy()
+    vals = dev[valid & np.isfinite(dev)]
+    return max(float(vals.mean()) if vals.size else 1.0, 1e-3)
 
 
 def stats_radius(cfg: dict) -> int:

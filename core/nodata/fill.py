@@ -1,4 +1,4 @@
-"""Nodata handling for streaming work: find voids, fill them once for the whole raster.
+"""Filling nodata for streaming work: once for the whole raster, before tiling.
 
 A model or kernel must never read a nodata value as elevation. Voids are
 filled once, for the whole raster, before tiling (GDAL's inverse-distance
@@ -8,7 +8,6 @@ put back on the output afterwards.
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -17,36 +16,12 @@ import rasterio
 from rasterio.windows import Window
 from scipy import ndimage
 
-from ..errors import DemSrError
 from ..monitor import Monitor
-from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, partial_path,
-                        read_band)
+from ..raster.io import DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
+from ..raster.tiles import row_blocks
+from .find import count_voids
 
 FILL_SEARCH_PIXELS = 256  # beyond this distance from data a cell is never used by a kernel
-
-
-def row_blocks(height: int, width: int, pixels: int = 1 << 20) -> Iterator[tuple[int, int]]:
-    """(row0, rows) strips of about `pixels` cells, for streaming passes."""
-    step = max(1, pixels // max(width, 1))
-    for row0 in range(0, height, step):
-        yield row0, min(step, height - row0)
-
-
-def count_voids(src: DemSource, monitor: Monitor) -> int:
-    """Cells without data; raises if there are no valid cells at all."""
-    missing = 0
-    g = src.grid
-    with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
-        for row0, rows in row_blocks(g.height, g.width):
-            monitor.check()
-            block = read_band(ds, src.band, Window(0, row0, g.width, rows))
-            missing += int(np.isnan(block).sum())
-            monitor.progress((row0 + rows) / g.height)
-    if missing == g.width * g.height:
-        raise DemSrError(
-            f"'{os.path.basename(src.path)}' band {src.band} has no valid cells: every cell is "
-            "nodata. Check the band and the layer's nodata value.")
-    return missing
 
 
 @contextmanager
@@ -62,8 +37,7 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
         return
     monitor.info(f"Filling {voids} nodata cells before resampling (inverse distance, "
                  f"up to {FILL_SEARCH_PIXELS} px); they stay nodata in the output.")
-    tmp = partial_path(work_path)
-    try:
+    with scratch_path(work_path) as tmp:
         _write_copy(src, tmp, monitor.sub(0.3, 0.6))
         monitor.check()
         from osgeo import gdal
@@ -82,10 +56,6 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
         monitor.check()
         yield DemSource(path=tmp, band=1, grid=src.grid, nodata=DEFAULT_NODATA,
                         dtype="float32", band_count=1)
-    finally:
-        for leftover in (tmp, tmp + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
 
 
 def _write_copy(src: DemSource, path: str, monitor: Monitor) -> None:

@@ -59,8 +59,7 @@ def _solve_group(z: np.ndarray, unknown: np.ndarray, biharmonic: bool) -> np.nda
     return spsolve(a, rhs)
 
 
-def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None,
-            method: str = "biharmonic") -> np.ndarray:
+def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None) -> np.ndarray:
     """A float32 copy of `dem` with the cells of `fill` (NaN there) filled smoothly.
 
     Cells that are NaN but not in `fill` stay NaN and are not used. A group of
@@ -87,7 +86,7 @@ def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None
             continue
         # Solve for the anomaly from the rim mean: better conditioned for high elevations.
         offset = float(window[known].mean())
-        big = int(unknown.sum()) > BIHARMONIC_MAX or method == "harmonic"
+        big = int(unknown.sum()) > BIHARMONIC_MAX
         vals = _solve_group(window - offset, unknown, biharmonic=not big)
         target = out[r0:r1, c0:c1]
         target[unknown] = (vals + offset).astype(np.float32)

@@ -18,7 +18,7 @@ from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
 from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
-                        open_dem, output_nodata, read_band, read_window)
+                        open_dem, output_nodata, read_window)
 from ..raster.warp import CLASSICAL_METHODS
 from ..raster.tiles import Tile, batches, plan_tiles
 from .upsamplers import ClassicalUpsampler, TileInput, Upsampler

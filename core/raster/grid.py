@@ -55,6 +55,16 @@ def require_north_up(transform: Affine, what: str = "The input raster") -> None:
         )
 
 
+def at_resolution(src: Grid, resolution: float) -> Grid:
+    """src's extent at a square pixel size: pixel count rounded, anchored at the top-left
+    corner (as gdalwarp -tr)."""
+    resx, resy = src.res
+    width = max(1, int(round(src.width * resx / resolution)))
+    height = max(1, int(round(src.height * resy / resolution)))
+    return Grid(Affine(resolution, 0, src.transform.c, 0, -resolution, src.transform.f),
+                width, height, src.crs)
+
+
 def output_grid(src: Grid, scale: Optional[float] = None,
                 target_resolution: Optional[float] = None) -> Grid:
     """The grid a super-resolution writes to.
@@ -68,11 +78,7 @@ def output_grid(src: Grid, scale: Optional[float] = None,
     if target_resolution is not None and target_resolution > 0:
         factor = max(resx, resy) / target_resolution
         _check_factor(factor, f"target resolution {target_resolution:g}")
-        width = max(1, int(round(src.width * resx / target_resolution)))
-        height = max(1, int(round(src.height * resy / target_resolution)))
-        transform = Affine(target_resolution, 0, src.transform.c,
-                           0, -target_resolution, src.transform.f)
-        return Grid(transform, width, height, src.crs)
+        return at_resolution(src, target_resolution)
     if scale is None:
         raise DemSrError("Give a scale factor or a target resolution.")
     _check_factor(scale, f"scale {scale:g}")
@@ -130,3 +136,42 @@ def grid_factor(src: Grid, dst: Grid) -> Optional[int]:
     if abs(ox) > 1e-6 or abs(oy) > 1e-6:
         return None
     return s
+
+
+def same_crs(a: Grid, b: Grid) -> bool:
+    """Whether no reprojection is needed (a missing CRS matches any)."""
+    return a.crs is None or b.crs is None or a.crs == b.crs
+
+
+def same_grid(a: Grid, b: Grid) -> bool:
+    ta, tb = a.transform, b.transform
+    tol = 1e-9 * max(abs(ta.a), abs(ta.e))
+    return ((a.width, a.height) == (b.width, b.height)
+            and all(abs(x - y) <= tol * 1e3 for x, y in zip(ta[:6], tb[:6]))
+            and same_crs(a, b))
+
+
+def is_finer(src: Grid, dst: Grid) -> bool:
+    """Whether dst's pixels are not larger than src's (in dst's units)."""
+    if same_crs(src, dst):
+        return dst.res[0] <= src.res[0] * (1 + 1e-9)
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(src.crs, dst.crs, *src.bounds)
+    return dst.res[0] <= (right - left) / src.width * (1 + 1e-9)
+
+
+def target_grid(src: Grid, reference: Optional[Grid] = None,
+                target_resolution: Optional[float] = None) -> Grid:
+    """Void repair's output grid: a reference raster's grid, src's extent at a pixel size
+    (finer or coarser), or src itself."""
+    if reference is not None:
+        return reference
+    if target_resolution is None or target_resolution <= 0:
+        return src
+    resx, resy = src.res
+    if max(abs(target_resolution - resx) / resx, abs(target_resolution - resy) / resy) <= 1e-9:
+        return src
+    if max(resx, resy) / target_resolution > 1.0:
+        return output_grid(src, target_resolution=target_resolution)
+    return at_resolution(src, target_resolution)

@@ -156,6 +156,18 @@ def partial_path(path: str) -> str:
 
 
 @contextmanager
+def scratch_path(path: str) -> Iterator[str]:
+    """A hidden partial-file name beside `path`, removed (with its .aux.xml) on exit."""
+    tmp = partial_path(path)
+    try:
+        yield tmp
+    finally:
+        for leftover in (tmp, tmp + ".aux.xml"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+@contextmanager
 def atomic_output(path: str, profile: dict) -> Iterator[RasterWriter]:
     """Write to a hidden partial file and move it into place only on success.
 
@@ -163,18 +175,13 @@ def atomic_output(path: str, profile: dict) -> Iterator[RasterWriter]:
     half-written output behind.
     """
     check_output_path(path)
-    tmp = partial_path(path)
-    try:
+    with scratch_path(path) as tmp:
         with rasterio.Env(**GDAL_ENV), rasterio.open(tmp, "w", **profile) as ds:
             yield RasterWriter(ds, profile["nodata"])
         os.replace(tmp, path)
         stale = path + ".aux.xml"  # old statistics would describe the previous file
         if os.path.exists(stale):
             os.remove(stale)
-    finally:
-        for leftover in (tmp, tmp + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
 
 
 def write_array(path: str, array: np.ndarray, grid: Grid, nodata: float = DEFAULT_NODATA) -> None:

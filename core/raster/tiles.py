@@ -1,4 +1,5 @@
-"""Tile plans: output tiles and the input windows (with halo) they need.
+"""Tile plans: output tiles and the input windows (with halo) they need; row strips
+for streaming passes; windows with edge cells repeated beyond an array.
 
 Each output pixel is computed from an input window that contains every
 pixel it depends on, so cropping tile cores gives exactly the untiled result.
@@ -46,3 +47,48 @@ def plan_tiles(src: Grid, dst: Grid, tile_size: int, halo: int) -> list[Tile]:
 def batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
     for i in range(0, len(tiles), max(1, size)):
         yield tiles[i:i + size]
+
+
+def row_blocks(height: int, width: int, pixels: int = 1 << 20) -> Iterator[tuple[int, int]]:
+    """(row0, rows) strips of about `pixels` cells, for streaming passes."""
+    step = max(1, pixels // max(width, 1))
+    for row0 in range(0, height, step):
+        yield row0, min(step, height - row0)
+
+
+def window(arr: np.ndarray, r0: int, c0: int, h: int, w: int) -> np.ndarray:
+    """arr[..., r0:r0+h, c0:c0+w] with edge cells repeated beyond the array."""
+    H, W = arr.shape[-2:]
+    a0, b0, a1, b1 = max(r0, 0), max(c0, 0), min(r0 + h, H), min(c0 + w, W)
+    inner = arr[..., a0:a1, b0:b1]
+    pads = [(0, 0)] * (arr.ndim - 2) + [(a0 - r0, r0 + h - a1), (b0 - c0, c0 + w - b1)]
+    return np.pad(inner, pads, mode="edge") if any(p != (0, 0) for p in pads) else inner
+
+
+def grid_tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, int]]:
+    """(row0, col0, height, width) tiles of an array on one grid, row-major."""
+    H, W = shape
+    return [(r, c, min(size, H - r), min(size, W - c))
+            for r in range(0, H, size) for c in range(0, W, size)]
+
+
+def sparse_tiles(hit: np.ndarray, tile_size: int, halo: int,
+                 min_tile: int = 64) -> list[tuple[int, int, int, int]]:
+    """The tiles holding a True cell of `hit`, at the size (tile_size, /2, /4, … ≥ min_tile)
+    that covers them with the fewest pixels, halo included: sparse hits get small tiles."""
+    best = None
+    size = tile_size
+    h, w = hit.shape
+    while True:
+        nr, nc = -(-h // size), -(-w // size)
+        padded = np.zeros((nr * size, nc * size), bool)
+        padded[:h, :w] = hit
+        tiles_hit = padded.reshape(nr, size, nc, size).any(axis=(1, 3))
+        cost = int(tiles_hit.sum()) * (size + 2 * halo) ** 2
+        if best is None or cost < best[0]:
+            best = (cost, size, tiles_hit)
+        if size // 2 < min_tile:
+            break
+        size //= 2
+    _, size, tiles_hit = best
+    return [t for t in grid_tiles(hit.shape, size) if tiles_hit[t[0] // size, t[1] // size]]

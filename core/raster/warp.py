@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from ..errors import DemSrError
+from .grid import Grid
+from .io import GDAL_ENV
 
 CLASSICAL_METHODS = {
     "lanczos": Resampling.lanczos,
@@ -25,7 +28,7 @@ CLASSICAL_METHODS = {
 # Source pixels each side that the kernel reads when upsampling.
 KERNEL_RADIUS = {"lanczos": 3, "cubicspline": 2, "cubic": 2, "bilinear": 1}
 # Stand-in for rasters without a CRS: same CRS on both sides means no reprojection.
-_LOCAL_CRS = CRS.from_wkt('LOCAL_CS["unknown",UNIT["metre",1]]')
+LOCAL_CRS = CRS.from_wkt('LOCAL_CS["unknown",UNIT["metre",1]]')
 
 
 def check_method(method: str) -> None:
@@ -38,7 +41,7 @@ def resample(src: np.ndarray, src_transform: Affine, dst_shape: tuple[int, int],
              dst_transform: Affine, method: str, crs: Optional[CRS] = None) -> np.ndarray:
     """Warp a NaN-free float array onto another north-up grid of the same CRS."""
     check_method(method)
-    crs = crs or _LOCAL_CRS
+    crs = crs or LOCAL_CRS
     dst = np.zeros(dst_shape, np.float32)
     reproject(np.ascontiguousarray(src, dtype=np.float32), dst,
               src_transform=src_transform, src_crs=crs,
@@ -46,3 +49,19 @@ def resample(src: np.ndarray, src_transform: Affine, dst_shape: tuple[int, int],
               resampling=CLASSICAL_METHODS[method],
               tolerance=0.0)  # exact pixel mapping, not GDAL's 0.125-px approximation
     return dst
+
+
+def warp(data: np.ndarray, src: Grid, dst: Grid, method: str, nodata: float = np.nan,
+         dtype=np.float32) -> np.ndarray:
+    """Warp one band onto dst (any CRS, any GDAL method name); cells beyond the source or
+    on nodata get `nodata`."""
+    out = np.full((dst.height, dst.width), nodata, dtype)
+    with rasterio.Env(**GDAL_ENV):
+        reproject(np.ascontiguousarray(data, dtype=dtype), out,
+                  src_transform=src.transform, src_crs=src.crs or LOCAL_CRS,
+                  dst_transform=dst.transform,
+                  dst_crs=dst.crs if (dst.crs is not None and src.crs is not None) else
+                  (src.crs or LOCAL_CRS),
+                  resampling=getattr(Resampling, method), src_nodata=nodata,
+                  dst_nodata=nodata, tolerance=0.0)
+    return out

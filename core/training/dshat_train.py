@@ -40,7 +40,8 @@ from ..errors import Cancelled, DemSrError
 from ..raster.grid import Grid
 from ..monitor import Monitor
 from ..raster.io import GDAL_ENV, open_dem, read_band
-from ..pipelines import voidrepair as vr
+from ..pipelines import dshat_inputs as vr
+from ..nodata.find import FILLED, classify_voids
 from .degrade import degrade_array
 from .loop import (RunState, Stepper, TrainConfig, TrainResult, _write_report,
                    check_inputs_output, optimiser, report_paths, start, validation_record)
@@ -115,7 +116,7 @@ def synthetic_scene(hr: np.ndarray, grid: Grid, factor: int, rng: np.random.Gene
     holes = synthetic_voids(lr, rng, coverage=coverage)
     lr = lr.copy()
     lr[holes] = np.nan
-    classes, _, _ = vr.classify_voids(lr)
+    classes, _, _ = classify_voids(lr)
     return Scene(vr.prepare(lr, lgrid, dst, classes, spectral, monitor), truth)
 
 
@@ -124,7 +125,7 @@ def pair_scene(lr_path: str, ref_path: str, spectral=None,
     """The user's LR DEM (real voids) prepared onto its HR reference's grid."""
     lr, lgrid = _load(lr_path)
     truth, rgrid = _load(ref_path)
-    classes, _, _ = vr.classify_voids(lr)
+    classes, _, _ = classify_voids(lr)
     return Scene(vr.prepare(lr, lgrid, rgrid, classes, spectral, monitor), truth)
 
 
@@ -149,7 +150,7 @@ def _windows(scenes: list[Scene], ok: list[np.ndarray], crop: int, n: int,
             continue
         if rng.random() < prefer_voids:
             cls = s.prep.classes
-            voids = [int((cls[rr[g]:rr[g] + crop, cc[g]:cc[g] + crop] == vr.FILLED).sum())
+            voids = [int((cls[rr[g]:rr[g] + crop, cc[g]:cc[g] + crop] == FILLED).sum())
                      for g in good]
             g = good[int(np.argmax(voids))]
         else:
@@ -361,7 +362,7 @@ def train_dshat(cfg: DSHATTrainConfig, monitor: Optional[Monitor] = None) -> Tra
                       init_weights=os.path.basename(cfg.init_weights or ""))
 
     def save_best(epochs: int, m: dict) -> None:
-        checkpoint.save(checkpoint.from_model(model, vr.INTERPOLATION, dict(
+        checkpoint.save(checkpoint.from_model(model, model.interpolation, dict(
             provenance, epochs=epochs, validation=validation_record(m))), cfg.output_model)
 
     total = cfg.epochs * cfg.steps_per_epoch

@@ -16,6 +16,10 @@ from demsr.core.raster.grid import Grid, source_index  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.io import read_band, write_array  # noqa: E402
 from demsr.core.pipelines import voidrepair as vr  # noqa: E402
+from demsr.core.pipelines.dshat_inputs import prepare, read_spectral  # noqa: E402
+from demsr.core.nodata.find import classify_voids  # noqa: E402
+from demsr.core.raster.tiles import sparse_tiles  # noqa: E402
+from demsr.core.raster.warp import warp  # noqa: E402
 
 from _dshat_helpers import four_band_raster, holed_dem, tiny_dshat  # noqa: E402
 
@@ -126,8 +130,8 @@ def test_spectral_bands_on_another_grid_are_warped_and_used(tmp_path, dems_dir):
     with rasterio.open(s2) as ds:
         assert ds.count == 4 and ds.crs.to_epsg() == 4326
     # aligned: the elevation band warped back onto the DEM grid matches the DEM
-    bands, sgrid = vr.read_spectral(str(s2), 4)
-    back = vr.warp(bands[0], sgrid, grid, "bilinear")
+    bands, sgrid = read_spectral(str(s2), 4)
+    back = warp(bands[0], sgrid, grid, "bilinear")
     ok = np.isfinite(back)
     assert ok.mean() > 0.9
     assert np.corrcoef(back[ok], truth[ok])[0, 1] > 0.995
@@ -210,11 +214,11 @@ def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, mo
     truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 100, 100, 300, 320, seed=5,
                                           coverage=0.004)
     assert 0 < voids.mean() < 0.01
-    classes, _, _ = vr.classify_voids(holed)
-    prep = vr.prepare(holed, grid, grid, classes)
+    classes, _, _ = classify_voids(holed)
+    prep = prepare(holed, grid, grid, classes)
     model = checkpoint.load(str(model_path)).build()
     halo = int(model.halo)
-    tiles = vr.void_tiles(prep.voids, 384, halo)
+    tiles = sparse_tiles(prep.voids > 0, 384, halo)
     sizes = {max(h, w) for _, _, h, w in tiles}
     assert max(sizes) < 384  # sparse voids: smaller tiles than asked for
     covered = np.zeros(voids.shape, bool)
@@ -230,7 +234,7 @@ def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, mo
     # dense voids keep the tile size asked for
     dense = np.zeros((768, 768), np.float32)
     dense[::40, ::40] = 1.0
-    assert {max(h, w) for _, _, h, w in vr.void_tiles(dense, 384, halo)} == {384}
+    assert {max(h, w) for _, _, h, w in sparse_tiles(dense > 0, 384, halo)} == {384}
 
 
 def test_a_grid_too_big_for_the_memory_stops_before_work(tmp_path, dems_dir, model_path,

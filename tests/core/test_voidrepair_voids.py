@@ -7,7 +7,7 @@ from scipy import ndimage
 from demsr.core.nodata.inpaint import inpaint
 from demsr.core.raster.io import read_band
 from demsr.core.nodata.synthetic import synthetic_voids
-from demsr.core.pipelines.voidrepair import FILLED, LEFT, NODATA, VALID, classify_voids
+from demsr.core.nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids
 
 
 def _dem(dems_dir, name):

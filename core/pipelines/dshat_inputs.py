@@ -1,0 +1,155 @@
+"""DS-HAT's inputs on the target grid, the same for training and for use.
+
+The input DEM's voids get a first fill (biharmonic inpainting, which
+continues slopes across a void), the filled DEM goes onto the target grid
+with GDAL Lanczos (average when the target is coarser), the void classes
+with nearest neighbour (a target pixel is "filled" when its centre lies in a
+void), and Sentinel-2 bands (any CRS, any resolution) bilinearly. Terrain
+derivatives of the target-grid surface and the spectral bands are scaled with
+constants fitted once on the whole raster, never per tile.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import rasterio
+from scipy import ndimage
+
+from ..errors import DemSrError
+from ..monitor import Monitor
+from ..nets import bundled
+from ..nets.local_norm import relief_constant
+from ..nodata.fill import fill_nearest
+from ..nodata.find import FILLED, NODATA, VALID
+from ..nodata.inpaint import inpaint
+from ..raster.grid import Grid, is_finer, same_crs, same_grid
+from ..raster.io import GDAL_ENV, open_dem, read_band
+from ..raster.warp import resample, warp
+from ..terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives, fit_normaliser
+
+SPECTRAL_BANDS = 4            # Sentinel-2 bands 1–4 (coastal aerosol, blue, green, red)
+SPECTRAL_PREFIX = "s2_b"
+SIGMA_RADIUS = 3              # 7×7 window of the relief constant
+
+
+@dataclass
+class Prepared:
+    """Network inputs on the target grid."""
+
+    dem: np.ndarray        # first-filled, resampled DEM, NaN-free (nearest beyond the footprint)
+    classes: np.ndarray    # uint8 VALID / FILLED / NODATA / LEFT
+    voids: np.ndarray      # distance (target px) of FILLED pixels to the nearest other pixel
+    aux: np.ndarray        # (C, H, W) float32 in [0, 1]
+    sigma: float           # relief constant (m)
+    same_grid: bool
+    original: Optional[np.ndarray]  # input values when same_grid (kept on valid cells)
+
+
+def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
+            spectral: Optional[tuple[np.ndarray, Grid]] = None,
+            monitor: Optional[Monitor] = None) -> Prepared:
+    """First fill, grid change, derivatives and scaling: the same for training and use."""
+    monitor = monitor or Monitor()
+    filled = inpaint(dem, classes == FILLED, monitor.sub(0.0, 0.3))
+    monitor.check()
+    same = same_grid(src, dst)
+    if same:
+        dem_t, cls_t = filled, classes
+    else:
+        method = "lanczos" if is_finer(src, dst) else "average"
+        base = fill_nearest(filled)
+        pad = 4  # repeat the edge cells beyond the raster, as the super-resolve engine does
+        base = np.pad(base, pad, mode="edge")
+        t = src.transform * src.transform.translation(-pad, -pad)
+        if same_crs(src, dst) and method == "lanczos":
+            dem_t = resample(base, t, (dst.height, dst.width), dst.transform, method, src.crs)
+        else:
+            dem_t = warp(base, Grid(t, base.shape[1], base.shape[0], src.crs), dst, method)
+        cls_t = warp(classes, src, dst, "nearest", nodata=NODATA, dtype=np.uint8)
+    monitor.progress(0.45)
+    monitor.check()
+    valid_t = cls_t < NODATA
+    if not valid_t.any():
+        raise DemSrError("The target grid does not overlap the DEM's data: every target pixel "
+                         "would be nodata. Check TARGET_GRID (its extent and CRS).")
+    surface = np.where(valid_t, dem_t, np.nan).astype(np.float32)
+    der = compute_derivatives(surface, dst, DSHAT_DERIVATIVES, monitor=monitor.sub(0.45, 0.85))
+    aux = [v for v in NormaliserSet.fit(der).apply(der).values()]
+    del der
+    if spectral is not None:
+        bands, sgrid = spectral
+        for b in range(bands.shape[0]):
+            monitor.check()
+            band_t = warp(bands[b], sgrid, dst, "bilinear")
+            ok = np.isfinite(band_t) & valid_t
+            if not ok.any():
+                raise DemSrError("The SPECTRAL raster does not overlap the DEM on the target "
+                                 "grid. Give Sentinel-2 bands that cover the DEM.")
+            norm = fit_normaliser(band_t[ok], "minmax", percentile=1.0)
+            band_t = fill_nearest(np.where(ok, band_t, np.nan))
+            aux.append(norm(band_t))
+    aux_arr = np.stack(aux).astype(np.float32, copy=False)
+    del aux
+    np.nan_to_num(aux_arr, copy=False, nan=0.0)
+    dem_in = fill_nearest(np.where(valid_t, dem_t, np.nan))
+    sigma = relief_constant(dem_in, cls_t == VALID, SIGMA_RADIUS) if (cls_t == VALID).any() else 1.0
+    voids = ndimage.distance_transform_edt(cls_t == FILLED).astype(np.float32)
+    monitor.progress(1.0)
+    return Prepared(dem=dem_in.astype(np.float32), classes=cls_t, voids=voids, aux=aux_arr,
+                    sigma=sigma, same_grid=same, original=dem if same else None)
+
+
+def read_spectral(path: str, bands: int) -> tuple[np.ndarray, Grid]:
+    """The first `bands` bands of a raster (NaN = nodata) and its grid."""
+    info = open_dem(path, 1)
+    if info.band_count < bands:
+        raise DemSrError(
+            f"The SPECTRAL raster '{os.path.basename(path)}' has {info.band_count} band(s); the "
+            f"model needs Sentinel-2 bands 1–{bands} as the raster's first {bands} bands. Stack "
+            "them into one raster (Raster ▸ Miscellaneous ▸ Build Virtual Raster, 'separate').")
+    with rasterio.Env(**GDAL_ENV), rasterio.open(path) as ds:
+        data = np.stack([read_band(ds, b + 1) for b in range(bands)])
+    return data, info.grid
+
+
+def load_model(model_path: Optional[str]):
+    """The DS-HAT checkpoint, or a DemSrError saying why it cannot repair voids."""
+    from ..nets import checkpoint
+
+    path = model_path or bundled.DSHAT_MODEL
+    if not model_path and not os.path.isfile(path):
+        raise DemSrError(f"The bundled DS-HAT model is missing ({path}). Reinstall the plugin, "
+                         "or train one with Train DEM SR (ARCHITECTURE=dshat) and give it as "
+                         "MODEL.")
+    ckpt = checkpoint.load(path)
+    if ckpt.architecture != "dshat":
+        raise DemSrError(
+            f"'{os.path.basename(path)}' is a '{ckpt.architecture}' super-resolution model; void "
+            "repair needs a DS-HAT model. Train one with Train DEM SR (ARCHITECTURE=dshat), or "
+            "leave MODEL empty for the bundled one.")
+    return ckpt, path
+
+
+def spectral_bands_of(ckpt) -> int:
+    return sum(1 for c in ckpt.hparams.get("aux_channels", []) if c.startswith(SPECTRAL_PREFIX))
+
+
+def check_channels(ckpt, path: str, has_spectral: bool) -> int:
+    """Number of spectral bands the model needs; errors on a channel-set mismatch."""
+    n = spectral_bands_of(ckpt)
+    name = os.path.basename(path)
+    if n and not has_spectral:
+        raise DemSrError(
+            f"Model '{name}' was trained with Sentinel-2 bands 1–{n} in its support stream and "
+            f"cannot run without them. Give SPECTRAL (a raster whose first {n} bands are "
+            "Sentinel-2 B1–B4, any CRS and resolution), or use a terrain-only model (leave MODEL "
+            "empty for the bundled one).")
+    if has_spectral and not n:
+        raise DemSrError(
+            f"Model '{name}' uses terrain channels only and cannot use spectral bands. Clear "
+            "SPECTRAL, or give a model trained with them (Train DEM SR, ARCHITECTURE=dshat with "
+            "a spectral raster).")
+    return n
