@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from typing import Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingFeedback, QgsProcessingParameterDefinition,
@@ -108,3 +109,29 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
                                               QgsProcessingParameterNumber.Integer,
                                               defaultValue=default, minValue=lo, maxValue=hi),
                  advanced)
+
+    @staticmethod
+    def given(parameters, name: str) -> bool:
+        """An optional parameter the user set (the dialog sends None or "" when it is not)."""
+        return parameters.get(name) not in (None, "")
+
+    def optional_layer(self, parameters, name: str, context) -> Optional[str]:
+        """The file behind an optional raster layer parameter, or None when it is not set."""
+        if not self.given(parameters, name):
+            return None
+        return raster_source(self.parameterAsRasterLayer(parameters, name, context), name)
+
+    def optional_number(self, parameters, name: str, context) -> Optional[float]:
+        """An optional number, None when not set; a value that does not parse is an error
+        (QGIS would silently read it as 0 and the run would use another grid)."""
+        if not self.given(parameters, name):
+            return None
+        value = parameters[name]
+        if not isinstance(value, str):  # a number, or a modeler expression QGIS evaluates
+            return self.parameterAsDouble(parameters, name, context)
+        try:
+            return float(value.strip())
+        except ValueError:
+            hint = " Use a decimal point, not a comma." if "," in value else ""
+            raise QgsProcessingException(self.tr(
+                f"{name}: '{value}' is not a number.{hint}")) from None

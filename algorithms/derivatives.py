@@ -1,22 +1,14 @@
 """demsr:derivatives — slope, aspect, curvatures, flow accumulation and streams of a DEM."""
 from __future__ import annotations
 
-from contextlib import ExitStack
-
-import numpy as np
-import rasterio
 from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
-from ..core.errors import DemSrError
-from ..core.raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
-                              gtiff_profile, open_dem, read_band)
-from ..core.terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
-from ..core.terrain.cellsize import cell_sizes
+from ..core.pipelines.derivatives import derive_to_files
+from ..core.terrain import DEFAULT_STREAM_THRESHOLD
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
-STREAMS_NODATA = 255
 # Output parameter → core derivative name; scripts and models depend on these names.
 OUTPUTS = {
     "SLOPE": "slope",
@@ -118,44 +110,6 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             raise QgsProcessingException(self.tr(
                 f"STREAM_THRESHOLD must be at least 1 cell (got {threshold})."))
         with user_errors():
-            for dest in targets.values():
-                check_output_path(dest)
-            src = open_dem(path, band)
-            with rasterio.Env(**GDAL_ENV), rasterio.open(path) as ds:
-                dem = read_band(ds, band)
-            if not np.isfinite(dem).any():
-                raise DemSrError(
-                    f"Band {band} of '{layer.name()}' has no valid cells (all nodata): "
-                    "nothing to derive. Check the band and the layer's nodata value.")
-            self._report_cells(src.grid, monitor)
-            which = {OUTPUTS[key] for key in targets}
-            result = compute_derivatives(dem, src.grid, which, threshold, monitor.sub(0.0, 0.9))
-            del dem
-            self._write(result, targets, src.grid, monitor.sub(0.9, 1.0))
+            derive_to_files(path, band, {OUTPUTS[k]: dest for k, dest in targets.items()},
+                            threshold, monitor)
         return {key: targets.get(key) for key in OUTPUTS}
-
-    @staticmethod
-    def _report_cells(grid, monitor) -> None:
-        sizes = cell_sizes(grid)
-        if grid.is_geographic:
-            monitor.info(
-                f"Geographic CRS: cells are {sizes.dx.min():.2f}–{sizes.dx.max():.2f} m wide and "
-                f"{sizes.dy.mean():.2f} m tall (metres per degree at each row's latitude).")
-        else:
-            monitor.info(f"Cell size {sizes.dx[0]:g} × {sizes.dy[0]:g} (CRS units, taken as the "
-                         "unit of the elevations).")
-
-    @staticmethod
-    def _write(result: dict, targets: dict, grid, monitor) -> None:
-        """All outputs appear together or, on error or cancel, none does."""
-        with ExitStack() as stack:
-            for i, (key, dest) in enumerate(targets.items()):
-                monitor.check()
-                if key == "STREAMS":
-                    profile = gtiff_profile(grid, STREAMS_NODATA, dtype="uint8")
-                else:
-                    profile = gtiff_profile(grid, DEFAULT_NODATA)
-                writer = stack.enter_context(atomic_output(dest, profile))
-                writer.write(result.pop(OUTPUTS[key]), 0, 0)
-                monitor.progress((i + 1) / len(targets))
-            monitor.check()

@@ -93,8 +93,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             raise QgsProcessingException(self.tr(
                 f"MODEL is set but METHOD is '{method}': set METHOD to 'model' to use the "
                 "checkpoint, or clear MODEL to use the classical resampler."))
-        target = (self.parameterAsDouble(parameters, self.TARGET_RESOLUTION, context)
-                  if parameters.get(self.TARGET_RESOLUTION) not in (None, "") else 0.0)
+        target = self.optional_number(parameters, self.TARGET_RESOLUTION, context) or 0.0
         request = SuperResolveRequest(
             input_path=raster_source(layer, self.INPUT),
             output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),

@@ -96,12 +96,7 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        grid_layer = (self.parameterAsRasterLayer(parameters, self.TARGET_GRID, context)
-                      if parameters.get(self.TARGET_GRID) not in (None, "") else None)
-        spectral = (self.parameterAsRasterLayer(parameters, self.SPECTRAL, context)
-                    if parameters.get(self.SPECTRAL) not in (None, "") else None)
-        target = (self.parameterAsDouble(parameters, self.TARGET_RESOLUTION, context)
-                  if parameters.get(self.TARGET_RESOLUTION) not in (None, "") else 0.0)
+        target = self.optional_number(parameters, self.TARGET_RESOLUTION, context) or 0.0
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         mask = self.parameterAsOutputLayer(parameters, self.FILLED_MASK, context)
         if not output or not mask:
@@ -111,9 +106,9 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             output_path=output,
             mask_path=mask,
             band=self.parameterAsInt(parameters, self.BAND, context) or 1,
-            target_grid_path=raster_source(grid_layer, self.TARGET_GRID) if grid_layer else None,
+            target_grid_path=self.optional_layer(parameters, self.TARGET_GRID, context),
             target_resolution=target if target > 0 else None,
-            spectral_path=raster_source(spectral, self.SPECTRAL) if spectral else None,
+            spectral_path=self.optional_layer(parameters, self.SPECTRAL, context),
             model_path=self.parameterAsFile(parameters, self.MODEL, context) or None,
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             max_void_size=self.parameterAsDouble(parameters, self.MAX_VOID_SIZE, context),

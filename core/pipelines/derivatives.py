@@ -1,0 +1,61 @@
+"""Terrain derivatives of a DEM file written to files: read, derive, write all-or-nothing."""
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Optional
+
+import numpy as np
+import rasterio
+
+from ..monitor import Monitor
+from ..nodata.find import require_valid
+from ..raster.grid import Grid
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
+                         gtiff_profile, open_dem, read_band)
+from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
+from ..terrain.cellsize import cell_sizes
+
+STREAMS_NODATA = 255
+
+
+def derive_to_files(input_path: str, band: int, targets: dict[str, str],
+                    threshold: int = DEFAULT_STREAM_THRESHOLD,
+                    monitor: Optional[Monitor] = None) -> None:
+    """Write each derivative named in `targets` (derivative name -> GeoTIFF path)."""
+    monitor = monitor or Monitor()
+    for dest in targets.values():
+        check_output_path(dest)
+    src = open_dem(input_path, band)
+    with rasterio.Env(**GDAL_ENV), rasterio.open(input_path) as ds:
+        dem = read_band(ds, band)
+    require_valid(int(np.isfinite(dem).sum()), input_path, band)
+    _report_cells(src.grid, monitor)
+    result = compute_derivatives(dem, src.grid, set(targets), threshold, monitor.sub(0.0, 0.9))
+    del dem
+    _write(result, targets, src.grid, monitor.sub(0.9, 1.0))
+
+
+def _report_cells(grid: Grid, monitor: Monitor) -> None:
+    sizes = cell_sizes(grid)
+    if grid.is_geographic:
+        monitor.info(
+            f"Geographic CRS: cells are {sizes.dx.min():.2f}–{sizes.dx.max():.2f} m wide and "
+            f"{sizes.dy.mean():.2f} m tall (metres per degree at each row's latitude).")
+    else:
+        monitor.info(f"Cell size {sizes.dx[0]:g} × {sizes.dy[0]:g} (CRS units, taken as the "
+                     "unit of the elevations).")
+
+
+def _write(result: dict, targets: dict[str, str], grid: Grid, monitor: Monitor) -> None:
+    """All outputs appear together or, on error or cancel, none does."""
+    with ExitStack() as stack:
+        for i, (name, dest) in enumerate(targets.items()):
+            monitor.check()
+            if name == "streams":
+                profile = gtiff_profile(grid, STREAMS_NODATA, dtype="uint8")
+            else:
+                profile = gtiff_profile(grid, DEFAULT_NODATA)
+            writer = stack.enter_context(atomic_output(dest, profile))
+            writer.write(result.pop(name), 0, 0)
+            monitor.progress((i + 1) / len(targets))
+        monitor.check()
