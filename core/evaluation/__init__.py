@@ -1,0 +1,1 @@
+"""Quality of a DEM against a reference: elevation, slope and image metrics."""
