@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # shared test helpers (_model_helpers, …)
 from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()

@@ -2,7 +2,6 @@
 DS-HAT model through demsr:train and using it."""
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingExce
 
 import demsr  # noqa: F401 - puts the private torch folder on sys.path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))  # shared test helpers
 
 import torch  # noqa: E402,F401 - `make test` installs it; a missing torch must fail
 

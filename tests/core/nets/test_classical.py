@@ -21,7 +21,7 @@ LIDAR = "resources/demo/lidar_1m.tif"
 
 @pytest.fixture(scope="module")
 def hr():
-    with rasterio.open(Path(__file__).resolve().parents[2] / LIDAR) as ds:
+    with rasterio.open(Path(__file__).resolve().parents[3] / LIDAR) as ds:
         return read_band(ds, 1)[:192, :192].astype(np.float32)
 
 
