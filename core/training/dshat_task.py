@@ -30,7 +30,7 @@ from ..pipelines import voidrepair as vr
 from .config import DSHATTrainConfig
 from .dshat_data import Scene, batch, load_dem, pair_scene, synthetic_scene, windows
 from .patches import Raster, make_patch_set
-from .runner import check_inputs_output, check_run_settings
+from .runner import Task, check_inputs_output, check_run_settings
 
 CONTEXT = 8  # px of context around the loss window of a crop
 
@@ -109,15 +109,16 @@ class DSHATValidator:
         return m
 
 
-class DSHATTask:
-    """DS-HAT trained on prepared scenes (see runner.py for the protocol)."""
+class DSHATTask(Task):
+    """DS-HAT trained on prepared scenes."""
 
+    cfg: DSHATTrainConfig
     what = "DS-HAT "
     baseline = "first fill"
 
     def __init__(self, cfg: DSHATTrainConfig):
-        self.cfg = cfg
-        self.scenes, self.ok = None, None
+        super().__init__(cfg)
+        self.scenes, self.ok = None, None  # training scenes and their allowed-area images
 
     def check(self) -> None:
         cfg = self.cfg
@@ -133,12 +134,11 @@ class DSHATTask:
             raise DemSrError("PATCH_SIZE must be at least 16 px for DS-HAT.")
         check_run_settings(cfg)
 
-    def build(self, torch, device: str, monitor: Monitor):
+    def build(self, monitor: Monitor):
         """The untrained network with the channels of this training, or INIT_WEIGHTS."""
         from ..nets import checkpoint, registry
 
         cfg = self.cfg
-        self.torch, self.device = torch, device
         self.n_spec = vr.SPECTRAL_BANDS if cfg.spectral else 0
         self.aux_names = list(registry.get("dshat").defaults["aux_channels"]) + \
             [f"{vr.SPECTRAL_PREFIX}{i + 1}" for i in range(self.n_spec)]

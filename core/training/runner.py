@@ -4,16 +4,8 @@ Adam with a cosine schedule, AMP on CUDA, the starting model as epoch 0,
 best-on-validation checkpoints, resume after a crash or cancel, per-batch
 progress, the per-epoch log line and the CSV/PNG report. What differs
 between trainings (checks, model, data, loss, validation metric, provenance,
-wording) is the task's (sr_task.py, dshat_task.py); the best epoch is the one
-with the lowest `val_ratio` of the task's validator.
-
-A task provides: `cfg`, `what` (the model named in the first log line),
-`baseline` (the report's reference), `check()`, `build(torch, device, monitor)`
-(the starting model), `prepare(model, monitor)` (data, validator, summary
-line), `resolved()` (what besides the config a resume must match),
-`validate(model)`, `begin_epoch(epoch, first, monitor)`,
-`loss(model, rng, autocast)`, `provenance()`, `interpolation(model)`,
-`describe(m)` (the validation part of a log line).
+wording) is the task's (a `Task`: sr_task.py, dshat_task.py); the best epoch
+is the one with the lowest `val_ratio` of the task's validator.
 """
 from __future__ import annotations
 
@@ -93,6 +85,56 @@ class Stepper:
         return float(loss.detach())
 
 
+class Task:
+    """What one kind of training differs in; `run` drives it, in this order."""
+
+    what = ""      # the model named in "Training {what}on {device}."
+    baseline = ""  # what the validation compares with (report legend)
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.torch, self.device = None, "cpu"  # set by the runner before build()
+
+    def check(self) -> None:
+        """Refuse bad settings (DemSrError) before anything is loaded."""
+        raise NotImplementedError
+
+    def build(self, monitor: Monitor):
+        """The starting model: untrained, or INIT_WEIGHTS."""
+        raise NotImplementedError
+
+    def prepare(self, model, monitor: Monitor) -> None:
+        """Data and validator for `model` (on the device); logs a summary."""
+        raise NotImplementedError
+
+    def resolved(self) -> dict:
+        """What besides the config a resume must match (e.g. the hyper-parameters)."""
+        raise NotImplementedError
+
+    def validate(self, model) -> dict:
+        """val_* metrics, val_rmse, val_rmse_baseline and val_ratio (lower is better) included."""
+        raise NotImplementedError
+
+    def begin_epoch(self, epoch: int, first: int, monitor: Monitor) -> None:
+        """Renew per-epoch data (0-based `epoch`; `first` of this run); may raise Cancelled."""
+
+    def loss(self, model, rng: np.random.Generator, autocast):
+        """The loss of one batch drawn from `rng`, the forward pass inside `autocast()`."""
+        raise NotImplementedError
+
+    def provenance(self) -> dict:
+        """How the model was made, for its checkpoint."""
+        raise NotImplementedError
+
+    def interpolation(self, model) -> str:
+        """The checkpoint's interpolation (what the model starts from at inference)."""
+        raise NotImplementedError
+
+    def describe(self, m: dict, start: bool = False) -> str:
+        """The validation part of a log line (`start`: the starting model's)."""
+        raise NotImplementedError
+
+
 class SingleProcess:
     """How the processes of a run share the work: here one process does all of it.
 
@@ -112,7 +154,7 @@ class SingleProcess:
         return np.random.default_rng([seed, epoch])
 
 
-def run(task, monitor: Optional[Monitor] = None,
+def run(task: Task, monitor: Optional[Monitor] = None,
         processes: Optional[SingleProcess] = None) -> TrainResult:
     """Train `task`; the best-on-validation model is saved at task.cfg.output_model."""
     from ..nets import checkpoint
@@ -122,7 +164,8 @@ def run(task, monitor: Optional[Monitor] = None,
     cfg = task.cfg
     task.check()
     torch, device = start(cfg, monitor, task.what)
-    model = task.build(torch, device, monitor).to(device).train()
+    task.torch, task.device = torch, device
+    model = task.build(monitor).to(device).train()
     task.prepare(model, monitor)
     stepped = procs.wrap(model)
 

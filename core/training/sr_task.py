@@ -22,7 +22,7 @@ from .config import SRTrainConfig
 from .degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
 from .patches import PatchSet, load_raster, make_patch_set
-from .runner import check_inputs_output, check_run_settings
+from .runner import Task, check_inputs_output, check_run_settings
 
 # LR pixels of context around each training crop. Less than a model's full halo
 # (which the engine needs for bit-identical tiles): the far context barely moves
@@ -83,14 +83,11 @@ class SRValidator:
                     val_ssim=float(np.mean(ss)), val_psnr=float(np.mean(ps)))
 
 
-class SRTask:
-    """An SR network trained on degraded crops of HR DEMs (see runner.py for the protocol)."""
+class SRTask(Task):
+    """An SR network trained on degraded crops of HR DEMs."""
 
-    what = ""
+    cfg: SRTrainConfig
     baseline = "GDAL lanczos"
-
-    def __init__(self, cfg: SRTrainConfig):
-        self.cfg = cfg
 
     def check(self) -> None:
         cfg = self.cfg
@@ -106,12 +103,11 @@ class SRTask:
             raise DemSrError(f"Unknown loss '{cfg.loss}'.")
         check_run_settings(cfg)
 
-    def build(self, torch, device: str, monitor: Monitor):
+    def build(self, monitor: Monitor):
         """The untrained network, or INIT_WEIGHTS (whose architecture wins, with a warning)."""
         from ..nets import checkpoint, registry
 
         cfg = self.cfg
-        self.torch, self.device = torch, device
         if cfg.init_weights:
             init = checkpoint.load(cfg.init_weights)
             if init.scale != cfg.scale:
@@ -162,9 +158,6 @@ class SRTask:
     def validate(self, model) -> dict:
         v = self.validator
         return v.metrics(v.predict(model, self.device, self.cfg.batch_size))
-
-    def begin_epoch(self, epoch: int, first: int, monitor: Monitor) -> None:
-        """Nothing to renew: the crops are drawn per batch."""
 
     def loss(self, model, rng: np.random.Generator, autocast):
         cfg, torch = self.cfg, self.torch
