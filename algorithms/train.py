@@ -8,6 +8,7 @@ from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.nets import registry
+from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
@@ -71,13 +72,15 @@ class TrainAlgorithm(DemSrAlgorithm):
             "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED.\n\n"
             "<b>ARCHITECTURE=dshat</b> trains a model for Void repair/SR (DS-HAT). With INPUT "
             "alone (HR DEMs), LR inputs are made by block mean ×1 and ×SCALE and radar-like "
-            "synthetic voids (5–60 px) are cut into them. Loss 0.85 × L1 + GRADIENT_WEIGHT × "
-            "gradient L1 (0.10 when GRADIENT_WEIGHT is not given), void pixels weighted 3×; "
-            "LOSS and DEGRADATION do not apply. "
+            "synthetic voids (5–60 px) are cut into them. Loss {l1:g} × L1 + GRADIENT_WEIGHT × "
+            "gradient L1 ({dshat_gw:g} when GRADIENT_WEIGHT is not given), void pixels weighted "
+            "{void:g}×; LOSS and DEGRADATION do not apply. "
             "<b>REFERENCES</b> (dshat only): pairs mode — INPUT are your LR DEMs with their real "
             "voids and REFERENCES one HR reference DEM each, in the same order, on the target "
             "grid. <b>SPECTRAL</b> (dshat only): one raster per INPUT whose first four bands "
-            "are Sentinel-2 B1–B4; the model then needs them when it runs.")
+            "are Sentinel-2 B1–B4; the model then needs them when it runs.").format(
+                l1=DSHATTrainConfig.l1_weight, dshat_gw=DSHATTrainConfig.gradient_weight,
+                void=DSHATTrainConfig.void_weight)
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -104,8 +107,9 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.add_enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
         self.add_enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
         self.add(QgsProcessingParameterNumber(
-            self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight (not set = 0.5; "
-                                          "DS-HAT 0.10)"),
+            self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight (not set = {sr:g}; "
+                                          "DS-HAT {dshat:g})").format(
+                sr=SRTrainConfig.gradient_weight, dshat=DSHATTrainConfig.gradient_weight),
             QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
             minValue=0.0, maxValue=100.0), advanced=True)
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
@@ -125,61 +129,43 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.CURVES_PNG, self.tr("Learning curves")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.training.loop import TrainConfig, train
+        from ..core.training.dshat_task import DSHATTrainConfig
+        from ..core.training.sr_task import SRTrainConfig
+        from ..core.training.train import run_training
 
-        layers = self.parameterAsLayerList(parameters, self.INPUT, context)
-        inputs = [raster_source(layer, self.INPUT) for layer in layers]
-        cfg = TrainConfig(
-            inputs=inputs,
+        layers = lambda name: [raster_source(layer, name) for layer in  # noqa: E731
+                               self.parameterAsLayerList(parameters, name, context)]
+        shared = dict(
+            inputs=layers(self.INPUT),
             output_model=self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context),
-            architecture=self.parameterAsEnumString(parameters, self.ARCHITECTURE, context),
-            scale=self.parameterAsInt(parameters, self.SCALE, context),
             patch_size=self.parameterAsInt(parameters, self.PATCH_SIZE, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             learning_rate=self.parameterAsDouble(parameters, self.LEARNING_RATE, context),
-            degradation=self.parameterAsEnumString(parameters, self.DEGRADATION, context),
             init_weights=self.parameterAsFile(parameters, self.INIT_WEIGHTS, context) or None,
             validation=self.parameterAsDouble(parameters, self.VALIDATION, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
-            loss=self.parameterAsEnumString(parameters, self.LOSS, context),
-            gradient_weight=(self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT, context)
-                             if self._given(parameters, self.GRADIENT_WEIGHT)
-                             else TrainConfig.gradient_weight),
             steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
             seed=self.parameterAsInt(parameters, self.SEED, context))
-        if cfg.architecture == "dshat":
-            cfg = self._dshat_config(cfg, parameters, context, feedback)
+        if parameters.get(self.GRADIENT_WEIGHT) not in (None, ""):  # else the config's default
+            shared["gradient_weight"] = self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT,
+                                                               context)
+        architecture = self.parameterAsEnumString(parameters, self.ARCHITECTURE, context)
+        scale = self.parameterAsInt(parameters, self.SCALE, context)
+        loss = self.parameterAsEnumString(parameters, self.LOSS, context)
+        degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
+        if architecture == "dshat":
+            if feedback is not None and (loss != "l1" or degradation != "blockmean"):
+                feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
+                                     "degradation; LOSS and DEGRADATION are ignored.")
+            cfg = DSHATTrainConfig(**shared, factors=[1, scale],
+                                   references=layers(self.REFERENCES),
+                                   spectral=layers(self.SPECTRAL))
+        else:
+            cfg = SRTrainConfig(**shared, architecture=architecture, scale=scale,
+                                degradation=degradation, loss=loss)
         with user_errors():
-            if cfg.architecture == "dshat":
-                from ..core.training.dshat_train import train_dshat
-
-                res = train_dshat(cfg, monitor_for(feedback))
-            else:
-                res = train(cfg, monitor_for(feedback))
+            res = run_training(cfg, monitor_for(feedback))
         return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
                 self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png}
-
-    @staticmethod
-    def _given(parameters, name) -> bool:
-        """An optional parameter the user set (the dialog sends None when it is not set)."""
-        return parameters.get(name) not in (None, "")
-
-    def _dshat_config(self, cfg, parameters, context, feedback):
-        """The same settings for DS-HAT: factors 1 and SCALE, its own loss weights."""
-        from dataclasses import asdict
-
-        from ..core.training.dshat_train import DSHATTrainConfig
-
-        layers = lambda name: [raster_source(layer, name) for layer in  # noqa: E731
-                               self.parameterAsLayerList(parameters, name, context)]
-        base = asdict(cfg)
-        if not self._given(parameters, self.GRADIENT_WEIGHT):
-            base["gradient_weight"] = 0.10
-        if feedback is not None and (cfg.loss != "l1" or cfg.degradation != "blockmean"):
-            feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
-                                 "degradation; LOSS and DEGRADATION are ignored.")
-        return DSHATTrainConfig(**base, factors=[1, cfg.scale],
-                                references=layers(self.REFERENCES),
-                                spectral=layers(self.SPECTRAL))

@@ -17,7 +17,8 @@ from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()
 from default_data import TRAIN, paths  # noqa: E402
-from demsr.core.training.loop import TrainConfig, train  # noqa: E402
+from demsr.core.training.config import SRTrainConfig  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
 from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 # Settings per scale: bigger crops at ×4 so the LR patch keeps some size. The loss of
@@ -45,12 +46,12 @@ def main() -> None:
     a = ap.parse_args()
     s = settings_for(a, SETTINGS[a.scale])
     out = a.out or os.path.join(ROOT, "resources", "models", f"demsr_fast_x{a.scale}.pt")
-    cfg = TrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
-                      scale=a.scale, learning_rate=a.lr, degradation="blockmean",
-                      validation=0.1, seed=a.seed, device="auto",
-                      hparams={**HPARAMS[a.scale], **json.loads(a.hparams)}, **s)
+    cfg = SRTrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
+                        scale=a.scale, learning_rate=a.lr, degradation="blockmean",
+                        validation=0.1, seed=a.seed, device="auto",
+                        hparams={**HPARAMS[a.scale], **json.loads(a.hparams)}, **s)
     log, monitor = timed_log()
-    res = train(cfg, monitor)
+    res = run_training(cfg, monitor)
     log(f"best epoch {res.best_epoch}: val RMSE {res.val_rmse_model:.4g} m vs lanczos "
         f"{res.val_rmse_baseline:.4g} m → {out}")
 

@@ -20,7 +20,8 @@ from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()
 from default_data import TRAIN, paths  # noqa: E402
-from demsr.core.training.dshat_train import DSHATTrainConfig, train_dshat  # noqa: E402
+from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
 from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 SETTINGS = dict(patch_size=64, epochs=18, steps_per_epoch=60, batch_size=8,
@@ -38,7 +39,7 @@ def main() -> None:
     cfg = DSHATTrainConfig(inputs=paths(TRAIN), output_model=a.out, seed=a.seed, device="auto",
                            **s)
     log, monitor = timed_log()
-    res = train_dshat(cfg, monitor)
+    res = run_training(cfg, monitor)
     log(f"best epoch {res.best_epoch}: void RMSE {res.val_rmse_model:.4g} m vs first fill "
         f"{res.val_rmse_baseline:.4g} m → {a.out} ({time.time() - t0:.0f} s)")
 

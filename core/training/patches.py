@@ -52,7 +52,9 @@ def _integral(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _count(ii: np.ndarray, r: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
+def window_count(ii: np.ndarray, r: np.ndarray, c: np.ndarray, size: int) -> np.ndarray:
+    """How many marked cells the size×size windows at rows r, columns c hold, from the
+    integral image `ii` of the mask (the training area test of every trainer)."""
     return ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
 
 
@@ -79,7 +81,7 @@ class PatchSet:
                 r = self.rasters[ri]
                 rows, cols = r.data.shape[0] - self.crop + 1, r.data.shape[1] - self.crop + 1
                 rr, cc = rng.integers(0, rows, 16), rng.integers(0, cols, 16)
-                ok = np.flatnonzero(_count(self.train_ok[ri], rr, cc, self.crop) == 0)
+                ok = np.flatnonzero(window_count(self.train_ok[ri], rr, cc, self.crop) == 0)
                 if ok.size == 0:
                     continue
                 patch = r.data[rr[ok[0]]:rr[ok[0]] + self.crop, cc[ok[0]]:cc[ok[0]] + self.crop]
@@ -109,7 +111,7 @@ def _trainable(blocked: np.ndarray, crop: int) -> tuple[np.ndarray, bool]:
         return ii, False
     rows, cols = np.meshgrid(np.arange(0, h - crop + 1, 4), np.arange(0, w - crop + 1, 4),
                              indexing="ij")
-    return ii, bool((_count(ii, rows.ravel(), cols.ravel(), crop) == 0).any())
+    return ii, bool((window_count(ii, rows.ravel(), cols.ravel(), crop) == 0).any())
 
 
 def coarser_copy(r: Raster, blocked: np.ndarray, f: int) -> tuple[Raster, np.ndarray]:

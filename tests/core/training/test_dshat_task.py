@@ -17,8 +17,9 @@ from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.io import read_band, write_array  # noqa: E402
 from demsr.core.training.degrade import degrade_array  # noqa: E402
-from demsr.core.training.dshat_train import (DSHATTrainConfig, dshat_loss,  # noqa: E402
-                                             train_dshat)
+from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
+from demsr.core.training.dshat_task import dshat_loss  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 
 from _dshat_helpers import TINY, four_band_raster, holed_dem  # noqa: E402
@@ -51,7 +52,7 @@ def test_train_from_hr_dems_with_synthetic_voids(tmp_path, dems_dir):
     dem_crop(dems_dir / "longyearbyen_1995_20m_xdem.tif", a, 200, 300, 120)
     dem_crop(dems_dir / "oso_landslide_lidar_1.83m.tif", b, 100, 100, 110)
     out = tmp_path / "vr.pt"
-    res = train_dshat(DSHATTrainConfig(inputs=[str(a), str(b)], output_model=str(out),
+    res = run_training(DSHATTrainConfig(inputs=[str(a), str(b)], output_model=str(out),
                                        factors=[1, 2], **FAST))
     assert res.best_epoch == 1 and os.path.exists(out) and not os.path.exists(str(out) + ".resume")
     ck = checkpoint.load(str(out))
@@ -88,7 +89,7 @@ def test_train_from_pairs_with_spectral_bands(tmp_path, dems_dir):
     write_array(str(lr_path), lr, lgrid)
     s2 = four_band_raster(ref, tmp_path / "s2.tif")
     out = tmp_path / "pairs.pt"
-    res = train_dshat(DSHATTrainConfig(inputs=[str(lr_path)], references=[str(ref)],
+    res = run_training(DSHATTrainConfig(inputs=[str(lr_path)], references=[str(ref)],
                                        spectral=[str(s2)], output_model=str(out), **FAST))
     ck = checkpoint.load(res.model_path)
     assert ck.hparams["aux_channels"][-4:] == ["s2_b1", "s2_b2", "s2_b3", "s2_b4"]
@@ -102,7 +103,7 @@ def test_train_from_pairs_with_spectral_bands(tmp_path, dems_dir):
     with rasterio.open(tmp_path / "o.tif") as ds:
         assert ds.shape == (120, 120) and np.isfinite(read_band(ds, 1)).all()
     with pytest.raises(DemSrError, match="one HR reference per LR DEM"):
-        train_dshat(DSHATTrainConfig(inputs=[str(lr_path), str(ref)], references=[str(ref)],
+        run_training(DSHATTrainConfig(inputs=[str(lr_path), str(ref)], references=[str(ref)],
                                      output_model=str(out), **FAST))
 
 
@@ -116,13 +117,13 @@ def test_cancel_keeps_best_and_resumes(tmp_path, dems_dir):
     def cancel_in_epoch_two():
         calls.append(1)
         return os.path.exists(str(out) + ".resume")
-    res = train_dshat(DSHATTrainConfig(inputs=[str(a)], output_model=str(out), **cfg),
+    res = run_training(DSHATTrainConfig(inputs=[str(a)], output_model=str(out), **cfg),
                       Monitor(cancelled=cancel_in_epoch_two))
     assert res.cancelled and os.path.exists(str(out) + ".resume")
     assert res.best_epoch == min(res.history, key=lambda h: h["val_ratio"])["epoch"]
     assert checkpoint.load(str(out)).provenance["epochs"] == res.best_epoch
     info = []
-    res = train_dshat(DSHATTrainConfig(inputs=[str(a)], output_model=str(out), **cfg),
+    res = run_training(DSHATTrainConfig(inputs=[str(a)], output_model=str(out), **cfg),
                       Monitor(info=info.append))
     assert any("Resuming after epoch 1" in m for m in info)
     assert res.epochs_done == 2 and [h["epoch"] for h in res.history] == [0, 1, 2]

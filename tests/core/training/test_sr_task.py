@@ -1,4 +1,4 @@
-"""A real (tiny) training on a real DEM crop: learns, reports, cancels, resumes."""
+"""SR training (runner + SR task), tiny, on a real DEM crop: learns, reports, cancels, resumes."""
 import csv
 import os
 
@@ -11,7 +11,9 @@ import torch  # noqa: E402 - `make test` installs it; a missing torch must fail,
 from demsr.core.errors import Cancelled  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.training.loop import TrainConfig, resume_path, train  # noqa: E402
+from demsr.core.training.config import SRTrainConfig  # noqa: E402
+from demsr.core.training.state import resume_path  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
 
 from _model_helpers import dem_crop  # noqa: E402
 
@@ -34,12 +36,12 @@ def _cfg(hr_dem, out, **kw):
                 device="cpu", steps_per_epoch=30, seed=3, loss="mse", gradient_weight=0.1,
                 hparams={"channels": 8, "blocks": 1})
     base.update(kw)
-    return TrainConfig(**base)
+    return SRTrainConfig(**base)
 
 
 def test_short_training_lowers_validation_rmse(hr_dem, tmp_path):
     out = tmp_path / "m.pt"
-    res = train(_cfg(hr_dem, out))
+    res = run_training(_cfg(hr_dem, out))
     assert not res.cancelled and res.epochs_done == 2
     first, last = res.history[0], res.history[-1]
     assert first["epoch"] == 0  # the untrained model, for reference
@@ -72,14 +74,14 @@ def test_cancel_keeps_best_then_resume_continues(hr_dem, tmp_path):
     out = tmp_path / "c.pt"
     cfg = _cfg(hr_dem, out, epochs=3, steps_per_epoch=5)
     state, mon = _cancel_after(8)  # in the middle of epoch 2
-    res = train(cfg, mon)
+    res = run_training(cfg, mon)
     assert res.cancelled and res.epochs_done == 1 and state["batches"] == 8
     assert res.best_epoch == best_of(res.history)
     assert checkpoint.load(str(out)).provenance["epochs"] == res.best_epoch
     assert os.path.exists(resume_path(str(out)))
 
     infos = []
-    res2 = train(cfg, Monitor(info=infos.append))
+    res2 = run_training(cfg, Monitor(info=infos.append))
     assert any("Resuming after epoch 1" in m for m in infos)
     assert [h["epoch"] for h in res2.history] == [0, 1, 2, 3]
     assert res2.history[1] == res.history[1]
@@ -90,7 +92,7 @@ def test_cancel_before_first_epoch_writes_nothing(hr_dem, tmp_path):
     out = tmp_path / "n.pt"
     _, mon = _cancel_after(2)
     with pytest.raises(Cancelled):
-        train(_cfg(hr_dem, out), mon)
+        run_training(_cfg(hr_dem, out), mon)
     assert not out.exists()
 
 
@@ -101,7 +103,7 @@ def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
     start = registry.build("fast", 2, {"channels": 8, "blocks": 1})
     checkpoint.save(checkpoint.from_model(start, start.interpolation, {"note": "start"}), str(init))
     out, warnings = tmp_path / "ft.pt", []
-    res = train(_cfg(hr_dem, out, init_weights=str(init), learning_rate=5.0, epochs=1,
+    res = run_training(_cfg(hr_dem, out, init_weights=str(init), learning_rate=5.0, epochs=1,
                      steps_per_epoch=10), Monitor(warning=warnings.append))
     assert res.history[1]["val_rmse"] > res.history[0]["val_rmse"]  # the epoch made it worse
     assert res.best_epoch == 0 and res.val_rmse_model == res.history[0]["val_rmse"]
@@ -115,7 +117,7 @@ def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
 
 def test_gisr_trains_and_is_usable(hr_dem, tmp_path):
     out = tmp_path / "g.pt"
-    res = train(_cfg(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
+    res = run_training(_cfg(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
                      hparams={"channels": 8, "blocks": 1}))
     ck = checkpoint.load(str(out))
     assert ck.architecture == "gisr" and res.best_epoch == best_of(res.history)

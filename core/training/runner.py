@@ -1,0 +1,217 @@
+"""The training runner: one skeleton for every task (SR, DS-HAT).
+
+Adam with a cosine schedule, AMP on CUDA, the starting model as epoch 0,
+best-on-validation checkpoints, resume after a crash or cancel, per-batch
+progress, the per-epoch log line and the CSV/PNG report. What differs
+between trainings (checks, model, data, loss, validation metric, provenance,
+wording) is the task's (a `Task`: sr_task.py, dshat_task.py); the best epoch
+is the one with the lowest `val_ratio` of the task's validator.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from ..devices import import_torch, select_device
+from ..errors import Cancelled, DemSrError
+from ..monitor import Monitor
+from .config import TrainConfig
+from .report import report_paths, write_report
+from .state import RunState, TrainResult, resume_signature, validation_record
+
+
+def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
+    """The checks every task makes first: something to train on, a writable .pt path."""
+    if not cfg.inputs:
+        raise DemSrError(f"Give at least one {what} to train on.")
+    if not cfg.output_model or not cfg.output_model.lower().endswith(".pt"):
+        raise DemSrError("The output model file must end in .pt.")
+    folder = os.path.dirname(os.path.abspath(cfg.output_model))
+    if not os.path.isdir(folder):
+        raise DemSrError(f"The output folder '{folder}' does not exist.")
+
+
+def check_run_settings(cfg: TrainConfig) -> None:
+    """The checks every task makes last: a validation share, at least one step."""
+    if not 0 < cfg.validation <= 0.9:
+        raise DemSrError("VALIDATION must be a share between 0 and 0.9 (e.g. 0.1).")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.steps_per_epoch < 1:
+        raise DemSrError("EPOCHS, BATCH_SIZE and steps per epoch must be at least 1.")
+
+
+def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
+    """(torch, device) for a run: seeded, with the device choice logged."""
+    torch = import_torch()
+    torch.manual_seed(cfg.seed)
+    choice = select_device(cfg.device)
+    monitor.info(f"Training {what}on {choice.description}."
+                 + (f" Note: {choice.note}." if choice.note else ""))
+    return torch, choice.device
+
+
+def optimiser(model, cfg: TrainConfig, torch) -> tuple:
+    """Adam with a cosine schedule down to 2 % of the learning rate."""
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs,
+                                                       eta_min=cfg.learning_rate * 0.02)
+    return opt, sched
+
+
+class Stepper:
+    """One optimisation step; on CUDA with automatic mixed precision (autocast + GradScaler)."""
+
+    def __init__(self, opt, device: str, torch):
+        self.opt, self.torch = opt, torch
+        self.amp = device.startswith("cuda")
+        self.scaler = torch.cuda.amp.GradScaler() if self.amp else None
+
+    def autocast(self):
+        """Context for the forward pass (half precision where safe, on CUDA only)."""
+        return self.torch.autocast("cuda", enabled=self.amp)
+
+    def step(self, loss) -> float:
+        self.opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        return float(loss.detach())
+
+
+class Task:
+    """What one kind of training differs in; `run` drives it, in this order."""
+
+    what = ""      # the model named in "Training {what}on {device}."
+    baseline = ""  # what the validation compares with (report legend)
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.torch, self.device = None, "cpu"  # set by the runner before build()
+
+    def check(self) -> None:
+        """Refuse bad settings (DemSrError) before anything is loaded."""
+        raise NotImplementedError
+
+    def build(self, monitor: Monitor):
+        """The starting model: untrained, or INIT_WEIGHTS."""
+        raise NotImplementedError
+
+    def prepare(self, model, monitor: Monitor) -> None:
+        """Data and validator for `model` (on the device); logs a summary."""
+        raise NotImplementedError
+
+    def resolved(self) -> dict:
+        """What besides the config a resume must match (e.g. the hyper-parameters)."""
+        raise NotImplementedError
+
+    def validate(self, model) -> dict:
+        """val_* metrics, val_rmse, val_rmse_baseline and val_ratio (lower is better) included."""
+        raise NotImplementedError
+
+    def begin_epoch(self, epoch: int, first: int, monitor: Monitor) -> None:
+        """Renew per-epoch data (0-based `epoch`; `first` of this run); may raise Cancelled."""
+
+    def loss(self, model, rng: np.random.Generator, autocast):
+        """The loss of one batch drawn from `rng`, the forward pass inside `autocast()`."""
+        raise NotImplementedError
+
+    def provenance(self) -> dict:
+        """How the model was made, for its checkpoint."""
+        raise NotImplementedError
+
+    def describe(self, m: dict, start: bool = False) -> str:
+        """The validation part of a log line (`start`: the starting model's)."""
+        raise NotImplementedError
+
+
+class SingleProcess:
+    """How the processes of a run share the work: here one process does all of it.
+
+    The one place a distributed (torchrun/DDP) run would change: give each process
+    its rank's device, wrap the model for gradient averaging, draw each rank's own
+    batch stream, and let only one process write checkpoints, resume file and report.
+    """
+
+    writer = True  # this process writes the model, the resume file and the report
+
+    def wrap(self, model):
+        """The model the training steps call (a DDP wrapper in a distributed run)."""
+        return model
+
+    def epoch_rng(self, seed: int, epoch: int) -> np.random.Generator:
+        """The stream the batches of `epoch` are drawn from."""
+        return np.random.default_rng([seed, epoch])
+
+
+def run(task: Task, monitor: Optional[Monitor] = None,
+        processes: Optional[SingleProcess] = None) -> TrainResult:
+    """Train `task`; the best-on-validation model is saved at task.cfg.output_model."""
+    from ..nets import checkpoint
+
+    monitor = monitor or Monitor()
+    procs = processes or SingleProcess()
+    cfg = task.cfg
+    task.check()
+    torch, device = start(cfg, monitor, task.what)
+    task.torch, task.device = torch, device
+    model = task.build(monitor).to(device).train()
+    task.prepare(model, monitor)
+    stepped = procs.wrap(model)
+
+    opt, sched = optimiser(model, cfg, torch)
+    stepper = Stepper(opt, device, torch)
+    state = RunState(cfg.output_model, resume_signature(cfg, **task.resolved()), torch,
+                     procs.writer)
+    if cfg.resume:
+        state.resume(model, opt, sched, monitor)
+    if not state.history:  # the untrained (or INIT_WEIGHTS) model is the reference point
+        m0 = task.validate(model)
+        state.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate,
+                                seconds=0.0, **m0))
+        monitor.info(f"before training: {task.describe(m0, start=True)}")
+    csv_path, png_path = report_paths(cfg.output_model)
+    provenance = task.provenance()
+
+    def save_best(epochs: int, m: dict) -> None:
+        if procs.writer:
+            checkpoint.save(checkpoint.from_model(model, model.interpolation, dict(
+                provenance, epochs=epochs, validation=validation_record(m))), cfg.output_model)
+
+    total = cfg.epochs * cfg.steps_per_epoch
+    cancelled = False
+    epoch = state.start_epoch
+    for epoch in range(state.start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        try:
+            task.begin_epoch(epoch, state.start_epoch, monitor)
+        except Cancelled:
+            cancelled = True
+            break
+        rng = procs.epoch_rng(cfg.seed, epoch)
+        losses = []
+        for step in range(cfg.steps_per_epoch):
+            if monitor.cancelled():
+                cancelled = True
+                break
+            losses.append(stepper.step(task.loss(stepped, rng, stepper.autocast)))
+            monitor.progress((epoch * cfg.steps_per_epoch + step + 1) / total)
+        if cancelled:
+            break
+        sched.step()
+        m = task.validate(model)
+        row, improved = state.end_epoch(epoch + 1, losses, time.perf_counter() - t0,
+                                        opt.param_groups[0]["lr"], m, model, opt, sched,
+                                        save_best)
+        monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
+                     f"{task.describe(m)}" + (" — best so far, saved" if improved else ""))
+        if procs.writer:
+            write_report(state.history, csv_path, png_path, task.baseline)
+    state.finish(cancelled, epoch, monitor, model, save_best)
+    return state.result(cfg.output_model, cancelled, csv_path, png_path)
