@@ -54,7 +54,7 @@ def classical_baselines(reference: np.ndarray, grid: Grid, factor: float,
     monitor = monitor or Monitor()
     with tempfile.TemporaryDirectory(prefix="demsr_eval_") as tmp:
         if low_res_path:
-            lr_path, how = low_res_path, "from the given low-resolution DEM"
+            lr_path, how = low_res_path, "from LOW_RES"
             lr = open_dem(low_res_path)
             if not crs_equal(lr.grid.crs, grid.crs):
                 raise DemSrError("The low-resolution DEM must be in the CRS of the evaluation "
@@ -84,7 +84,7 @@ def classical_baselines(reference: np.ndarray, grid: Grid, factor: float,
                                monitor.sub(i / len(methods), (i + 1) / len(methods)))
             with rasterio.open(path) as ds:
                 data = read_band(ds, 1)
-            label = f"GDAL {method} ({how.replace('from the given ', '')})"
+            label = f"GDAL {method} ({how})"
             if pixel_offset(res.grid, grid) is None:
                 warn(f"{label}: its grid is not made of the evaluation grid's cells; it was "
                      "resampled onto it (bilinear), which smooths it slightly.")
