@@ -35,8 +35,12 @@ def degraded_reference(reference: np.ndarray, grid: Grid, factor: float
             raise DemSrError(f"The evaluated area ({grid.width}×{grid.height} cells) is smaller "
                              f"than one low-resolution cell at factor {f}.")
         t = grid.transform
-        return (degrade_array(reference[:h, :w], f, "blockmean"),
-                Grid(t * t.scale(f), w // f, h // f, grid.crs), f"block mean ×{f}")
+        lgrid = Grid(t * t.scale(f), w // f, h // f, grid.crs)
+        try:
+            lr = degrade_array(reference[:h, :w], f, "blockmean")  # as training and scripts
+        except ImportError:  # no torch: GDAL's average of each f×f block is the same mean
+            lr = bring_onto(reference[:h, :w], Grid(t, w, h, grid.crs), lgrid, "average")
+        return lr, lgrid, f"block mean ×{f}"
     w, h = int(grid.width // factor), int(grid.height // factor)
     if h == 0 or w == 0:
         raise DemSrError(f"The evaluated area is smaller than one low-resolution cell at "

@@ -107,9 +107,8 @@ def _table(by_dem: dict, names: list) -> str:
     for m in METRICS:
         vals = {n: by_dem[n][m] for n in present}
         best = best_of(m, vals) if len(present) > 1 else set()
-        cells = "".join(
-            f'<td class="best">{_fmt(vals[n])} ★</td>' if n in best else f"<td>{_fmt(vals[n])}</td>"
-            for n in present)
+        cells = "".join(f'<td class="best">{_fmt(vals[n])} ★</td>' if n in best
+                        else f"<td>{_fmt(vals[n])}</td>" for n in present)
         rows.append(f"<tr><td>{LABELS[m]}</td><td>{UNITS[m]}</td>{cells}</tr>")
     cells = "".join(f"<td>{by_dem[n]['n']}</td>" for n in present)
     rows.append(f"<tr><td>Cells counted</td><td></td>{cells}</tr>")

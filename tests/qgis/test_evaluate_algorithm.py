@@ -108,3 +108,28 @@ def test_qgis_process_with_classical_baselines(qgis_process, crop, tmp_path):
     assert html.is_file()
     names = [r["dem"] for r in csv.DictReader(open(tmp_path / "t.csv"))]
     assert len(names) == 6 and any(n.startswith("GDAL lanczos") for n in names)
+
+
+def test_classical_baselines_without_torch(crop, tmp_path):
+    """Evaluate DEM needs no torch, COMPARE_CLASSICAL included (block mean by GDAL then)."""
+    import os
+    import subprocess
+    import sys
+
+    ref = crop(LIDAR, 200, 300, 96, 96)
+    root = Path(__file__).resolve().parents[2]
+    script = f"""
+import sys
+sys.modules["torch"] = None
+sys.path.insert(0, {str(root / 'build' / 'pkg')!r})
+from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
+r = evaluate(EvaluationRequest({str(ref)!r}, {str(ref)!r}, compare_classical=True))
+print("LANCZOS", r.metrics["all"]["GDAL lanczos (block mean ×2)"]["rmse"])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), timeout=120)
+    assert "LANCZOS" in proc.stdout, proc.stderr[-2000:]
+    from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
+    with_torch = evaluate(EvaluationRequest(str(ref), str(ref), compare_classical=True))
+    expected = with_torch.metrics["all"]["GDAL lanczos (block mean ×2)"]["rmse"]
+    assert float(proc.stdout.split("LANCZOS")[1]) == pytest.approx(expected, rel=1e-5)
