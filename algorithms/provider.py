@@ -8,11 +8,13 @@ from .common import ICON
 def algorithm_classes() -> list:
     """Algorithms that are real and complete; nothing else is registered."""
     from .derivatives import DerivativesAlgorithm
+    from .evaluate import EvaluateAlgorithm
     from .superresolve import SuperResolveAlgorithm
     from .train import TrainAlgorithm
     from .voidrepair import VoidRepairAlgorithm
 
-    return [SuperResolveAlgorithm, DerivativesAlgorithm, TrainAlgorithm, VoidRepairAlgorithm]
+    return [SuperResolveAlgorithm, DerivativesAlgorithm, TrainAlgorithm, VoidRepairAlgorithm,
+            EvaluateAlgorithm]
 
 
 class DemSrProvider(QgsProcessingProvider):

@@ -4,9 +4,13 @@ The bundled 10 m DEM is degraded ×2 by block mean (what a coarser survey of the
 same ground records), super-resolved back to 10 m through
 `qgis_process run demsr:superresolve`, and compared with the original:
 elevation and slope RMSE for the learned model and for GDAL's resamplers.
+It ends with `qgis_process run demsr:evaluate` (Evaluate DEM) on the model's
+result, with the classical baselines made from the same LR input, and prints
+the path of its HTML report.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -62,6 +66,27 @@ def main() -> int:
               "on this lidar DEM: a known defect of the current bundled models (README, "
               "'Known defect')"
               + ("; its slope error is lower." if model[2] < best[2] else "."))
+    return evaluate_report(rows[0][3], lr)
+
+
+def evaluate_report(result, lr) -> int:
+    """Evaluate DEM on the model's result: metrics, pictures and the classical baselines."""
+    html = OUT / "evaluation.html"
+    proc = qgis_process("--json", "run", "demsr:evaluate", "--", f"INPUT={result}",
+                        f"REFERENCE={DEM}", "COMPARE_CLASSICAL=true", f"LOW_RES={lr}",
+                        f"OUTPUT_HTML={html}", f"OUTPUT_TABLE={OUT / 'evaluation.csv'}",
+                        f"OUTPUT_ERROR={OUT / 'evaluation_error.tif'}")
+    if proc.returncode != 0:
+        print(f"qgis_process failed for demsr:evaluate:\n{proc.stdout[-3000:]}"
+              f"{proc.stderr[-3000:]}", file=sys.stderr)
+        return 1
+    r = json.loads(proc.stdout[proc.stdout.index("{"):])["results"]
+    print(f"\nEvaluate DEM (qgis_process run demsr:evaluate) on the model's result: "
+          f"RMSE {r['RMSE']:.3f} m, bias {r['BIAS']:+.3f} m, P95 {r['P95']:.3f} m, slope RMSE "
+          f"{r['SLOPE_RMSE']:.2f}°, SSIM {r['SSIM']:.4f}, streams reproduced "
+          f"{r['STREAM_RECALL']:.0%}, real {r['STREAM_PRECISION']:.0%}; GDAL Lanczos, cubic "
+          f"and cubic spline from the same input side by side in {OUT / 'evaluation.csv'}.")
+    print(f"Report (open in a browser): {r['OUTPUT_HTML']}")
     return 0
 
 

@@ -33,6 +33,7 @@ use_working_tree()
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
+from demsr.core.evaluation.metrics import PooledSquaredError as SSE  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
 from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
@@ -49,33 +50,6 @@ SEED, COVERAGE = 2026, 0.08  # first seed; realisation k uses SEED + k
 def _read(path):
     with rasterio.open(path) as ds:
         return read_band(ds, 1)
-
-
-class SSE:
-    """Squared errors pooled over realisations: RMSE = sqrt(sum / count)."""
-
-    def __init__(self, pred=None, ref=None, where=None):
-        self.sum, self.count = 0.0, 0
-        if pred is not None:
-            ok = where & np.isfinite(ref)
-            if ok.any() and not np.isfinite(pred[ok]).all():
-                self.sum = math.inf  # a pixel that should be filled is nodata
-            ok &= np.isfinite(pred)
-            self.sum += float(np.sum((pred[ok].astype(np.float64) - ref[ok]) ** 2))
-            self.count = int(ok.sum())
-
-    def __add__(self, other):
-        out = SSE()
-        out.sum, out.count = self.sum + other.sum, self.count + other.count
-        return out
-
-    @property
-    def rmse(self) -> float:
-        return math.sqrt(self.sum / self.count) if self.count else math.nan
-
-
-def _rmse(pred, ref, where):
-    return SSE(pred, ref, where).rmse
 
 
 def evaluate(path, factor, model, tmp, seed=SEED):
