@@ -14,7 +14,7 @@ from ..core.raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_out
                               gtiff_profile, open_dem, read_band)
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from ..core.terrain.cellsize import cell_sizes
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
 
 STREAMS_NODATA = 255
 # Output parameter → core derivative name; scripts and models depend on these names.
@@ -44,6 +44,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
     NAME = "derivatives"
     DISPLAY_NAME = "Terrain derivatives"
     GROUP = "Terrain"
+    HELP_ANCHOR = "terrain-derivatives"
 
     INPUT = "INPUT"
     BAND = "BAND"
@@ -57,7 +58,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
     STREAMS = "STREAMS"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Slope, aspect, plan/profile/tangential curvature, D8 flow accumulation and a "
             "stream network of a DEM — the terrain inputs of DS-HAT. Only the outputs you "
             "ask for are computed; each is its own raster, so the modeler can chain them.\n\n"
@@ -84,7 +85,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             "water reaching them leaves the grid, and nothing is routed across them. "
             "Outputs are Float32 GeoTIFFs (nodata -32768) except STREAMS (Byte, nodata 255). "
             "The whole raster is processed in memory (a 4000×4000 DEM takes about 1 GB). "
-            "Cancelling leaves no output file behind.")
+            "Cancelling leaves no output file behind."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input DEM")))
@@ -132,6 +133,9 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             result = compute_derivatives(dem, src.grid, which, threshold, monitor.sub(0.0, 0.9))
             del dem
             self._write(result, targets, src.grid, monitor.sub(0.9, 1.0))
+        for key, dest in targets.items():
+            name = f"{layer.name()} {OUTPUTS[key].replace('_', ' ')}"
+            style_output(context, dest, OUTPUTS[key], name)
         return {key: targets.get(key) for key in OUTPUTS}
 
     @staticmethod

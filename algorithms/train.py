@@ -16,6 +16,7 @@ from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 class TrainAlgorithm(DemSrAlgorithm):
     NAME = "train"
     DISPLAY_NAME = "Train DEM SR"
+    HELP_ANCHOR = "train-dem-sr"
 
     INPUT = "INPUT"
     ARCHITECTURE = "ARCHITECTURE"
@@ -42,7 +43,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     CURVES_PNG = "CURVES_PNG"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Trains a super-resolution model on your own high-resolution DEMs; use the .pt "
             "file in Super-resolve DEM (METHOD=model, MODEL=the file) with SCALE equal to the "
             "model's scale.\n\n"
@@ -77,7 +78,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             "<b>REFERENCES</b> (dshat only): pairs mode — INPUT are your LR DEMs with their real "
             "voids and REFERENCES one HR reference DEM each, in the same order, on the target "
             "grid. <b>SPECTRAL</b> (dshat only): one raster per INPUT whose first four bands "
-            "are Sentinel-2 B1–B4; the model then needs them when it runs.")
+            "are Sentinel-2 B1–B4; the model then needs them when it runs."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
