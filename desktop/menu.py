@@ -39,7 +39,7 @@ class DemSrMenu:
         for alg_id, text in ALGORITHMS:
             self._action(text, lambda _=False, a=alg_id: self.open_dialog(a), ICON)
         self._action("Install / repair dependencies…", lambda _=False: self.on_install())
-        self._action("Status & dependencies…", lambda _=False: self.on_status())
+        self._action("Status && dependencies…", lambda _=False: self.on_status())
         # One toolbar button: click = Super-resolve DEM, arrow = the whole menu.
         popup = QMenu(self.iface.mainWindow())
         popup.addActions(self.actions)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from qgis.core import (QgsColorRampShader, QgsHillshadeRenderer,
+from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillshadeRenderer,
                        QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
                        QgsProject, QgsRasterBandStats, QgsRasterLayer, QgsRasterShader,
                        QgsSingleBandPseudoColorRenderer)
@@ -52,6 +52,8 @@ def add_hillshade(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer:
         lat = layer.extent().center().y()
         renderer.setZFactor(1.0 / (111_320.0 * max(0.1, math.cos(math.radians(lat)))))
     shade.setRenderer(renderer)
+    smooth(shade)
+    smooth(layer)
     project.addMapLayer(shade, False)
     node = project.layerTreeRoot().findLayer(layer.id())
     parent = node.parent() if node is not None else project.layerTreeRoot()
@@ -59,6 +61,13 @@ def add_hillshade(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer:
     parent.insertLayer(index, shade)
     layer.setBlendMode(QPainter.CompositionMode_Multiply)
     return shade
+
+
+def smooth(layer: QgsRasterLayer) -> None:
+    """Bilinear resampling on screen: a hillshade drawn from nearest-neighbour blocks shows
+    stair-step stripes when zoomed in."""
+    layer.resampleFilter().setZoomedInResampler(QgsBilinearRasterResampler())
+    layer.resampleFilter().setZoomedOutResampler(QgsBilinearRasterResampler())
 
 
 class OutputStyler(QgsProcessingLayerPostProcessorInterface):

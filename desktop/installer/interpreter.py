@@ -62,10 +62,10 @@ def candidates(p: Platform, glob_fn=glob.glob) -> list:
     else:
         # Linux packages (Debian/Ubuntu /usr/bin/qgis), Flatpak (/app/bin/qgis, Python of the
         # runtime in /usr/bin), conda (<env>/bin/qgis): a python beside the prefix.
-        if _is_python(p.executable):
-            out.append(p.executable)
         out += [path.join(p.prefix, "bin", f"python{major}.{minor}"),
                 path.join(p.prefix, "bin", "python3")]
+        if _is_python(p.executable):
+            out.append(p.executable)
         if p.flatpak:
             out += ["/app/bin/python3", f"/usr/bin/python{major}.{minor}", "/usr/bin/python3"]
         out += [f"/usr/bin/python{major}.{minor}", "/usr/bin/python3"]
@@ -78,16 +78,24 @@ def candidates(p: Platform, glob_fn=glob.glob) -> list:
     return unique
 
 
-def reports_version(path: str, version: tuple, timeout: float = 30) -> bool:
-    """Runs the candidate: it must be a Python of the same major.minor as QGIS's."""
+def reports_version(path: str, p: Platform, timeout: float = 30) -> bool:
+    """Runs the candidate: it must be a Python of the same major.minor as QGIS's and, on
+    Linux, with the same sys.prefix (a pyenv/conda `python3` first on PATH is another
+    Python, which cannot import qgis; inside QGIS sys.executable may even point to it)."""
+    code = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.prefix)"
     try:
-        res = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        res = subprocess.run([path, "-c", code],
                              capture_output=True, text=True, timeout=timeout,
                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
                              env=child_env())
     except (OSError, subprocess.SubprocessError):
         return False
-    return res.returncode == 0 and res.stdout.strip() == "%d.%d" % tuple(version[:2])
+    lines = res.stdout.split("\n")
+    if res.returncode != 0 or lines[0].strip() != "%d.%d" % tuple(p.version[:2]):
+        return False
+    if p.system.startswith("linux") and len(lines) > 1:
+        return os.path.realpath(lines[1].strip()) == os.path.realpath(p.prefix)
+    return True
 
 
 def find_python(p: Platform | None = None, exists=os.path.isfile, check=reports_version):
@@ -97,7 +105,7 @@ def find_python(p: Platform | None = None, exists=os.path.isfile, check=reports_
     for path in candidates(p):
         if exists(path):
             tried.append(path)
-            if check(path, p.version):
+            if check(path, p):
                 return path, tried
     return None, tried
 

@@ -55,7 +55,7 @@ def test_a_python_of_another_version_is_skipped():
     p = Platform("win32", r"C:\OSGeo4W\bin\qgis-bin.exe", r"C:\OSGeo4W\bin", (3, 12))
     files = {r"C:\OSGeo4W\apps\Python39\python.exe", r"C:\OSGeo4W\apps\Python312\python.exe"}
     path, _ = find_python(p, exists=files.__contains__,
-                          check=lambda c, v: "Python312" in c)
+                          check=lambda c, plat: "Python312" in c)
     assert path == r"C:\OSGeo4W\apps\Python312\python.exe"
 
 
@@ -73,3 +73,16 @@ def test_this_machine_runs_the_real_check():
     assert path in ("/usr/bin/python3.11", "/usr/bin/python3")
     wrong = Platform("linux", "/usr/bin/qgis", "/usr", (3, 7))
     assert find_python(wrong)[0] is None
+
+
+def test_a_python_of_another_prefix_is_not_qgis_python():
+    """Inside QGIS on this machine sys.executable is a pyenv shim (first python3 on PATH):
+    same version, other prefix, cannot import qgis — it must be rejected."""
+    import shutil
+    shim = shutil.which("python3")
+    p = Platform("linux", shim or "/usr/bin/python3", "/usr", (3, 11))
+    path, _ = find_python(p)
+    assert path in ("/usr/bin/python3.11", "/usr/bin/python3")
+    other = Platform("linux", "/usr/bin/qgis", "/opt/elsewhere", (3, 11))
+    from demsr.desktop.installer.interpreter import reports_version
+    assert not reports_version("/usr/bin/python3", other)
