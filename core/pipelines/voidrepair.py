@@ -47,10 +47,9 @@ from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profi
 from ..raster.warp import _LOCAL_CRS, resample
 from ..terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives, fit_normaliser
 from ..nodata.fill import fill_nearest
+from ..nets.bundled import DSHAT_MODEL
 
-MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "resources", "models")
-BUNDLED_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
+BUNDLED_MODEL = DSHAT_MODEL  # one place for bundled-model paths: nets/bundled.py
 INTERPOLATION = "gdal-lanczos"  # how the DEM reaches the target grid (checkpoint field)
 SPECTRAL_BANDS = 4            # Sentinel-2 bands 1–4 (coastal aerosol, blue, green, red)
 SPECTRAL_PREFIX = "s2_b"

@@ -108,3 +108,16 @@ def _meta():
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(ROOT / "metadata.txt", encoding="utf-8")
     return cfg["general"]
+
+
+def test_icon_reads_at_16_px(qgis_app):
+    """The toolbar/menu icon at 16 px: strong light/dark contrast, not a grey blob."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QColor, QImage
+
+    img = QImage(str(ROOT / "resources" / "icon.png")).scaled(16, 16, Qt.KeepAspectRatio,
+                                                             Qt.SmoothTransformation)
+    light = [QColor(img.pixel(x, y)).lightness() for x in range(16) for y in range(16)
+             if QColor.fromRgba(img.pixel(x, y)).alpha() > 200]
+    saturation = [QColor(img.pixel(x, y)).hsvSaturation() for x in range(16) for y in range(16)]
+    assert max(light) - min(light) > 120 and max(saturation) > 150
