@@ -34,7 +34,10 @@ def test_install_task_streams_the_log_and_activates(qgis_app, tmp_path):
     from demsr.desktop.installer.task import InstallTask
 
     target = str(tmp_path / "deps")
-    task = InstallTask(InstallPlan(PY, target, ["six"], verify_module="six", kept=KEPT))
+    # toolz: not importable here before, so it must become importable without a restart
+    # (six may already be imported by other tests: then a restart would rightly be asked).
+    assert "toolz" not in sys.modules
+    task = InstallTask(InstallPlan(PY, target, ["toolz"], verify_module="toolz", kept=KEPT))
     got, results = [], []
     task.line.connect(got.append)
     task.done.connect(results.append)
@@ -45,8 +48,11 @@ def test_install_task_streams_the_log_and_activates(qgis_app, tmp_path):
         time.sleep(0.05)
     assert results and results[0].ok, results and results[0].message
     assert got and got[0].startswith("$ ")
-    assert target in sys.path  # importable without restarting QGIS
+    assert not results[0].restart_needed and target in sys.path
+    import toolz  # importable in this process without restarting QGIS
+    assert toolz.__file__.startswith(target)
     sys.path.remove(target)
+    del sys.modules["toolz"]
 
 
 def test_model_path_runs_with_the_installed_torch(tmp_path, crop):
