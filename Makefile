@@ -7,18 +7,19 @@ PLUGIN_DIR := $(QGIS_PROFILE)/python/plugins/demsr
 DEPS_DIR := $(QGIS_PROFILE)/python/demsr-deps
 VENV := .venv
 QGIS_PROCESS := scripts/qgis_process
-PLUGIN_FILES := metadata.txt __init__.py plugin.py LICENSE README.md algorithms core resources
+PLUGIN_FILES := metadata.txt __init__.py plugin.py LICENSE README.md algorithms core desktop resources
 export DEMSR_DEPS_DIR := $(DEPS_DIR)
 export PIP_CONSTRAINT := $(CURDIR)/scripts/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help system deps venv install demo test test-fast bench train-default evaluate \
-	train-dshat evaluate-voids clean
+	train-dshat evaluate-voids package clean
 
 help:
 	@echo "make demo   install what is missing and super-resolve a bundled real DEM"
 	@echo "make test   install what is missing and run the whole test suite"
 	@echo "make bench  speed and memory against gdalwarp -r lanczos"
+	@echo "make package  dist/demsr-<version>.zip for QGIS's Install from ZIP"
 
 system:
 	@scripts/setup_system.sh
@@ -78,5 +79,9 @@ train-dshat: deps venv
 evaluate-voids: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --out build/evaluation_voids.md
 
+# The ZIP for Plugins ▸ Manage and Install Plugins ▸ Install from ZIP (and plugins.qgis.org).
+package:
+	$(SYS_PYTHON) scripts/package.py --out dist
+
 clean:
-	rm -rf build $(VENV) .pytest_cache
+	rm -rf build dist $(VENV) .pytest_cache

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Optional
 
@@ -15,6 +16,21 @@ from ..core.errors import Cancelled, DemSrError
 from ..core.monitor import Monitor
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.png")
+README_URL = "https://github.com/demsr/qgis-dem-superresolution/blob/main/README.md"
+
+
+def style_output(context, dest: str, kind: str, name: str, reference_path: str = "") -> None:
+    """Name and style the output layer the dialog will load (desktop/postprocess.py runs on
+    the main thread after the run). Nothing happens in qgis_process or processing.run: no
+    window, or the layer is not loaded."""
+    from qgis.utils import iface
+
+    if iface is None or not dest or not context.willLoadLayerOnCompletion(dest):
+        return
+    from ..desktop.postprocess import OutputStyler
+
+    context.layerToLoadOnCompletionDetails(dest).setPostProcessor(
+        OutputStyler(kind, name, reference_path))
 
 
 def tr(text: str) -> str:
@@ -67,6 +83,24 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = "Super-resolution"
+    HELP_ANCHOR = ""  # the README section of the algorithm
+
+    def helpUrl(self):  # noqa: N802
+        return f"{README_URL}#{self.HELP_ANCHOR}" if self.HELP_ANCHOR else ""
+
+    def with_labels(self, text: str) -> str:
+        """Help text written with parameter ids, shown with the labels the form shows:
+        <b>SCALE</b> → <b>Scale factor</b> (SCALE); a bare SCALE → “Scale factor”."""
+        labels = {d.name(): d.description() for d in self.parameterDefinitions()}
+        labels.update({d.name(): d.description() for d in self.outputDefinitions()
+                       if d.name() not in labels})
+        if not labels:
+            return text
+        names = sorted(labels, key=len, reverse=True)
+        bold = re.compile(r"<b>(" + "|".join(map(re.escape, names)) + r")</b>")
+        text = bold.sub(lambda m: f"<b>{labels[m.group(1)]}</b> ({m.group(1)})", text)
+        bare = re.compile(r"(?<![\w(>=])(" + "|".join(map(re.escape, names)) + r")(?![\w)<])")
+        return bare.sub(lambda m: f"“{labels[m.group(1)]}”", text)
 
     def createInstance(self):  # noqa: N802
         return type(self)()

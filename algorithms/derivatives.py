@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.pipelines.derivatives import derive_to_files
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
 
 # Output parameter → core derivative name; scripts and models depend on these names.
 OUTPUTS = {
@@ -36,6 +36,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
     NAME = "derivatives"
     DISPLAY_NAME = "Terrain derivatives"
     GROUP = "Terrain"
+    HELP_ANCHOR = "terrain-derivatives"
 
     INPUT = "INPUT"
     BAND = "BAND"
@@ -49,7 +50,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
     STREAMS = "STREAMS"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Slope, aspect, plan/profile/tangential curvature, D8 flow accumulation and a "
             "stream network of a DEM — the terrain inputs of DS-HAT. Only the outputs you "
             "ask for are computed; each is its own raster, so the modeler can chain them.\n\n"
@@ -76,7 +77,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             "water reaching them leaves the grid, and nothing is routed across them. "
             "Outputs are Float32 GeoTIFFs (nodata -32768) except STREAMS (Byte, nodata 255). "
             "The whole raster is processed in memory (a 4000×4000 DEM takes about 1 GB). "
-            "Cancelling leaves no output file behind.")
+            "Cancelling leaves no output file behind."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input DEM")))
@@ -112,4 +113,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
         with user_errors():
             derive_to_files(path, band, {OUTPUTS[k]: dest for k, dest in targets.items()},
                             threshold, monitor)
+        for key, dest in targets.items():
+            name = f"{layer.name()} {OUTPUTS[key].replace('_', ' ')}"
+            style_output(context, dest, OUTPUTS[key], name)
         return {key: targets.get(key) for key in OUTPUTS}

@@ -38,6 +38,7 @@ NUMBERS = {
 class EvaluateAlgorithm(DemSrAlgorithm):
     NAME = "evaluate"
     DISPLAY_NAME = "Evaluate DEM"
+    HELP_ANCHOR = "evaluate-dem"
 
     INPUT = "INPUT"
     BAND = "BAND"
@@ -63,7 +64,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
     PIXELS = "PIXELS"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "How good is a super-resolved or repaired DEM? Compares it with a reference DEM "
             "(lidar, a survey, a finer product) and reports elevation, slope, aspect, "
             "curvature and stream-network errors, SSIM and PSNR, as numbers the modeler can "
@@ -127,7 +128,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             "Stops with a clear error before any work when the DEM and the reference do not "
             "overlap, their CRSs cannot be transformed, the overlap is all nodata, or the "
             "mask/extent lies outside the overlap. Everything is held in memory "
-            "(about 60 bytes per evaluated cell per DEM).")
+            "(about 60 bytes per evaluated cell per DEM)."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("DEM to judge")))

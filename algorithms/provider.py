@@ -2,7 +2,7 @@
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .common import ICON
+from .common import ICON, README_URL
 
 
 def algorithm_classes() -> list:
@@ -29,6 +29,9 @@ class DemSrProvider(QgsProcessingProvider):
 
     def icon(self):
         return QIcon(ICON)
+
+    def helpUrl(self) -> str:  # noqa: N802 - not a 3.22 virtual; the menu/status use it
+        return f"{README_URL}#install-in-qgis-desktop"
 
     def loadAlgorithms(self):  # noqa: N802
         for cls in algorithm_classes():

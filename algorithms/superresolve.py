@@ -8,7 +8,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.pipelines.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
 
 DEFAULT_METHOD = "model"
 
@@ -16,6 +16,7 @@ DEFAULT_METHOD = "model"
 class SuperResolveAlgorithm(DemSrAlgorithm):
     NAME = "superresolve"
     DISPLAY_NAME = "Super-resolve DEM"
+    HELP_ANCHOR = "super-resolve-dem"
 
     INPUT = "INPUT"
     BAND = "BAND"
@@ -30,7 +31,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
     OUTPUT = "OUTPUT"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Raises the resolution of a DEM. The output keeps the input's extent and CRS; its "
             "pixel size is the input's divided by SCALE (or TARGET_RESOLUTION when given). "
             "Rasters of any size are processed tile by tile with an overlap, so the result has "
@@ -61,7 +62,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             "on GPU out-of-memory).\n\n"
             "Nodata: voids are filled (inverse distance) before resampling so they never "
             "poison their neighbours, and output pixels whose centre lies on an input nodata "
-            "cell are nodata. Cancelling leaves no output file behind.")
+            "cell are nodata. Cancelling leaves no output file behind."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input DEM")))
@@ -71,9 +72,12 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
             defaultValue=2.0, minValue=1.0, maxValue=16.0))
-        self.addParameter(QgsProcessingParameterNumber(
+        target = QgsProcessingParameterNumber(
             self.TARGET_RESOLUTION, self.tr("Target pixel size (overrides the scale factor)"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0)
+        # Geographic pixels: half of 3″ is 0.000416667°; 6 decimals would make it ×1.998.
+        target.setMetadata({"widget_wrapper": {"decimals": 12}})
+        self.addParameter(target)
         self.add_enum(self.METHOD, "Method", METHODS, DEFAULT_METHOD)
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model checkpoint (empty = bundled default)"),
@@ -109,4 +113,8 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         )
         with user_errors():
             result = superresolve(request, monitor_for(feedback))
+        what = (f"{request.target_resolution:g} px" if request.target_resolution
+                else f"×{request.scale:g}")
+        style_output(context, request.output_path, "dem", f"{layer.name()} {what} {method}",
+                     request.input_path)
         return {self.OUTPUT: result.output_path}

@@ -17,6 +17,7 @@ from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 class TrainAlgorithm(DemSrAlgorithm):
     NAME = "train"
     DISPLAY_NAME = "Train DEM SR"
+    HELP_ANCHOR = "train-dem-sr"
 
     INPUT = "INPUT"
     ARCHITECTURE = "ARCHITECTURE"
@@ -43,7 +44,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     CURVES_PNG = "CURVES_PNG"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Trains a super-resolution model on your own high-resolution DEMs; use the .pt "
             "file in Super-resolve DEM (METHOD=model, MODEL=the file) with SCALE equal to the "
             "model's scale.\n\n"
@@ -80,7 +81,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             "grid. <b>SPECTRAL</b> (dshat only): one raster per INPUT whose first four bands "
             "are Sentinel-2 B1–B4; the model then needs them when it runs.").format(
                 l1=DSHATTrainConfig.l1_weight, dshat_gw=DSHATTrainConfig.gradient_weight,
-                void=DSHATTrainConfig.void_weight)
+                void=DSHATTrainConfig.void_weight))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(

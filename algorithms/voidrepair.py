@@ -8,12 +8,13 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.pipelines.voidrepair import VoidRepairRequest, voidrepair
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
 
 
 class VoidRepairAlgorithm(DemSrAlgorithm):
     NAME = "voidrepair"
     DISPLAY_NAME = "Void repair/SR (DS-HAT)"
+    HELP_ANCHOR = "void-repairsr-ds-hat"
 
     INPUT = "INPUT"
     BAND = "BAND"
@@ -28,7 +29,7 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
     FILLED_MASK = "FILLED_MASK"
 
     def shortHelpString(self):  # noqa: N802
-        return self.tr(
+        return self.with_labels(self.tr(
             "Fills the voids (nodata holes) of a DEM and, optionally, brings it onto a finer "
             "or different grid, with the DS-HAT network guided by terrain derivatives and, "
             "optionally, Sentinel-2 bands. Outputs a void-free DEM on the target grid and a "
@@ -67,7 +68,7 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             "curvatures, flow accumulation and streams (1500 cells) of that surface feed the "
             "network's support stream, which corrects the first fill. The whole target grid is "
             "held in memory (about 100 bytes per pixel at peak, at most 100 million pixels). "
-            "Cancelling leaves no output file behind.")
+            "Cancelling leaves no output file behind."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("DEM with voids")))
@@ -76,18 +77,22 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.TARGET_GRID, self.tr("Target grid (reference raster)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
+        target = QgsProcessingParameterNumber(
             self.TARGET_RESOLUTION, self.tr("Target pixel size (without a target grid)"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0))
+            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0)
+        target.setMetadata({"widget_wrapper": {"decimals": 12}})  # degrees need them
+        self.addParameter(target)
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.SPECTRAL, self.tr("Sentinel-2 bands 1–4 (optional)"), optional=True))
+            self.SPECTRAL, self.tr("Sentinel-2 bands 1–4"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("DS-HAT model (empty = bundled default)"),
             QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
         self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
-        self.add(QgsProcessingParameterNumber(
+        max_void = QgsProcessingParameterNumber(
             self.MAX_VOID_SIZE, self.tr("Leave voids wider than (input pixels, 0 = fill all)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0), advanced=True)
+            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)
+        max_void.setMetadata({"widget_wrapper": {"decimals": 1}})
+        self.add(max_void, advanced=True)
         self.add_int(self.TILE_SIZE, "Tile size (target pixels)", 384, 64, 4096, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Repaired DEM")))
@@ -116,4 +121,6 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
         )
         with user_errors():
             result = voidrepair(request, monitor_for(feedback))
+        style_output(context, output, "dem", f"{layer.name()} repaired", request.input_path)
+        style_output(context, mask, "filled_mask", f"{layer.name()} filled pixels")
         return {self.OUTPUT: result.output_path, self.FILLED_MASK: result.mask_path}

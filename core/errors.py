@@ -19,7 +19,8 @@ class TorchMissing(DemSrError):
     def __init__(self, detail: str = ""):
         msg = (
             "This algorithm needs PyTorch, which is not installed for the Python that QGIS "
-            "uses. From the plugin's source folder run `make deps`, or install it with "
+            "uses. In QGIS: Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; "
+            "from the plugin's source folder: `make deps`; or install it with "
             "`python3 -m pip install --target <QGIS profile>/python/demsr-deps torch==2.13.0` "
             "(use the same python3 as QGIS and do not upgrade numpy), then restart QGIS."
         )

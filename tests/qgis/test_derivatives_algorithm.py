@@ -39,7 +39,8 @@ def test_algorithm_declares_chainable_outputs(provider):
     assert all(isinstance(outs[n], QgsProcessingOutputRasterLayer) for n in OUTPUTS)
     help_text = alg.shortHelpString()
     for name in ("INPUT", "BAND", "STREAM_THRESHOLD") + OUTPUTS:
-        assert f"<b>{name}</b>" in help_text
+        label = alg.parameterDefinition(name).description()
+        assert f"<b>{label}</b> ({name})" in help_text
 
 
 @pytest.mark.parametrize("name,window", [

@@ -46,11 +46,12 @@ def test_algorithm_declares_its_public_interface(provider):
     for n in NUMBERS:
         assert isinstance(outs[n], QgsProcessingOutputNumber), n
     assert isinstance(outs["OUTPUT_HTML"], QgsProcessingOutputHtml)   # Results Viewer
-    help_text = alg.shortHelpString()
-    for name in PARAMS + NUMBERS:
-        assert f"<b>{name}</b>" in help_text or name in help_text, name
+    help_text = alg.shortHelpString()  # written with ids, shown with the form's labels
+    labels = {p.name(): p.description() for p in alg.parameterDefinitions()}
     for name in PARAMS:
-        assert f"<b>{name}</b>" in help_text, name
+        assert f"<b>{labels[name]}</b> ({name})" in help_text, name
+    for name in NUMBERS:
+        assert name in help_text or outs[name].description() in help_text, name
 
 
 def test_offset_dem_with_comparison_mask_and_report(provider, crop, tmp_path):

@@ -35,7 +35,8 @@ def test_provider_lists_only_real_algorithms(provider):
     assert {"INPUT", "BAND", "SCALE", "MODEL", "DEVICE", "OUTPUT", "METHOD",
             "TARGET_RESOLUTION", "TILE_SIZE", "OVERLAP", "BATCH_SIZE"} <= names
     for name in names - {"OUTPUT"}:
-        assert f"<b>{name}</b>" in alg.shortHelpString(), f"no help for {name}"
+        label = alg.parameterDefinition(name).description()  # help names the form's labels
+        assert f"<b>{label}</b> ({name})" in alg.shortHelpString(), f"no help for {name}"
 
 
 def test_processing_run_on_a_loaded_layer_equals_core(provider, crop, tmp_path):

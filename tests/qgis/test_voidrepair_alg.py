@@ -45,7 +45,8 @@ def test_registered_with_public_parameters_and_help(provider):
     assert {"INPUT", "BAND", "TARGET_GRID", "TARGET_RESOLUTION", "SPECTRAL", "MODEL", "DEVICE",
             "OUTPUT", "FILLED_MASK"} <= names
     for name in names:
-        assert f"<b>{name}</b>" in alg.shortHelpString(), f"no help for {name}"
+        label = alg.parameterDefinition(name).description()  # help names the form's labels
+        assert f"<b>{label}</b> ({name})" in alg.shortHelpString(), f"no help for {name}"
     train = QgsApplication.processingRegistry().algorithmById("demsr:train")
     assert "dshat" in train.parameterDefinition("ARCHITECTURE").options()
 

@@ -1,0 +1,61 @@
+"""Everything initGui adds to the QGIS window; created only when iface exists."""
+from __future__ import annotations
+
+from qgis.core import Qgis
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QPushButton
+
+from .deps import torch_state
+from .menu import MENU, DemSrMenu
+
+
+class DesktopUi:
+    def __init__(self, iface):
+        self.iface = iface
+        self.menu = DemSrMenu(iface, self.open_installer, self.open_status)
+        self.status_dialog = None
+        self.installer_dialog = None
+        self.torch_message = None
+
+    def init(self) -> None:
+        self.menu.build()
+        # After the window is up, so the message lands in the visible message bar.
+        QTimer.singleShot(0, self.warn_if_torch_missing)
+
+    def warn_if_torch_missing(self) -> bool:
+        """Once per session: a message bar item with an Install PyTorch… button."""
+        state = torch_state()
+        if state.usable or self.torch_message is not None:
+            return False
+        bar = self.iface.messageBar()
+        item = bar.createMessage(MENU, state.problem() + ": the learned models need it "
+                                 "(classical methods work without it).")
+        button = QPushButton("Install PyTorch…", item)
+        button.setObjectName("demsr_install_torch")
+        button.clicked.connect(self.open_installer)
+        item.layout().addWidget(button)
+        self.torch_message = bar.pushWidget(item, Qgis.Warning)
+        return True
+
+    def open_status(self):
+        from .status_dialog import StatusDialog
+
+        self.status_dialog = StatusDialog(self.iface.mainWindow(), on_install=self.open_installer)
+        self.status_dialog.show()
+        return self.status_dialog
+
+    def open_installer(self):
+        from .installer.dialog import InstallerDialog
+
+        if self.installer_dialog is None:
+            self.installer_dialog = InstallerDialog(self.iface.mainWindow())
+        self.installer_dialog.show()
+        self.installer_dialog.raise_()
+        return self.installer_dialog
+
+    def unload(self) -> None:
+        self.menu.unload()
+        for dialog in (self.status_dialog, self.installer_dialog):
+            if dialog is not None:
+                dialog.close()
+                dialog.deleteLater()

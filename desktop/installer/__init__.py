@@ -1,0 +1,1 @@
+"""Installs PyTorch into the plugin's private folder with the Python QGIS runs."""

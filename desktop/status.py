@@ -1,0 +1,104 @@
+"""What the Status & dependencies dialog shows: versions, device, bundled models.
+
+Collected as plain rows so it can be tested without a window; torch is imported only here,
+when the user asks for the status."""
+from __future__ import annotations
+
+import configparser
+import csv
+import html
+import os
+import sys
+
+from .. import dependency_dir
+from ..core.nets import bundled
+from .deps import torch_state
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def plugin_version() -> str:
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(os.path.join(PLUGIN_DIR, "metadata.txt"), encoding="utf-8")
+    return cfg["general"].get("version", "?")
+
+
+def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
+    """The best epoch's validation (held-out blocks) RMSE against the baseline it corrects."""
+    try:
+        with open(metrics_csv, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("val_rmse")]
+    except OSError:
+        return "no metrics file"
+    if not rows:
+        return "no metrics"
+    best = min(rows, key=lambda r: float(r["val_rmse"]))
+    rmse, base = float(best["val_rmse"]), float(best["val_rmse_baseline"])
+    return (f"held-out RMSE {rmse:.2f} m vs {baseline} {base:.2f} m "
+            f"({100 * (rmse / base - 1):+.1f} %, epoch {best['epoch']})")
+
+
+def bundled_models() -> list:
+    """(file, what it covers, held-out figures) for each model in resources/models."""
+    rows = []
+    for scale in bundled.sr_scales():
+        path = bundled.sr_model_path(scale)
+        rows.append((os.path.basename(path), f"Super-resolve DEM ×{scale}",
+                     held_out_figures(path[:-3] + "_metrics.csv")))
+    if os.path.isfile(bundled.DSHAT_MODEL):
+        rows.append((os.path.basename(bundled.DSHAT_MODEL),
+                     "Void repair/SR, any target grid (trained ×1 and ×2)",
+                     held_out_figures(bundled.DSHAT_MODEL[:-3] + "_metrics.csv",
+                                      "first fill (biharmonic + Lanczos)")))
+    return rows
+
+
+def device_rows() -> list:
+    state = torch_state()
+    if not state.usable:
+        return [("Device", "none: " + state.problem())]
+    from ..core.devices import select_device
+    try:
+        choice = select_device("auto")
+    except Exception as exc:  # a broken torch (DLL load failure) lands here
+        return [("Device", f"PyTorch fails to load: {exc}")]
+    rows = [("Device used", choice.description)]
+    if choice.note:
+        rows.append(("Why no GPU", choice.note))
+    return rows
+
+
+def collect() -> list:
+    """[(section, [(label, value), ...]), ...]"""
+    from qgis.core import Qgis
+    import numpy
+
+    state = torch_state()
+    from .installer.cuda import detect_nvidia
+    gpu = detect_nvidia()
+    versions = [
+        ("Plugin", plugin_version()),
+        ("QGIS", Qgis.QGIS_VERSION),
+        ("Python", f"{sys.version.split()[0]} ({sys.executable})"),
+        ("NumPy", numpy.__version__),
+        ("PyTorch", f"{state.version} ({state.location})" if state.installed
+         else "not installed"),
+        ("Dependency folder", dependency_dir()),
+        ("NVIDIA driver", f"{gpu.name}, driver {gpu.driver}, CUDA {gpu.cuda}" if gpu
+         else "none found (nvidia-smi)"),
+    ]
+    if state.too_old:
+        versions.append(("Problem", state.problem()))
+    models = [(name, f"{what}: {figures}") for name, what, figures in bundled_models()]
+    return [("Versions", versions), ("Compute device", device_rows()),
+            ("Bundled models", models)]
+
+
+def to_html(sections: list) -> str:
+    parts = []
+    for title, rows in sections:
+        parts.append(f"<h3>{html.escape(title)}</h3><table cellspacing='4'>")
+        parts += [f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>"
+                  for k, v in rows]
+        parts.append("</table>")
+    return "".join(parts)

@@ -1,0 +1,87 @@
+"""Which colours and name each output gets. Pure functions (tested without QGIS); applying
+them to a layer is in postprocess.py.
+
+A style is (renderer, stops): renderer "pseudocolor" interpolates between (value, colour,
+label) stops, "paletted" colours exact values; a colour is "#rrggbb" or "#rrggbbaa"."""
+from __future__ import annotations
+
+import colorsys
+import math
+
+# Output kind per algorithm output; algorithms declare these.
+KINDS = ("dem", "slope", "aspect", "plan_curvature", "profile_curvature",
+         "tangential_curvature", "flow_accumulation", "streams", "filled_mask")
+TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
+SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd
+DIVERGING = ["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]      # RdBu reversed
+FLOW = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]           # Blues
+STREAM_BLUE = "#1f78b4ff"
+FILLED = "#ff00ffa0"  # semi-transparent magenta: the filled pixels over the DEM
+TRANSPARENT = "#00000000"
+SUFFIX = {"slope": "slope", "aspect": "aspect", "plan_curvature": "plan curvature",
+          "profile_curvature": "profile curvature",
+          "tangential_curvature": "tangential curvature",
+          "flow_accumulation": "flow accumulation", "streams": "streams",
+          "filled_mask": "filled pixels"}
+
+
+def layer_name(input_name: str, kind: str, detail: str = "") -> str:
+    """'lidar_2m ×2 model', 'lidar_2m slope', 'srtm repaired'."""
+    base = input_name.strip() or "DEM"
+    if kind == "dem":
+        return f"{base} {detail}".strip()
+    return f"{base} {SUFFIX.get(kind, kind.replace('_', ' '))}"
+
+
+def _spread(lo: float, hi: float, colours: list) -> list:
+    n = len(colours) - 1
+    return [(lo + (hi - lo) * i / n, c, f"{lo + (hi - lo) * i / n:.4g}")
+            for i, c in enumerate(colours)]
+
+
+def style_for(kind: str, stats: dict, reference: dict | None = None) -> tuple:
+    """(renderer, stops) for an output of `kind` with band statistics `stats`
+    (min, max, mean, std); `reference` = statistics of the input DEM, so a super-resolved
+    DEM is stretched exactly as its input."""
+    lo, hi = stats["min"], stats["max"]
+    mean, std = stats.get("mean", (lo + hi) / 2), stats.get("std", 0.0)
+    if kind == "dem":
+        ref = reference or stats
+        return "pseudocolor", _spread(ref["min"], ref["max"], TERRAIN)
+    if kind == "slope":
+        top = min(hi, mean + 2.5 * std) if std > 0 else hi
+        return "pseudocolor", _spread(0.0, max(top, 1.0), SLOPE)
+    if kind == "aspect":
+        return "pseudocolor", circular_stops()
+    if kind.endswith("curvature"):
+        # Centred on 0 (flat): ridges red, valleys blue, symmetric so 0 is white.
+        half = 2.0 * std if std > 0 else max(abs(lo), abs(hi))
+        half = half or 1e-6
+        return "pseudocolor", _spread(-half, half, DIVERGING)
+    if kind == "flow_accumulation":
+        return "pseudocolor", log_stops(max(hi, 1.0), FLOW)
+    if kind == "streams":
+        return "paletted", [(0, TRANSPARENT, "no stream"), (1, STREAM_BLUE, "stream")]
+    if kind == "filled_mask":
+        return "paletted", [(0, TRANSPARENT, "from data"), (1, FILLED, "filled")]
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def log_stops(top: float, colours: list) -> list:
+    """Stops at 1, 10, 100, … up to `top`: flow accumulation spans orders of magnitude, a
+    linear ramp shows only the main channel (the rest is 'almost black')."""
+    decades = max(1, math.ceil(math.log10(top)))
+    values = [10.0 ** (decades * i / (len(colours) - 1)) for i in range(len(colours))]
+    return [(v, c, f"{v:.0f}") for v, c in zip(values, colours)]
+
+
+def circular_stops(n: int = 8) -> list:
+    """Hue wheel 0..360° whose two ends have the same colour (north = north)."""
+    stops = []
+    for i in range(n + 1):
+        deg = 360.0 * i / n
+        r, g, b = colorsys.hsv_to_rgb((deg / 360.0) % 1.0, 0.65, 0.95)
+        label = ["N", "NE", "E", "SE", "S", "SW", "W", "NW", "N"][i] if n == 8 else f"{deg:g}"
+        stops.append((deg, "#%02x%02x%02x" % (round(r * 255), round(g * 255), round(b * 255)),
+                      label))
+    return stops

@@ -1,0 +1,160 @@
+"""Runs inside a real QGIS desktop (qgis --code this_file) with a fresh profile, under Xvfb.
+
+Installs the ZIP with the Plugin Manager's own installFromZipFile, opens the plugin's menu,
+runs Super-resolve DEM from its dialog on a loaded layer, waits for the task, and records
+what the window shows (JSON + screenshots) in $DEMSR_GUI_OUT. Then quits QGIS."""
+import json
+import os
+import time
+import traceback
+
+from qgis.core import QgsApplication, QgsProject, QgsSingleBandPseudoColorRenderer
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QApplication, QMenu
+from qgis.utils import iface
+
+OUT = os.environ["DEMSR_GUI_OUT"]
+ZIP = os.environ["DEMSR_GUI_ZIP"]
+DEM = os.environ["DEMSR_GUI_DEM"]
+result = {"steps": []}
+
+
+def save():
+    with open(os.path.join(OUT, "result.json"), "w") as fh:
+        json.dump(result, fh, indent=1, default=str)
+
+
+def shot(name, widget=None):
+    QApplication.processEvents()
+    screen = QApplication.primaryScreen()
+    pix = widget.grab() if widget is not None else screen.grabWindow(0)
+    path = os.path.join(OUT, name)
+    pix.save(path)
+    result.setdefault("screenshots", []).append(path)
+
+
+def wait_until(cond, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        QApplication.processEvents()
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def main():
+    import pyplugin_installer
+    import qgis.utils
+
+    iface.mainWindow().resize(1280, 800)
+    pyplugin_installer.instance().installFromZipFile(ZIP)
+    result["installed_dir"] = os.path.isdir(os.path.join(qgis.utils.home_plugin_path, "demsr"))
+    result["active"] = qgis.utils.isPluginLoaded("demsr") and "demsr" in qgis.utils.active_plugins
+    result["steps"].append("installed")
+    save()
+    plugin = qgis.utils.plugins["demsr"]
+
+    layer = iface.addRasterLayer(DEM, "lidar_2m")
+    result["input_extent"] = layer.extent().toString(3)
+    iface.mapCanvas().setExtent(layer.extent())
+
+    # The menu under Raster.
+    raster_menu = iface.rasterMenu()
+    sub = next(a.menu() for a in raster_menu.actions()
+               if a.menu() is not None and a.text().replace("&", "") == "DEM Super-Resolution")
+    result["menu"] = [a.text().replace("&&", "&") for a in sub.actions()]
+    result["toolbar_button"] = plugin.ui.menu.toolbar_action in iface.pluginToolBar().actions()
+    raster_menu.popup(iface.mainWindow().mapToGlobal(iface.mainWindow().rect().topLeft()))
+    wait_until(lambda: False, 0.3)
+    sub.popup(raster_menu.geometry().topRight())
+    wait_until(lambda: False, 0.5)
+    shot("menu.png")
+    sub.hide()
+    raster_menu.hide()
+    result["steps"].append("menu")
+    save()
+
+    # Super-resolve DEM from the menu: its Processing dialog.
+    action = next(a for a in sub.actions() if a.text().startswith("Super-resolve DEM"))
+    action.trigger()
+    dialog = plugin.ui.menu.dialog
+    panel = dialog.mainWidget()
+    target_widget = panel.wrappers["TARGET_RESOLUTION"].wrappedWidget()
+    result["target_decimals"] = target_widget.decimals()
+    out_path = os.path.join(OUT, "lidar_2m_x2.tif")
+    dialog.setParameters({"INPUT": layer.id(), "SCALE": 2.0, "METHOD": "model",
+                          "DEVICE": "cpu", "OUTPUT": out_path})
+    dialog.runButton().click()
+    result["steps"].append("run clicked")
+    save()
+
+    def loaded():
+        return any(lyr.source() == out_path for lyr in QgsProject.instance().mapLayers().values()
+                   if lyr.name() != "lidar_2m")
+    result["run_finished"] = wait_until(loaded, 240)
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, 30)
+    shot("dialog.png", dialog)
+    dialog.close()
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == out_path]
+    result["output_layers"] = sorted(lyr.name() for lyr in layers)
+    main_layer = next((lyr for lyr in layers if not lyr.name().endswith("hillshade")), None)
+    if main_layer is not None:
+        result["output_renderer"] = type(main_layer.renderer()).__name__
+        result["output_pseudocolor"] = isinstance(main_layer.renderer(),
+                                                  QgsSingleBandPseudoColorRenderer)
+        shader = main_layer.renderer().shader().rasterShaderFunction()
+        result["output_stretch"] = [shader.minimumValue(), shader.maximumValue()]
+        result["output_extent"] = main_layer.extent().toString(3)
+        result["output_width"] = main_layer.width()
+        result["input_width"] = layer.width()
+        iface.setActiveLayer(main_layer)
+    QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
+    iface.mapCanvas().refreshAllLayers()
+    wait_until(lambda: False, 2.0)
+    iface.mapCanvas().waitWhileRendering()
+    shot("result.png", iface.mainWindow())
+    result["steps"].append("result")
+    save()
+
+    # Status & dependencies dialog.
+    status = plugin.ui.open_status()
+    wait_until(lambda: False, 0.5)
+    result["status_text"] = status.browser.toPlainText()
+    shot("status.png", status)
+    status.close()
+
+    # Missing torch, as a new user sees it: the message bar item and its button.
+    import demsr.desktop.gui as gui
+    from demsr.desktop.deps import TorchState
+    gui.torch_state = lambda: TorchState(False)
+    plugin.ui.torch_message = None
+    result["message_pushed"] = plugin.ui.warn_if_torch_missing()
+    result["message_again"] = plugin.ui.warn_if_torch_missing()  # once only
+    bar = iface.messageBar()
+    button = bar.findChild(type(status.install_button), "demsr_install_torch")
+    result["install_button"] = button.text() if button else None
+    wait_until(lambda: False, 0.3)
+    shot("messagebar.png", iface.mainWindow())
+    if button:
+        button.click()
+        wait_until(lambda: False, 1.0)
+        installer = plugin.ui.installer_dialog
+        result["installer_python"] = installer.python
+        result["installer_build"] = installer.build.currentData()
+        shot("installer.png", installer)
+        installer.close()
+    result["steps"].append("done")
+    save()
+
+
+def run():
+    try:
+        main()
+    except Exception:
+        result["error"] = traceback.format_exc()
+    save()
+    QgsApplication.exit(0)
+
+
+QTimer.singleShot(1500, run)

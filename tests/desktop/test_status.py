@@ -1,0 +1,38 @@
+"""Status & dependencies content, from this machine's real installation."""
+import re
+
+from demsr.desktop import status
+from demsr.desktop.deps import TorchState, torch_state, version_tuple
+
+
+def test_bundled_models_list_factors_and_held_out_figures():
+    rows = status.bundled_models()
+    names = [r[0] for r in rows]
+    assert {"demsr_fast_x2.pt", "demsr_fast_x4.pt", "demsr_dshat.pt"} <= set(names)
+    x2 = next(r for r in rows if r[0] == "demsr_fast_x2.pt")
+    assert "×2" in x2[1]
+    rmse, base = map(float, re.search(r"RMSE ([\d.]+) m vs Lanczos ([\d.]+) m", x2[2]).groups())
+    assert rmse < base  # the bundled model beats its baseline on held-out blocks
+
+
+def test_collect_reports_versions_and_the_device(qgis_app):
+    sections = dict(status.collect())
+    versions = dict(sections["Versions"])
+    assert versions["Plugin"] == status.plugin_version()
+    assert versions["QGIS"].startswith("3.")
+    state = torch_state()
+    device = dict(sections["Compute device"])
+    if state.usable:
+        assert versions["PyTorch"].startswith(state.version)
+        assert "Device used" in device and ("CPU" in device["Device used"]
+                                            or "GPU" in device["Device used"])
+    else:
+        assert "none" in device["Device"]
+    html = status.to_html(status.collect())
+    assert "<table" in html and "demsr_fast_x4.pt" in html
+
+
+def test_torch_state_flags_old_versions():
+    assert version_tuple("2.13.0+cpu") == (2, 13, 0)
+    assert TorchState(True, "1.13.1", too_old=version_tuple("1.13.1") < (2, 0)).problem()
+    assert "not installed" in TorchState(False).problem()
