@@ -39,6 +39,7 @@ from demsr.core.raster.grid import Grid, grid_factor  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.raster.warp import area_average  # noqa: E402
 
+ROUTE_FINISHES = ("lanczos", "cubicspline")  # point-sampling finishes tried by --routes
 MAX_HR = 600  # HR crop side (pixels): keeps the run short; the same crop for every method
 
 
@@ -67,14 +68,14 @@ def make_lr(path: str, factor: float, tmp: str):
     return hr, hr_grid, lr_path
 
 
-def forced(model_path: str):
+def forced(model_path: str, finish=None):
     """build_upsampler that runs model_path at any factor (for --routes)."""
     def build(req, src, dst, monitor):
         ckpt = checkpoint.load(model_path)
         name = os.path.basename(model_path)
         if grid_factor(src.grid, dst) == ckpt.scale:
             return ModelUpsampler(ckpt, "cpu", 1, name)
-        return FactorModelUpsampler(ckpt, "cpu", 1, name, src.grid, dst)
+        return FactorModelUpsampler(ckpt, "cpu", 1, name, src.grid, dst, finish)
     return build
 
 
@@ -102,6 +103,9 @@ def evaluate(path, factor, tmp, routes):
     if routes:
         for s in bundled.sr_scales():
             methods[f"x{s}"] = forced(bundled.sr_model_path(s))
+            if s > factor:
+                for fin in ROUTE_FINISHES:
+                    methods[f"x{s}+{fin}"] = forced(bundled.sr_model_path(s), fin)
     for method, build in methods.items():
         try:
             pred = run(lr_path, factor, method, tmp, build)

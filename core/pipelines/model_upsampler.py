@@ -1,17 +1,19 @@
 """Running a checkpoint inside the streaming engine, at any factor it covers.
 
 A ×s model (FastSR works on the LR grid and pixel-shuffles by an integer s)
-serves the factors f in (s/2, s]: at f = s the network alone; otherwise the
-network maps each input window onto the window subdivided s×s and that is
-area-averaged onto the target grid (GDAL 'average': a target cell is the mean
-of the finer cells it covers, which is what a coarser sensor sees). The
-bundled ×2 and ×4 models thus cover (1, 4]; the rule and its measured quality
-per factor are in docs/quality.md (scripts/evaluate_factors.py). A factor
+serves its own factor s alone and, from s = 4 up, every factor f in (1, 2s]:
+the network maps each input window onto the window subdivided s×s, and that
+goes onto the target grid by area average for f ≤ s/2 (GDAL 'average': a
+target cell is the mean of the finer cells it covers, which is what a coarser
+sensor sees) or by GDAL cubic spline for f > s/2. Bundled: ×2 runs the ×2
+model, every other factor in (1, 8] the ×4 model. The measured quality per
+factor is in docs/quality.md (scripts/evaluate_factors.py --routes). A factor
 outside a model's coverage is an error that lists what it covers, rather than
 a silent classical resample.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional
 
@@ -27,34 +29,61 @@ from .upsamplers import TileInput, Upsampler
 from ..nets import bundled, checkpoint
 
 
+# A ×s model serves factors other than s only from s = 4 up: measured on the held-out DEMs
+# (scripts/evaluate_factors.py --routes), the bundled ×4 model beats the best classical
+# resampler on every DEM at ×1.5625, ×2.5, ×3, ×5, ×6 and ×8; the ×2 model does not at
+# ×1.5625 (either finish) nor at ×5–×8.
+MIN_ANY_FACTOR_SCALE = 4
+# Up to a factor of s/2 the ×s output is area-averaged onto the target grid; above it,
+# GDAL cubic spline takes it onto the target grid (an average of 1–2 fine cells blurs, and
+# GDAL's Lanczos rings when shrinking by less than 2).
+AVERAGE_BELOW = 0.5
+
+
 def covered_factors(scale: int) -> tuple[float, float]:
-    """Factors f a ×scale model serves, as (low, high]: f = scale runs the network alone;
-    scale/2 < f < scale runs it and area-averages its output onto the target grid."""
-    return scale / 2.0, float(scale)
+    """Factors a ×scale model serves, as (low, high]: (1, 2s] from s = 4 up, else s alone."""
+    if scale >= MIN_ANY_FACTOR_SCALE:
+        return 1.0, 2.0 * scale
+    return float(scale), float(scale)
 
 
 def covers(scale: int, factor: float) -> bool:
     lo, hi = covered_factors(scale)
-    return lo * (1 + 1e-9) < factor <= hi * (1 + 1e-9)
+    if lo == hi:
+        return abs(factor - hi) <= 1e-6 * hi
+    return lo * (1 + 1e-9) < factor <= hi * (1 + 1e-6)
 
 
-def _coverage_text(scales: list[int]) -> str:
-    return ", ".join(f"×{covered_factors(s)[0]:g}–×{s} (model ×{s})" for s in scales) or "none"
+def finish_method(scale: int, factor: float) -> str:
+    """How a ×scale output goes onto a ×factor grid: 'average' or 'cubicspline'."""
+    return "average" if factor <= scale * AVERAGE_BELOW * (1 + 1e-9) else "cubicspline"
+
+
+def coverage_text(scales: list[int]) -> str:
+    parts = []
+    for s in scales:
+        lo, hi = covered_factors(s)
+        parts.append(f"×{s:g} (model ×{s})" if lo == hi else f"any factor above ×{lo:g} up to "
+                     f"×{hi:g} (model ×{s})")
+    return ", ".join(parts) or "none (no bundled model installed)"
 
 
 def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
-    """The checkpoint for src → dst: MODEL when given, else the bundled model whose
-    coverage holds the factor (the smallest bundled scale ≥ the factor)."""
+    """The checkpoint for src → dst: MODEL when given, else the bundled model made for the
+    factor, else the smallest bundled model whose coverage holds it."""
     if model_path:
         return model_path
     factor = grid_ratio(src, dst)
     have = bundled.sr_scales()
+    exact = grid_factor(src, dst)
+    if exact in have:
+        return bundled.sr_model_path(exact)
     for s in have:
         if covers(s, factor):
             return bundled.sr_model_path(s)
     raise DemSrError(
         f"There is no bundled model for a ×{factor:.4g} super-resolution; the bundled models "
-        f"cover {_coverage_text(have)}. Use a factor in that range, METHOD 'lanczos' (the best "
+        f"cover {coverage_text(have)}. Use a factor in that range, METHOD 'lanczos' (the best "
         "classical resampler), or a model trained with 'Train DEM SR' for this factor.")
 
 
@@ -84,12 +113,14 @@ class ModelUpsampler(Upsampler):
         if not covers(ckpt.scale, factor):
             raise DemSrError(
                 f"Model '{os.path.basename(path)}' (×{ckpt.scale}) covers factors "
-                f"{_coverage_text([ckpt.scale])}, but the requested output grid is "
+                f"{coverage_text([ckpt.scale])}, but the requested output grid is "
                 f"×{factor:.4g} finer. Use a factor in that range, or a model trained for a "
-                "scale between this factor and twice it.")
+                "this factor.")
         choice = select_device(device)
         exact = grid_factor(src, dst) == ckpt.scale
-        route = "" if exact else f", then {'area average' if factor <= ckpt.scale else 'Lanczos'} onto the ×{factor:.4g} grid"
+        how = {"average": "area average", "cubicspline": "cubic spline"}
+        route = ("" if exact else f", then {how[finish_method(ckpt.scale, factor)]} onto the "
+                 f"×{factor:.4g} grid")
         monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
                      f"{choice.description}.")
         if choice.note:
@@ -144,21 +175,24 @@ class ModelUpsampler(Upsampler):
 
 
 class FactorModelUpsampler(ModelUpsampler):
-    """A ×s network for another factor: per tile, the network maps the input window onto the
-    window subdivided s×s, and that goes onto the output tile by area average (GDAL
-    'average') when the output is coarser, or GDAL Lanczos when it is finer.
+    """A ×s network for another factor f: per tile, the network maps the input window onto
+    the window subdivided s×s, and that goes onto the output tile by area average (GDAL
+    'average', f ≤ s/2) or GDAL cubic spline (f > s/2): see finish_method.
 
     The halo covers both steps (the network's context plus the finishing kernel), so each
     output pixel sees the same values in every tile and tiles stay seamless.
     """
 
     def __init__(self, ckpt: checkpoint.Checkpoint, device: str, batch_size: int, name: str,
-                 src: Grid, dst: Grid):
+                 src: Grid, dst: Grid, finish: Optional[str] = None):
         super().__init__(ckpt, device, batch_size, name)
         self.src, self.dst = src, dst
         self.mid = subdivided(src, self.scale)
-        self.finish = "average" if grid_ratio(src, dst) <= self.scale * (1 + 1e-9) else "lanczos"
-        reach = 1 if self.finish == "average" else KERNEL_RADIUS["lanczos"] + 1
+        factor = grid_ratio(src, dst)
+        self.finish = finish or finish_method(self.scale, factor)
+        # fine cells each side the finishing step reads (GDAL widens kernels when shrinking)
+        reach = 1 if self.finish == "average" else math.ceil(
+            KERNEL_RADIUS[self.finish] * max(1.0, self.scale / factor)) + 1
         self.halo += 1 + -(-reach // self.scale)
 
     def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
@@ -174,7 +208,7 @@ class FactorModelUpsampler(ModelUpsampler):
             if self.finish == "average":
                 tile = area_average(out[k, :h, :w], mid_t, (t.height, t.width), dst_t)
             else:
-                tile = resample(out[k, :h, :w], mid_t, (t.height, t.width), dst_t, "lanczos",
+                tile = resample(out[k, :h, :w], mid_t, (t.height, t.width), dst_t, self.finish,
                                 self.src.crs)
             result.append(tile)
         return result
