@@ -135,3 +135,54 @@ def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, 
         if method == "model":
             assert "demsr_fast_x4" in res.method
     assert rmse["model"] < 0.97 * min(rmse[m] for m in ("lanczos", "cubicspline", "cubic"))
+
+
+def test_voidrepair_onto_a_finer_grid_is_superresolve_and_tiles_agree(tmp_path, dems_dir):
+    """12.5 m with voids onto 8 m: voids repaired on the input grid, then the same engine as
+    Super-resolve DEM (bundled models); tiled == untiled; outside voids = Super-resolve DEM."""
+    from _dshat_helpers import holed_dem, tiny_dshat
+
+    from demsr.core.pipelines import voidrepair as vr
+
+    model = tmp_path / "tiny.pt"
+    tiny_dshat(model)
+    src = tmp_path / "alos.tif"
+    _, holed, voids, grid = holed_dem(dems_dir / "flopy_sagehen_10m.tif", src, 300, 300, 96,
+                                      100, seed=5, pixel_size=12.5)
+    outs = []
+    for tile in (384, 64):
+        out, mask = tmp_path / f"o{tile}.tif", tmp_path / f"m{tile}.tif"
+        res = vr.voidrepair(vr.VoidRepairRequest(str(src), str(out), str(mask),
+                                                 model_path=str(model), device="cpu",
+                                                 target_resolution=8.0, tile_size=tile))
+        outs.append(_read(out)[0])
+    assert outs[0].shape == (150, 156) and np.isfinite(outs[0]).all()
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-3, rtol=0)
+    # one engine: = Super-resolve DEM (METHOD=model) of the DEM repaired on its own grid
+    same, same_mask = tmp_path / "same.tif", tmp_path / "same_mask.tif"
+    vr.voidrepair(vr.VoidRepairRequest(str(src), str(same), str(same_mask),
+                                       model_path=str(model), device="cpu"))
+    sr = tmp_path / "sr.tif"
+    superresolve(SuperResolveRequest(str(same), str(sr), target_resolution=8.0, method="model",
+                                     device="cpu"))
+    np.testing.assert_allclose(outs[0], _read(sr)[0], atol=1e-3, rtol=0)
+    # and the model ran: outside voids it differs from GDAL Lanczos of the repaired DEM
+    lz = tmp_path / "lz.tif"
+    superresolve(SuperResolveRequest(str(same), str(lz), target_resolution=8.0,
+                                     method="lanczos"))
+    assert np.abs(outs[0] - _read(lz)[0]).max() > 0.01
+    assert res.filled_pixels > 0
+
+
+def test_voidrepair_target_grid_that_does_not_overlap_is_refused(tmp_path, crop):
+    from demsr.core.pipelines import voidrepair as vr
+
+    g = open_dem(str(crop)).grid
+    far = Grid(g.transform * Affine.translation(10_000, 0), 50, 50, g.crs)
+    ref = tmp_path / "ref.tif"
+    write_array(str(ref), np.zeros((50, 50), np.float32), far)
+    out, mask = tmp_path / "o.tif", tmp_path / "m.tif"
+    with pytest.raises(DemSrError, match="does not overlap"):
+        vr.voidrepair(vr.VoidRepairRequest(str(crop), str(out), str(mask),
+                                           target_grid_path=str(ref)))
+    assert not out.exists() and not mask.exists()
