@@ -1,13 +1,19 @@
-"""Running a checkpoint inside the streaming engine.
+"""Running a checkpoint inside the streaming engine, at any factor it covers.
 
-A model works only at the scale it was trained for: the output grid must be
-the input grid subdivided scale×scale (SCALE equal to the model's scale, or
-TARGET_RESOLUTION equal to input pixel size / scale). Anything else is an
-error that says which scales are available, rather than a silent extra
-classical resample.
+A ×s model (FastSR works on the LR grid and pixel-shuffles by an integer s)
+serves its own factor s alone and, from s = 4 up, every factor f in (1, 2s]:
+the network maps each input window onto the window subdivided s×s, and that
+goes onto the target grid by area average for f ≤ s/2 (GDAL 'average': a
+target cell is the mean of the finer cells it covers, which is what a coarser
+sensor sees) or by GDAL cubic spline for f > s/2. Bundled: ×2 runs the ×2
+model, every other factor in (1, 8] the ×4 model. The measured quality per
+factor is in docs/quality.md (scripts/evaluate_factors.py --routes). A factor
+outside a model's coverage is an error that lists what it covers, rather than
+a silent classical resample.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Optional
 
@@ -15,26 +21,70 @@ import numpy as np
 
 from ..devices import import_torch, is_out_of_memory, select_device
 from ..errors import DemSrError
-from ..raster.grid import Grid, grid_factor
+from ..raster.grid import Grid, grid_factor, grid_ratio, same_crs, subdivided
+from ..raster.warp import KERNEL_RADIUS, area_average, resample
 from ..monitor import Monitor
 from ..raster.tiles import Tile
 from .upsamplers import TileInput, Upsampler
 from ..nets import bundled, checkpoint
 
 
+# A ×s model serves factors other than s only from s = 4 up: measured on the held-out DEMs
+# (scripts/evaluate_factors.py --routes), the bundled ×4 model beats the best classical
+# resampler on every DEM at ×1.5625, ×2.5, ×3, ×5, ×6 and ×8; the ×2 model does not at
+# ×1.5625 (either finish) nor at ×5–×8.
+MIN_ANY_FACTOR_SCALE = 4
+# Up to a factor of s/2 the ×s output is area-averaged onto the target grid; above it,
+# GDAL cubic spline takes it onto the target grid (an average of 1–2 fine cells blurs, and
+# GDAL's Lanczos rings when shrinking by less than 2).
+AVERAGE_BELOW = 0.5
+
+
+def covered_factors(scale: int) -> tuple[float, float]:
+    """Factors a ×scale model serves, as (low, high]: (1, 2s] from s = 4 up, else s alone."""
+    if scale >= MIN_ANY_FACTOR_SCALE:
+        return 1.0, 2.0 * scale
+    return float(scale), float(scale)
+
+
+def covers(scale: int, factor: float) -> bool:
+    lo, hi = covered_factors(scale)
+    if lo == hi:
+        return abs(factor - hi) <= 1e-6 * hi
+    return lo * (1 + 1e-9) < factor <= hi * (1 + 1e-6)
+
+
+def finish_method(scale: int, factor: float) -> str:
+    """How a ×scale output goes onto a ×factor grid: 'average' or 'cubicspline'."""
+    return "average" if factor <= scale * AVERAGE_BELOW * (1 + 1e-9) else "cubicspline"
+
+
+def coverage_text(scales: list[int]) -> str:
+    parts = []
+    for s in scales:
+        lo, hi = covered_factors(s)
+        parts.append(f"×{s:g} (model ×{s})" if lo == hi else f"any factor above ×{lo:g} up to "
+                     f"×{hi:g} (model ×{s})")
+    return ", ".join(parts) or "none (no bundled model installed)"
+
+
 def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
+    """The checkpoint for src → dst: MODEL when given, else the bundled model made for the
+    factor, else the smallest bundled model whose coverage holds it."""
     if model_path:
         return model_path
-    s = grid_factor(src, dst)
+    factor = grid_ratio(src, dst)
     have = bundled.sr_scales()
-    if s is None or s not in have:
-        factor = src.res[0] / dst.res[0]
-        raise DemSrError(
-            f"There is no bundled model for a ×{factor:.4g} super-resolution; bundled models "
-            f"exist for ×{', ×'.join(map(str, have)) or ' (none installed)'}. Use SCALE "
-            f"{' or '.join(map(str, have)) or '2'}, METHOD 'lanczos' (the best classical "
-            "resampler), or a model trained with 'Train DEM SR' for this scale.")
-    return bundled.sr_model_path(s)
+    exact = grid_factor(src, dst)
+    if exact in have:
+        return bundled.sr_model_path(exact)
+    for s in have:
+        if covers(s, factor):
+            return bundled.sr_model_path(s)
+    raise DemSrError(
+        f"There is no bundled model for a ×{factor:.4g} super-resolution; the bundled models "
+        f"cover {coverage_text(have)}. Use a factor in that range, METHOD 'lanczos' (the best "
+        "classical resampler), or a model trained with 'Train DEM SR' for this factor.")
 
 
 class ModelUpsampler(Upsampler):
@@ -55,23 +105,30 @@ class ModelUpsampler(Upsampler):
     def for_grids(cls, model_path: Optional[str], src: Grid, dst: Grid, device: str,
                   batch_size: int, monitor: Monitor) -> "ModelUpsampler":
         """The checkpoint that maps src onto dst (the bundled one when model_path is None)."""
+        if not same_crs(src, dst):
+            raise DemSrError("Internal error: a model maps grids of one CRS only.")
         path = resolve_model_path(model_path, src, dst)
         ckpt = checkpoint.load(path)
-        s = grid_factor(src, dst)
-        if s != ckpt.scale:
-            factor = src.res[0] / dst.res[0]
+        factor = grid_ratio(src, dst)
+        if not covers(ckpt.scale, factor):
             raise DemSrError(
-                f"Model '{os.path.basename(path)}' super-resolves ×{ckpt.scale} only, but the "
-                f"requested output grid is ×{factor:.4g} finer. Use SCALE {ckpt.scale} (or "
-                f"TARGET_RESOLUTION = input pixel size / {ckpt.scale}), or a model trained for "
-                "this scale.")
+                f"Model '{os.path.basename(path)}' (×{ckpt.scale}) covers factors "
+                f"{coverage_text([ckpt.scale])}, but the requested output grid is "
+                f"×{factor:.4g} finer. Use a factor in that range, or a model trained for a "
+                "this factor.")
         choice = select_device(device)
-        monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}; device: "
+        exact = grid_factor(src, dst) == ckpt.scale
+        how = {"average": "area average", "cubicspline": "cubic spline"}
+        route = ("" if exact else f", then {how[finish_method(ckpt.scale, factor)]} onto the "
+                 f"×{factor:.4g} grid")
+        monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
                      f"{choice.description}.")
         if choice.note:
             monitor.info(f"Note: {choice.note}.")
-        return cls(ckpt, choice.device, batch_size,
-                   f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)})")
+        name = f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)}){route}"
+        if exact:
+            return cls(ckpt, choice.device, batch_size, name)
+        return FactorModelUpsampler(ckpt, choice.device, batch_size, name, src, dst)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -94,14 +151,19 @@ class ModelUpsampler(Upsampler):
                 size = max(1, size // 2)
                 self.batch_size = size
 
-    def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
-        if not inputs:
-            return []
+    def _windows(self, inputs: list[TileInput]) -> np.ndarray:
+        """The network's output for each input window, on the window subdivided s×s (padded
+        to the batch's largest window)."""
         h = max(i.data.shape[0] for i in inputs)
         w = max(i.data.shape[1] for i in inputs)
         batch = np.stack([np.pad(i.data, ((0, h - i.data.shape[0]), (0, w - i.data.shape[1])),
                                  mode="edge") for i in inputs])[:, None].astype(np.float32)
-        out = self._run_backoff(batch)[:, 0]
+        return self._run_backoff(batch)[:, 0]
+
+    def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
+        if not inputs:
+            return []
+        out = self._windows(inputs)
         s = self.scale
         result = []
         for k, (inp, t) in enumerate(zip(inputs, tiles)):
@@ -109,4 +171,44 @@ class ModelUpsampler(Upsampler):
             if r0 < 0 or c0 < 0 or r0 + t.height > out.shape[1] or c0 + t.width > out.shape[2]:
                 raise DemSrError("Internal error: a tile's input window does not cover it.")
             result.append(np.ascontiguousarray(out[k, r0:r0 + t.height, c0:c0 + t.width]))
+        return result
+
+
+class FactorModelUpsampler(ModelUpsampler):
+    """A ×s network for another factor f: per tile, the network maps the input window onto
+    the window subdivided s×s, and that goes onto the output tile by area average (GDAL
+    'average', f ≤ s/2) or GDAL cubic spline (f > s/2): see finish_method.
+
+    The halo covers both steps (the network's context plus the finishing kernel), so each
+    output pixel sees the same values in every tile and tiles stay seamless.
+    """
+
+    def __init__(self, ckpt: checkpoint.Checkpoint, device: str, batch_size: int, name: str,
+                 src: Grid, dst: Grid, finish: Optional[str] = None):
+        super().__init__(ckpt, device, batch_size, name)
+        self.src, self.dst = src, dst
+        self.mid = subdivided(src, self.scale)
+        factor = grid_ratio(src, dst)
+        self.finish = finish or finish_method(self.scale, factor)
+        # fine cells each side the finishing step reads (GDAL widens kernels when shrinking)
+        reach = 1 if self.finish == "average" else math.ceil(
+            KERNEL_RADIUS[self.finish] * max(1.0, self.scale / factor)) + 1
+        self.halo += 1 + -(-reach // self.scale)
+
+    def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
+        if not inputs:
+            return []
+        out = self._windows(inputs)
+        s = self.scale
+        result = []
+        for k, (inp, t) in enumerate(zip(inputs, tiles)):
+            h, w = inp.data.shape[0] * s, inp.data.shape[1] * s
+            mid_t = self.mid.window_transform(inp.row0 * s, inp.col0 * s)
+            dst_t = self.dst.window_transform(t.row0, t.col0)
+            if self.finish == "average":
+                tile = area_average(out[k, :h, :w], mid_t, (t.height, t.width), dst_t)
+            else:
+                tile = resample(out[k, :h, :w], mid_t, (t.height, t.width), dst_t, self.finish,
+                                self.src.crs)
+            result.append(tile)
         return result

@@ -42,6 +42,7 @@ class SuperResolveRequest:
     tile_size: int = 1024                      # output pixels per tile side
     overlap: int = 0                           # extra input pixels of context per side
     batch_size: int = 1                        # one 1024² tile is enough work for a GPU
+    grid: Optional[Grid] = None                # exact output grid (same CRS); overrides both
 
 
 @dataclass
@@ -109,7 +110,7 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     _check_request(req)
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path)
-    dst = output_grid(src.grid, req.scale, req.target_resolution)
+    dst = req.grid or output_grid(src.grid, req.scale, req.target_resolution)
     upsampler = build_upsampler(req, src, dst, monitor)
     tiles = plan_tiles(src.grid, dst, req.tile_size, upsampler.halo + req.overlap)
     nodata = output_nodata(src.nodata)

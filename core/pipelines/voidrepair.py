@@ -32,9 +32,10 @@ from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..monitor import Monitor
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid
-from ..raster.grid import Grid, target_grid
+from ..raster.grid import Grid, grid_ratio, same_crs, same_grid, target_grid
+from ..raster.warp import warp
 from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
-                         output_nodata, read_band)
+                         output_nodata, read_band, scratch_path)
 from ..raster.tiles import grid_tiles, sparse_tiles, window
 from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral
 
@@ -118,6 +119,74 @@ def assemble(pred: np.ndarray, prep: Prepared) -> np.ndarray:
     return out
 
 
+def _overlaps(src: Grid, dst: Grid) -> bool:
+    from rasterio.warp import transform_bounds
+
+    b = src.bounds
+    if not same_crs(src, dst):
+        try:
+            b = transform_bounds(src.crs, dst.crs, *b)
+        except Exception:  # noqa: BLE001 - no transformation between the CRSs
+            return False
+    d = dst.bounds
+    return b[0] < d[2] and d[0] < b[2] and b[1] < d[3] and d[1] < b[3]
+
+
+def superresolve_route(src: Grid, dst: Grid) -> bool:
+    """Whether dst is finer than src in the same CRS at a factor a bundled SR model covers:
+    then voids are repaired on the input grid and Super-resolve DEM's engine (the same
+    model path, streaming) takes the repaired DEM onto dst."""
+    if same_grid(src, dst) or not same_crs(src, dst):
+        return False
+    from .model_upsampler import resolve_model_path
+
+    try:
+        resolve_model_path(None, src, dst)
+    except DemSrError:
+        return False
+    return True
+
+
+def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid,
+                              monitor: Monitor) -> VoidRepairResult:
+    """DS-HAT on the input grid (only tiles with voids run), then METHOD=model onto dst; the
+    mask is the input-grid mask taken onto dst with nearest neighbour."""
+    from dataclasses import replace
+
+    from .superresolve import SuperResolveRequest, superresolve
+
+    started = time.perf_counter()
+    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp:
+        same = voidrepair(replace(req, output_path=dem_tmp, mask_path=mask_tmp,
+                                  target_grid_path=None, target_resolution=None),
+                          monitor.sub(0.0, 0.5))
+        monitor.check()
+        with rasterio.Env(**GDAL_ENV), rasterio.open(mask_tmp) as ds:
+            src_mask = ds.read(1)
+        mask = warp(src_mask, src.grid, dst, "nearest", nodata=MASK_NODATA, dtype=np.uint8)
+        del src_mask
+        sr = superresolve(SuperResolveRequest(dem_tmp, req.output_path, grid=dst,
+                                              method="model", device=req.device,
+                                              tile_size=req.tile_size, batch_size=1),
+                          monitor.sub(0.5, 0.98))
+        try:
+            with atomic_output(req.mask_path, gtiff_profile(dst, MASK_NODATA,
+                                                            dtype="uint8")) as mw:
+                mw.ds.write(mask, 1)
+        except BaseException:
+            os.remove(req.output_path)
+            raise
+    filled = int((mask == 1).sum())
+    # voids left by max_void_size, in target pixels (input count × area ratio)
+    left = int(round(same.left_pixels * grid_ratio(src.grid, dst) ** 2))
+    seconds = time.perf_counter() - started
+    monitor.progress(1.0)
+    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels; voids "
+                 f"repaired on the input grid, then {sr.method}) in {seconds:.1f} s.")
+    return VoidRepairResult(req.output_path, req.mask_path, dst, same.voids, filled, left,
+                            sr.device, seconds)
+
+
 def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> VoidRepairResult:
     monitor = monitor or Monitor()
     started = time.perf_counter()
@@ -130,6 +199,11 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
         monitor.warning("Both TARGET_GRID and TARGET_RESOLUTION are set: TARGET_GRID wins.")
     reference = open_dem(req.target_grid_path, 1).grid if req.target_grid_path else None
     dst = target_grid(src.grid, reference, req.target_resolution)
+    if not _overlaps(src.grid, dst):
+        raise DemSrError("The target grid does not overlap the input DEM (after reprojection "
+                         "to its CRS): choose a target grid that covers the DEM.")
+    if superresolve_route(src.grid, dst):
+        return _repair_then_superresolve(req, src, dst, monitor)
     if dst.width * dst.height > MAX_TARGET_PIXELS:
         raise DemSrError(
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "

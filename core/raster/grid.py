@@ -138,6 +138,16 @@ def grid_factor(src: Grid, dst: Grid) -> Optional[int]:
     return s
 
 
+def subdivided(src: Grid, s: int) -> Grid:
+    """src with every cell split s×s (same extent and CRS): a ×s model's output grid."""
+    return Grid(src.transform * Affine.scale(1.0 / s), src.width * s, src.height * s, src.crs)
+
+
+def grid_ratio(src: Grid, dst: Grid) -> float:
+    """How many times finer dst's pixels are than src's (the smaller of x and y; same CRS)."""
+    return min(src.res[0] / dst.res[0], src.res[1] / dst.res[1])
+
+
 def same_crs(a: Grid, b: Grid) -> bool:
     """Whether no reprojection is needed (a missing CRS matches any)."""
     return a.crs is None or b.crs is None or a.crs == b.crs

@@ -51,6 +51,30 @@ def resample(src: np.ndarray, src_transform: Affine, dst_shape: tuple[int, int],
     return dst
 
 
+def area_average(src: np.ndarray, src_transform: Affine, dst_shape: tuple[int, int],
+                 dst_transform: Affine) -> np.ndarray:
+    """A NaN-free float array onto a coarser north-up grid of the same CRS by area average
+    (each target cell is the area-weighted mean of the cells it covers, partial cells by
+    their overlap: what a coarser sensor sees), with GDAL's 'average' (= gdalwarp -r average).
+
+    Both grids are rebased to the source's pixel units at a fixed offset: no reprojection is
+    involved, tiles see the same pixel geometry, and GDAL 3.6 returns zeros for a grid whose
+    origin is exactly (0, 0).
+    """
+    off = 1024.0
+    cx = (dst_transform.c - src_transform.c) / src_transform.a
+    cy = (dst_transform.f - src_transform.f) / src_transform.e
+    src_t = Affine(1.0, 0.0, off, 0.0, -1.0, off)
+    dst_t = Affine(dst_transform.a / src_transform.a, 0.0, off + cx,
+                   0.0, -dst_transform.e / src_transform.e, off - cy)
+    dst = np.zeros(dst_shape, np.float32)
+    with rasterio.Env(**GDAL_ENV):
+        reproject(np.ascontiguousarray(src, dtype=np.float32), dst,
+                  src_transform=src_t, src_crs=LOCAL_CRS, dst_transform=dst_t,
+                  dst_crs=LOCAL_CRS, resampling=Resampling.average, tolerance=0.0)
+    return dst
+
+
 def warp(data: np.ndarray, src: Grid, dst: Grid, method: str, nodata: float = np.nan,
          dtype=np.float32) -> np.ndarray:
     """Warp one band onto dst (any CRS, any GDAL method name); cells beyond the source or

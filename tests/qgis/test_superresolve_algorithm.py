@@ -66,7 +66,7 @@ def test_temporary_output_works_like_in_the_dialog(provider, crop):
     ({"BAND": 4}, "Band 4 does not exist"),
     ({"SCALE": 1.0}, "above 1"),
     ({"METHOD": "cubic", "MODEL": "model.pt"}, "METHOD to 'model'"),
-    ({"SCALE": 1.5625}, "METHOD 'lanczos'"),  # the default METHOD is the bundled model
+    ({"SCALE": 10}, "METHOD 'lanczos'"),  # the default METHOD=model covers (1, 8]
 ])
 def test_bad_parameters_raise_processing_exceptions(provider, crop, tmp_path, params, message):
     src = crop("pypi_lidar_dem_1m.tif", 0, 0, 64, 64)

@@ -51,8 +51,8 @@ def test_tiled_equals_untiled(tmp_path, crop, scale):
 def test_model_of_other_scale_is_an_error(tmp_path, crop):
     model_path = str(tmp_path / "m4.pt")
     checkpoint.save(checkpoint.from_model(tiny_fast(4), "torch-bicubic"), model_path)
-    with pytest.raises(DemSrError, match="×4 only"):
-        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "o.tif"), scale=2,
+    with pytest.raises(DemSrError, match=r"covers factors any factor above ×1 up to ×8"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "o.tif"), scale=9,
                                          method="model", model_path=model_path))
     assert not (tmp_path / "o.tif").exists()
 
@@ -72,6 +72,8 @@ def test_bundled_default_per_scale(tmp_path, crop):
     assert "demsr_fast_x2" in res.method
     data, _ = _read(out)
     assert data.shape == (180, 180) and np.isfinite(data).all()
-    with pytest.raises(DemSrError, match="no bundled model for a ×3"):
-        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "c.tif"), scale=3,
+    res = superresolve(SuperResolveRequest(str(crop), out, scale=3, method="model"))
+    assert "demsr_fast_x4" in res.method and _read(out)[0].shape == (270, 270)
+    with pytest.raises(DemSrError, match="no bundled model for a ×9"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "c.tif"), scale=9,
                                          method="model"))
