@@ -13,6 +13,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, DemSrError
 from ..core.monitor import Monitor
+from ..core.paths import check_distinct_paths
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.png")
 
@@ -120,6 +121,14 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
         if not self.given(parameters, name):
             return None
         return raster_source(self.parameterAsRasterLayer(parameters, name, context), name)
+
+    @staticmethod
+    def check_paths(inputs: dict, outputs: dict) -> None:
+        """Refuse an output that is an input or another output (by real file), before any
+        work. Every algorithm calls it with all its file inputs and outputs, by parameter
+        name; a list of paths is allowed for a multi-layer input."""
+        with user_errors():
+            check_distinct_paths(inputs, outputs)
 
     def optional_number(self, parameters, name: str, context) -> Optional[float]:
         """An optional number, None when not set; a value that does not parse is an error

@@ -150,6 +150,11 @@ class TrainAlgorithm(DemSrAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context))
         if cfg.architecture == "dshat":
             cfg = self._dshat_config(cfg, parameters, context, feedback)
+        self.check_paths(
+            {self.INPUT: inputs, self.INIT_WEIGHTS: cfg.init_weights,
+             self.REFERENCES: getattr(cfg, "references", None),
+             self.SPECTRAL: getattr(cfg, "spectral", None)},
+            {self.OUTPUT_MODEL: cfg.output_model})
         with user_errors():
             if cfg.architecture == "dshat":
                 from ..core.training.dshat_train import train_dshat

@@ -8,6 +8,7 @@ import numpy as np
 import rasterio
 
 from ..monitor import Monitor
+from ..paths import check_distinct_paths
 from ..nodata.find import require_valid
 from ..raster.grid import Grid
 from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
@@ -23,6 +24,7 @@ def derive_to_files(input_path: str, band: int, targets: dict[str, str],
                     monitor: Optional[Monitor] = None) -> None:
     """Write each derivative named in `targets` (derivative name -> GeoTIFF path)."""
     monitor = monitor or Monitor()
+    check_distinct_paths({"INPUT": input_path}, {k.upper(): v for k, v in targets.items()})
     for dest in targets.values():
         check_output_path(dest)
     src = open_dem(input_path, band)

@@ -17,6 +17,7 @@ import rasterio
 from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
+from ..paths import check_distinct_paths
 from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
                         open_dem, output_nodata, read_window)
 from ..raster.warp import CLASSICAL_METHODS
@@ -107,6 +108,8 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     monitor = monitor or Monitor()
     started = time.perf_counter()
     _check_request(req)
+    check_distinct_paths({"INPUT": req.input_path, "MODEL": req.model_path},
+                         {"OUTPUT": req.output_path})
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path)
     dst = output_grid(src.grid, req.scale, req.target_resolution)

@@ -31,6 +31,7 @@ from ..devices import import_torch, select_device
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..monitor import Monitor
+from ..paths import check_distinct_paths
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid
 from ..raster.grid import Grid, target_grid
 from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
@@ -121,11 +122,12 @@ def assemble(pred: np.ndarray, prep: Prepared) -> np.ndarray:
 def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> VoidRepairResult:
     monitor = monitor or Monitor()
     started = time.perf_counter()
+    check_distinct_paths({"INPUT": req.input_path, "TARGET_GRID": req.target_grid_path,
+                          "SPECTRAL": req.spectral_path, "MODEL": req.model_path},
+                         {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path)
     check_output_path(req.mask_path)
-    if os.path.abspath(req.output_path) == os.path.abspath(req.mask_path):
-        raise DemSrError("OUTPUT and FILLED_MASK are the same file; give two different files.")
     if req.target_grid_path and req.target_resolution:
         monitor.warning("Both TARGET_GRID and TARGET_RESOLUTION are set: TARGET_GRID wins.")
     reference = open_dem(req.target_grid_path, 1).grid if req.target_grid_path else None

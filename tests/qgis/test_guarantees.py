@@ -1,0 +1,126 @@
+"""The README's "Guarantees", tried as a careless or hostile user would: through qgis_process
+(exit code and message) and processing.run, on real DEM crops."""
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import rasterio
+from qgis.core import QgsProcessingException
+
+SAGEHEN = "flopy_sagehen_10m.tif"
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _run(alg, params):
+    import processing
+
+    return processing.run(f"demsr:{alg}", params)
+
+
+def _qp(qgis_process, alg, **params):
+    proc = qgis_process("run", f"demsr:{alg}", "--", *[f"{k}={v}" for k, v in params.items()])
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+# -- 1. An output never replaces an input, nor another output of the same run ----------------
+
+@pytest.mark.slow
+def test_superresolve_output_equal_to_input_is_refused_by_qgis_process(qgis_process, crop):
+    src = crop(SAGEHEN, 100, 100, 120, 120)
+    before = _digest(src)
+    rc, text = _qp(qgis_process, "superresolve", INPUT=src, OUTPUT=src, METHOD="lanczos")
+    assert rc != 0, text[-2000:]
+    assert "OUTPUT and INPUT are the same file" in text, text[-2000:]
+    assert _digest(src) == before
+
+
+@pytest.mark.slow
+def test_derivatives_two_outputs_on_one_file_are_refused_by_qgis_process(qgis_process, crop,
+                                                                         tmp_path):
+    src = crop(SAGEHEN, 100, 100, 120, 120)
+    out = tmp_path / "a.tif"
+    rc, text = _qp(qgis_process, "derivatives", INPUT=src, SLOPE=out, ASPECT=out)
+    assert rc != 0, text[-2000:]
+    assert "SLOPE and ASPECT are the same file" in text, text[-2000:]
+    assert not out.exists()
+
+
+def _aliases(src: Path, tmp_path: Path) -> dict:
+    """Other names of the same file: ./, .., a symlink, a hard link."""
+    link = tmp_path / "link.tif"
+    link.symlink_to(src)
+    hard = tmp_path / "hard.tif"
+    os.link(src, hard)
+    return {"same": str(src),
+            "dot": os.path.join(str(src.parent), ".", src.name),
+            "dotdot": os.path.join(str(src.parent), "sub", "..", src.name),
+            "symlink": str(link), "hardlink": str(hard)}
+
+
+@pytest.mark.parametrize("alias", ["same", "dot", "dotdot", "symlink", "hardlink"])
+def test_superresolve_never_overwrites_its_input(provider, crop, tmp_path, alias):
+    src = Path(crop(SAGEHEN, 100, 100, 80, 80))
+    (src.parent / "sub").mkdir(exist_ok=True)
+    out = _aliases(src, tmp_path)[alias]
+    before = _digest(src)
+    with pytest.raises(QgsProcessingException, match="OUTPUT and INPUT are the same file"):
+        _run("superresolve", {"INPUT": str(src), "OUTPUT": out, "METHOD": "lanczos"})
+    assert _digest(src) == before
+
+
+@pytest.mark.parametrize("param", ["OUTPUT", "FILLED_MASK"])
+def test_voidrepair_never_overwrites_its_input(provider, crop, tmp_path, param):
+    src = crop(SAGEHEN, 100, 100, 80, 80)
+    before = _digest(src)
+    params = {"INPUT": str(src), "OUTPUT": str(tmp_path / "o.tif"),
+              "FILLED_MASK": str(tmp_path / "m.tif"), "DEVICE": "cpu"}
+    params[param] = str(src)
+    with pytest.raises(QgsProcessingException, match=f"{param} and INPUT are the same file"):
+        _run("voidrepair", params)
+    assert _digest(src) == before
+
+
+def test_voidrepair_target_grid_is_an_input_too(provider, crop, tmp_path):
+    src = crop(SAGEHEN, 100, 100, 80, 80)
+    ref = crop(SAGEHEN, 0, 0, 40, 40)
+    before = _digest(ref)
+    with pytest.raises(QgsProcessingException, match="OUTPUT and TARGET_GRID are the same"):
+        _run("voidrepair", {"INPUT": str(src), "TARGET_GRID": str(ref), "OUTPUT": str(ref),
+                            "FILLED_MASK": str(tmp_path / "m.tif"), "DEVICE": "cpu"})
+    assert _digest(ref) == before
+
+
+def test_derivatives_never_overwrites_its_input(provider, crop, tmp_path):
+    src = crop(SAGEHEN, 100, 100, 80, 80)
+    before = _digest(src)
+    with pytest.raises(QgsProcessingException, match="SLOPE and INPUT are the same file"):
+        _run("derivatives", {"INPUT": str(src), "SLOPE": str(src)})
+    assert _digest(src) == before
+
+
+def test_derivatives_outputs_on_one_file_are_refused(provider, crop, tmp_path):
+    src = crop(SAGEHEN, 100, 100, 80, 80)
+    out = tmp_path / "a.tif"
+    alias = tmp_path / "." / "a.tif"
+    with pytest.raises(QgsProcessingException, match="SLOPE and ASPECT are the same file"):
+        _run("derivatives", {"INPUT": str(src), "SLOPE": str(out), "ASPECT": str(alias)})
+    assert not out.exists()
+
+
+def test_train_output_model_equal_to_init_weights_is_refused(provider, crop, tmp_path):
+    src = crop(SAGEHEN, 0, 0, 200, 200)
+    model = tmp_path / "m.pt"
+    shutil.copy(Path(__file__).resolve().parents[2] / "resources" / "models" /
+                "demsr_fast_x2.pt", model)
+    before = _digest(model)
+    with pytest.raises(QgsProcessingException,
+                       match="OUTPUT_MODEL and INIT_WEIGHTS are the same file"):
+        _run("train", {"INPUT": [str(src)], "INIT_WEIGHTS": str(model),
+                       "OUTPUT_MODEL": str(model), "EPOCHS": 1, "DEVICE": "cpu"})
+    assert _digest(model) == before
