@@ -57,6 +57,15 @@ class ModelUpsampler(Upsampler):
         """The checkpoint that maps src onto dst (the bundled one when model_path is None)."""
         path = resolve_model_path(model_path, src, dst)
         ckpt = checkpoint.load(path)
+        if ckpt.architecture == "dshat":
+            raise DemSrError(
+                f"'{os.path.basename(path)}' is a DS-HAT void-repair model: it runs in 'Void "
+                "repair/SR (DS-HAT)' (demsr:voidrepair, MODEL=this file), which also changes "
+                "the grid. For Super-resolve DEM give a model trained with ARCHITECTURE fast "
+                "or gisr, or leave MODEL empty for the bundled one.")
+        note = checkpoint.integrity_note(ckpt, path)
+        if note:
+            monitor.info(note)
         s = grid_factor(src, dst)
         if s != ckpt.scale:
             factor = src.res[0] / dst.res[0]

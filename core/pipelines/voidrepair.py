@@ -145,6 +145,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
     ckpt, model_path = load_model(req.model_path)
+    from ..nets.checkpoint import integrity_note
+
+    if integrity_note(ckpt, model_path):
+        monitor.info(integrity_note(ckpt, model_path))
     n_spec = check_channels(ckpt, model_path, bool(req.spectral_path))
     spectral = read_spectral(req.spectral_path, n_spec) if n_spec else None
     choice = select_device(req.device)
