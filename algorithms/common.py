@@ -11,7 +11,7 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.errors import Cancelled, DemSrError
+from ..core.errors import Cancelled, DemSrError, as_user_error
 from ..core.monitor import Monitor
 from ..core.paths import check_distinct_paths
 
@@ -44,6 +44,11 @@ def user_errors():
         raise QgsProcessingException(str(exc)) from None
     except Cancelled:
         raise QgsProcessingException(tr("Cancelled by the user; no output was written.")) from None
+    except (MemoryError, OSError, RuntimeError) as exc:  # out of memory, disk or OS errors
+        friendly = as_user_error(exc)
+        if friendly is None:
+            raise
+        raise QgsProcessingException(str(friendly)) from None
 
 
 def raster_source(layer: QgsRasterLayer, parameter: str) -> str:

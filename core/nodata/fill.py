@@ -17,7 +17,8 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from ..monitor import Monitor
-from ..raster.io import DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, check_space,
+                         raster_bytes, read_band, scratch_path)
 from ..raster.tiles import row_blocks
 from .find import count_voids
 
@@ -37,6 +38,8 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
         return
     monitor.info(f"Filling {voids} nodata cells before resampling (inverse distance, "
                  f"up to {FILL_SEARCH_PIXELS} px); they stay nodata in the output.")
+    check_space([(work_path, raster_bytes(src.grid.width, src.grid.height))],
+                "a temporary filled copy of the input, beside the output")
     with scratch_path(work_path) as tmp:
         _write_copy(src, tmp, monitor.sub(0.3, 0.6))
         monitor.check()

@@ -34,8 +34,8 @@ from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid
 from ..raster.grid import Grid, target_grid
-from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
-                         output_nodata, read_band)
+from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path, gtiff_profile, open_dem,
+                         output_nodata, read_band, require_room)
 from ..raster.tiles import grid_tiles, sparse_tiles, window
 from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral
 
@@ -126,8 +126,8 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                           "SPECTRAL": req.spectral_path, "MODEL": req.model_path},
                          {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
     src = open_dem(req.input_path, req.band)
-    check_output_path(req.output_path)
-    check_output_path(req.mask_path)
+    check_output_path(req.output_path, monitor.info)
+    check_output_path(req.mask_path, monitor.info)
     if req.target_grid_path and req.target_resolution:
         monitor.warning("Both TARGET_GRID and TARGET_RESOLUTION are set: TARGET_GRID wins.")
     reference = open_dem(req.target_grid_path, 1).grid if req.target_grid_path else None
@@ -137,6 +137,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
+    nodata = output_nodata(src.nodata)
+    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
+                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    require_room(profiles, "OUTPUT and FILLED_MASK")
     need = BYTES_PER_TARGET_PIXEL * dst.width * dst.height + FIXED_BYTES
     free = available_bytes()
     if free is not None and need > free:
@@ -174,12 +178,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     out = assemble(pred, prep)
     left_t = int((prep.classes == LEFT).sum())
     mask = np.where(prep.classes >= NODATA, MASK_NODATA, prep.classes == FILLED).astype(np.uint8)
-    nodata = output_nodata(src.nodata)
     monitor.check()
-    with atomic_output(req.output_path, gtiff_profile(dst, nodata)) as writer, \
-            atomic_output(req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8")) as mw:
+    with atomic_outputs(profiles, monitor.info) as (writer, mw):
         writer.write(out, 0, 0)
-        mw.ds.write(mask, 1)
+        mw.write_raw(mask)
         monitor.check()
     filled = int((prep.classes == FILLED).sum())
     seconds = time.perf_counter() - started

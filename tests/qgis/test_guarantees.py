@@ -4,6 +4,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,67 @@ def test_train_output_model_equal_to_init_weights_is_refused(provider, crop, tmp
         _run("train", {"INPUT": [str(src)], "INIT_WEIGHTS": str(model),
                        "OUTPUT_MODEL": str(model), "EPOCHS": 1, "DEVICE": "cpu"})
     assert _digest(model) == before
+
+
+# -- 2. A full disk or a failed write is an error, never a truncated "success" ---------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alg,outputs", [
+    ("superresolve", {"OUTPUT": "o.tif", "METHOD": "lanczos"}),
+    ("derivatives", {"SLOPE": "s.tif", "ASPECT": "a.tif"}),
+])
+def test_full_disk_fails_with_figures_through_qgis_process(qgis_process, small_disk, dems_dir,
+                                                           alg, outputs):
+    params = {k: (small_disk / v if v.endswith(".tif") else v) for k, v in outputs.items()}
+    rc, text = _qp(qgis_process, alg, INPUT=dems_dir / "oso_landslide_lidar_1.83m.tif",
+                   **params)
+    assert rc != 0, text[-2000:]
+    assert f"MB free at {small_disk}" in text and "disk full:" in text, text[-2000:]
+    assert "Traceback" not in text
+    assert os.listdir(small_disk) == []
+
+
+# -- Interruptions: a killed run's partial file is removed by the next run -------------------
+
+@pytest.mark.slow
+def test_killed_run_leaves_a_partial_that_the_next_run_removes(qgis_process, dems_dir, tmp_path):
+    out = tmp_path / "big.tif"
+    env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([str(root / "scripts" / "qgis_process"), "run", "demsr:superresolve",
+                             "--", f"INPUT={dems_dir / 'oso_landslide_lidar_1.83m.tif'}",
+                             "SCALE=4", "METHOD=model", "DEVICE=cpu", "TILE_SIZE=256",
+                             f"OUTPUT={out}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(tmp_path.glob(".big.tif.*.partial.tif")):
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup code runs
+        proc.wait()
+    left = list(tmp_path.glob(".big.tif.*.partial.tif"))
+    assert left, "the run ended before it wrote its partial file"
+    assert str(proc.pid) in left[0].name
+    rc, text = _qp(qgis_process, "superresolve", INPUT=dems_dir / "pypi_lidar_dem_1m.tif",
+                   METHOD="lanczos", OUTPUT=out)
+    assert rc == 0, text[-2000:]
+    assert "partial file left behind by an interrupted run" in text, text[-2000:]
+    assert not list(tmp_path.glob(".big.tif.*"))
