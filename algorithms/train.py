@@ -9,6 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
 from ..core.devices import DEVICE_CHOICES
 from ..core.nets import registry
 from ..core.training.degrade import DEGRADATIONS
+from ..core.training.lock import model_lock
 from ..core.training.losses import LOSSES
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
@@ -129,6 +130,7 @@ class TrainAlgorithm(DemSrAlgorithm):
 
         layers = self.parameterAsLayerList(parameters, self.INPUT, context)
         inputs = [raster_source(layer, self.INPUT) for layer in layers]
+        gradient_weight = self.optional_number(parameters, self.GRADIENT_WEIGHT, context)
         cfg = TrainConfig(
             inputs=inputs,
             output_model=self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context),
@@ -143,9 +145,8 @@ class TrainAlgorithm(DemSrAlgorithm):
             validation=self.parameterAsDouble(parameters, self.VALIDATION, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             loss=self.parameterAsEnumString(parameters, self.LOSS, context),
-            gradient_weight=(self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT, context)
-                             if self._given(parameters, self.GRADIENT_WEIGHT)
-                             else TrainConfig.gradient_weight),
+            gradient_weight=(TrainConfig.gradient_weight if gradient_weight is None
+                             else gradient_weight),
             steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
             seed=self.parameterAsInt(parameters, self.SEED, context))
         if cfg.architecture == "dshat":
@@ -155,7 +156,7 @@ class TrainAlgorithm(DemSrAlgorithm):
              self.REFERENCES: getattr(cfg, "references", None),
              self.SPECTRAL: getattr(cfg, "spectral", None)},
             {self.OUTPUT_MODEL: cfg.output_model})
-        with user_errors():
+        with user_errors(), model_lock(cfg.output_model, monitor_for(feedback).info):
             if cfg.architecture == "dshat":
                 from ..core.training.dshat_train import train_dshat
 

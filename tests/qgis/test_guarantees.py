@@ -189,3 +189,65 @@ def test_killed_run_leaves_a_partial_that_the_next_run_removes(qgis_process, dem
     assert rc == 0, text[-2000:]
     assert "partial file left behind by an interrupted run" in text, text[-2000:]
     assert not list(tmp_path.glob(".big.tif.*"))
+
+
+# -- Parameters: a number that does not parse is an error naming it -------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value,hint", [("abc", "is not a number."),
+                                        ("1,5", "is not a number. Use a decimal point")])
+def test_unparsable_target_resolution_is_an_error_through_qgis_process(qgis_process, crop,
+                                                                      tmp_path, value, hint):
+    src = crop(SAGEHEN, 100, 100, 60, 60)
+    out = tmp_path / "o.tif"
+    rc, text = _qp(qgis_process, "superresolve", INPUT=src, OUTPUT=out, METHOD="lanczos",
+                   TARGET_RESOLUTION=value)
+    assert rc != 0 and f"TARGET_RESOLUTION: '{value}' {hint}" in text, text[-2000:]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("alg,params", [
+    ("voidrepair", {"TARGET_RESOLUTION": "abc", "FILLED_MASK": "m.tif"}),
+    ("train", {"GRADIENT_WEIGHT": "0,1", "EPOCHS": 1}),
+])
+def test_unparsable_optional_numbers_are_errors(provider, crop, tmp_path, alg, params):
+    src = crop(SAGEHEN, 0, 0, 200, 200)
+    params = {k: (str(tmp_path / v) if str(v).endswith(".tif") else v) for k, v in params.items()}
+    if alg == "train":
+        params.update(INPUT=[str(src)], OUTPUT_MODEL=str(tmp_path / "m.pt"))
+    else:
+        params.update(INPUT=str(src), OUTPUT=str(tmp_path / "o.tif"))
+    name = next(k for k in params if k in ("TARGET_RESOLUTION", "GRADIENT_WEIGHT"))
+    with pytest.raises(QgsProcessingException, match=f"{name}: '{params[name]}' is not a number"):
+        _run(alg, params)
+
+
+# -- Training: one run per OUTPUT_MODEL ------------------------------------------------------
+
+def test_second_training_on_the_same_model_is_refused(provider, crop, tmp_path):
+    import sys
+    import textwrap
+
+    src = crop(SAGEHEN, 0, 0, 200, 200)
+    model = tmp_path / "m.pt"
+    root = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(root / 'scripts')!r})
+        from working_tree import use_working_tree
+        use_working_tree()
+        from demsr.core.training.lock import model_lock
+        with model_lock({str(model)!r}):
+            print("HELD", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(QgsProcessingException,
+                           match=f"Another training \\(process {holder.pid}\\) is writing"):
+            _run("train", {"INPUT": [str(src)], "OUTPUT_MODEL": str(model), "EPOCHS": 1,
+                           "DEVICE": "cpu"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not model.exists()
