@@ -8,7 +8,7 @@ import rasterio
 
 from ..monitor import Monitor
 from ..paths import check_distinct_paths
-from ..nodata.find import require_valid
+from ..nodata.find import require_valid, warn_sentinels
 from ..raster.grid import Grid
 from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, read_band, require_room)
@@ -32,6 +32,7 @@ def derive_to_files(input_path: str, band: int, targets: dict[str, str],
     with rasterio.Env(**GDAL_ENV), rasterio.open(input_path) as ds:
         dem = read_band(ds, band)
     require_valid(int(np.isfinite(dem).sum()), input_path, band)
+    warn_sentinels(dem, src, monitor)
     _report_cells(src.grid, monitor)
     result = compute_derivatives(dem, src.grid, set(targets), threshold, monitor.sub(0.0, 0.9))
     del dem

@@ -32,7 +32,8 @@ from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..monitor import Monitor
 from ..paths import check_distinct_paths
-from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid
+from ..nodata.find import (FILLED, LEFT, NODATA, VALID, classify_voids, require_valid,
+                          warn_sentinels)
 from ..raster.grid import Grid, target_grid
 from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path, gtiff_profile, open_dem,
                          output_nodata, read_band, require_room)
@@ -162,6 +163,7 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         dem = read_band(ds, src.band)
     require_valid(int(np.isfinite(dem).sum()), src.path, src.band)
+    warn_sentinels(dem, src, monitor)
     monitor.check()
     classes, n_fill, n_left = classify_voids(dem, req.max_void_size)
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px: {n_fill} void(s), "

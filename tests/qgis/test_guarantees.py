@@ -251,3 +251,25 @@ def test_second_training_on_the_same_model_is_refused(provider, crop, tmp_path):
         holder.kill()
         holder.wait()
     assert not model.exists()
+
+
+# -- Out of memory and OS errors reach users as advice --------------------------------------
+
+def test_out_of_memory_and_os_errors_become_advice(provider):
+    import numpy as np
+    import torch
+
+    from demsr.algorithms.common import user_errors
+
+    with pytest.raises(QgsProcessingException, match="Out of memory.*Close other programs"):
+        with user_errors():
+            np.empty((10 ** 8, 10 ** 8), np.float32)  # 40 PB: refused by the allocator
+    with pytest.raises(QgsProcessingException, match="Out of memory.*TILE_SIZE"):
+        with user_errors():
+            torch.empty(10 ** 16, dtype=torch.float32)
+    with pytest.raises(QgsProcessingException, match="Cannot write or read '/proc/x.tif'"):
+        with user_errors():
+            open("/proc/x.tif", "w")
+    with pytest.raises(ZeroDivisionError):  # a real bug keeps its traceback
+        with user_errors():
+            1 / 0
