@@ -61,18 +61,24 @@ class SentinelScan:
         self.lo, self.hi = math.inf, -math.inf
 
     def add(self, block: np.ndarray) -> None:
-        values = block[np.isfinite(block)]
-        self.valid += values.size
-        fill = np.zeros(values.shape, bool)
+        """A float32 block, NaN = nodata; no copy of it unless it holds fill values (the
+        streaming reader's memory must not grow)."""
+        valid = int(np.count_nonzero(~np.isnan(block)))
+        if not valid:
+            return
+        self.valid += valid
+        found = []
         for v in SENTINELS:
-            hit = values == np.float32(v)
-            n = int(hit.sum())
+            n = int(np.count_nonzero(block == np.float32(v)))
             if n:
                 self.counts[v] += n
-                fill |= hit
-        rest = values[~fill]
-        if rest.size:
-            self.lo, self.hi = min(self.lo, float(rest.min())), max(self.hi, float(rest.max()))
+                found.append(v)
+        if found:
+            block = np.where(np.isin(block, np.float32(found)), np.float32(np.nan), block)
+            if np.isnan(block).all():
+                return
+        self.lo = min(self.lo, float(np.nanmin(block)))
+        self.hi = max(self.hi, float(np.nanmax(block)))
 
     def suspect(self) -> Optional[tuple[float, int]]:
         """(value, cells) of the most frequent fill value far from every other value."""
