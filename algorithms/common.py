@@ -12,8 +12,9 @@ from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core.errors import Cancelled, DemSrError
+from ..core.errors import Cancelled, DemSrError, as_user_error
 from ..core.monitor import Monitor
+from ..core.paths import check_distinct_paths
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.png")
 README_URL = "https://github.com/demsr/qgis-dem-superresolution/blob/main/README.md"
@@ -59,6 +60,11 @@ def user_errors():
         raise QgsProcessingException(str(exc)) from None
     except Cancelled:
         raise QgsProcessingException(tr("Cancelled by the user; no output was written.")) from None
+    except (MemoryError, OSError, RuntimeError) as exc:  # out of memory, disk or OS errors
+        friendly = as_user_error(exc)
+        if friendly is None:
+            raise
+        raise QgsProcessingException(str(friendly)) from None
 
 
 def raster_source(layer: QgsRasterLayer, parameter: str) -> str:
@@ -154,6 +160,14 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
         if not self.given(parameters, name):
             return None
         return raster_source(self.parameterAsRasterLayer(parameters, name, context), name)
+
+    @staticmethod
+    def check_paths(inputs: dict, outputs: dict) -> None:
+        """Refuse an output that is an input or another output (by real file), before any
+        work. Every algorithm calls it with all its file inputs and outputs, by parameter
+        name; a list of paths is allowed for a multi-layer input."""
+        with user_errors():
+            check_distinct_paths(inputs, outputs)
 
     def optional_number(self, parameters, name: str, context) -> Optional[float]:
         """An optional number, None when not set; a value that does not parse is an error

@@ -188,16 +188,13 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.PSNR_PEAK, self.tr("PSNR peak (m)")))
         self.addOutput(QgsProcessingOutputNumber(self.PIXELS, self.tr("Cells evaluated")))
 
-    def _given(self, parameters, name) -> bool:
-        return parameters.get(name) not in (None, "")
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         others = (self.parameterAsLayerList(parameters, self.COMPARE, context)
-                  if self._given(parameters, self.COMPARE) else [])
+                  if self.given(parameters, self.COMPARE) else [])
         geoms, mask_crs = None, None
-        if self._given(parameters, self.MASK):
+        if self.given(parameters, self.MASK):
             source = self.parameterAsSource(parameters, self.MASK, context)
             if source is not None:
                 geoms = [json.loads(f.geometry().asJson())
@@ -205,20 +202,16 @@ class EvaluateAlgorithm(DemSrAlgorithm):
                          if f.hasGeometry() and not f.geometry().isEmpty()]
                 mask_crs = source.sourceCrs().toWkt() if source.sourceCrs().isValid() else None
         extent = extent_crs = window = window_crs = None
-        if self._given(parameters, self.EXTENT):
+        if self.given(parameters, self.EXTENT):
             r = self.parameterAsExtent(parameters, self.EXTENT, context)
             extent = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
             crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
             extent_crs = crs.toWkt() if crs.isValid() else None
-        if self._given(parameters, self.WINDOW):
+        if self.given(parameters, self.WINDOW):
             r = self.parameterAsExtent(parameters, self.WINDOW, context)
             window = (r.xMinimum(), r.yMinimum(), r.xMaximum(), r.yMaximum())
             crs = self.parameterAsExtentCrs(parameters, self.WINDOW, context)
             window_crs = crs.toWkt() if crs.isValid() else None
-        filled = (self.parameterAsRasterLayer(parameters, self.FILLED_MASK, context)
-                  if self._given(parameters, self.FILLED_MASK) else None)
-        low = (self.parameterAsRasterLayer(parameters, self.LOW_RES, context)
-               if self._given(parameters, self.LOW_RES) else None)
         outputs = {key: self.parameterAsFileOutput(parameters, key, context) or None
                    for key in (self.OUTPUT_HTML, self.OUTPUT_TABLE, self.OUTPUT_JSON)}
         error_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_ERROR, context) or None
@@ -233,17 +226,24 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             align=self.parameterAsEnumString(parameters, self.ALIGN, context),
             resampling=self.parameterAsEnumString(parameters, self.RESAMPLING, context),
             mask_geometries=geoms, mask_crs=mask_crs, extent=extent, extent_crs=extent_crs,
-            filled_mask_path=raster_source(filled, self.FILLED_MASK) if filled else None,
+            filled_mask_path=self.optional_layer(parameters, self.FILLED_MASK, context),
             compare_classical=self.parameterAsBoolean(parameters, self.COMPARE_CLASSICAL,
                                                       context),
             classical_factor=self.parameterAsDouble(parameters, self.CLASSICAL_FACTOR, context),
-            low_res_path=raster_source(low, self.LOW_RES) if low else None,
+            low_res_path=self.optional_layer(parameters, self.LOW_RES, context),
             window=window, window_crs=window_crs,
             window_size=self.parameterAsInt(parameters, self.WINDOW_SIZE, context),
             stream_threshold=self.parameterAsInt(parameters, self.STREAM_THRESHOLD, context),
             output_html=outputs[self.OUTPUT_HTML], output_error=error_path,
             output_table=outputs[self.OUTPUT_TABLE], output_json=outputs[self.OUTPUT_JSON])
         monitor = monitor_for(feedback)
+        self.check_paths(
+            {self.INPUT: request.input_path, self.REFERENCE: request.reference_path,
+             self.COMPARE: request.compare_paths, self.FILLED_MASK: request.filled_mask_path,
+             self.LOW_RES: request.low_res_path},
+            {self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_TABLE:
+             outputs[self.OUTPUT_TABLE], self.OUTPUT_JSON: outputs[self.OUTPUT_JSON],
+             self.OUTPUT_ERROR: error_path})
         with user_errors():
             result = evaluate(request, monitor)
         head = result.headline

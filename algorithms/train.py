@@ -10,6 +10,7 @@ from ..core.devices import DEVICE_CHOICES
 from ..core.nets import registry
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
+from ..core.training.lock import model_lock
 from ..core.training.losses import LOSSES
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
@@ -130,8 +131,6 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.CURVES_PNG, self.tr("Learning curves")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        from ..core.training.dshat_task import DSHATTrainConfig
-        from ..core.training.sr_task import SRTrainConfig
         from ..core.training.train import run_training
 
         layers = lambda name: [raster_source(layer, name) for layer in  # noqa: E731
@@ -148,9 +147,9 @@ class TrainAlgorithm(DemSrAlgorithm):
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
             seed=self.parameterAsInt(parameters, self.SEED, context))
-        if parameters.get(self.GRADIENT_WEIGHT) not in (None, ""):  # else the config's default
-            shared["gradient_weight"] = self.parameterAsDouble(parameters, self.GRADIENT_WEIGHT,
-                                                               context)
+        gradient_weight = self.optional_number(parameters, self.GRADIENT_WEIGHT, context)
+        if gradient_weight is not None:  # else the config's default
+            shared["gradient_weight"] = gradient_weight
         architecture = self.parameterAsEnumString(parameters, self.ARCHITECTURE, context)
         scale = self.parameterAsInt(parameters, self.SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
@@ -165,8 +164,14 @@ class TrainAlgorithm(DemSrAlgorithm):
         else:
             cfg = SRTrainConfig(**shared, architecture=architecture, scale=scale,
                                 degradation=degradation, loss=loss)
-        with user_errors():
-            res = run_training(cfg, monitor_for(feedback))
+        self.check_paths(
+            {self.INPUT: cfg.inputs, self.INIT_WEIGHTS: cfg.init_weights,
+             self.REFERENCES: getattr(cfg, "references", None),
+             self.SPECTRAL: getattr(cfg, "spectral", None)},
+            {self.OUTPUT_MODEL: cfg.output_model})
+        monitor = monitor_for(feedback)
+        with user_errors(), model_lock(cfg.output_model, monitor.info):
+            res = run_training(cfg, monitor)
         return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
                 self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png}

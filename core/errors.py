@@ -27,3 +27,64 @@ class TorchMissing(DemSrError):
         if detail:
             msg += f" (import error: {detail})"
         super().__init__(msg)
+
+
+_ERRNO_ADVICE = {
+    "ENOSPC": "the disk is full. Free some space or write to another disk",
+    "EDQUOT": "your disk quota is used up. Free some space or write to another disk",
+    "EFBIG": "the file is larger than this file system or account allows (FAT32 holds at "
+             "most 4 GB per file). Write to another disk (NTFS, ext4, APFS) or make the "
+             "output smaller",
+    "EROFS": "the file system is read-only. Write to another folder",
+    "EACCES": "permission denied. Write to a folder you own, or close programs using the file",
+    "EPERM": "the operation is not permitted there. Write to a folder you own",
+    "ENOTDIR": "a part of the path is a file, not a folder. Check the path",
+    "EISDIR": "the path is a folder. Give a file name",
+    "ENAMETOOLONG": "the path is too long. Use a shorter folder or file name",
+    "ENOENT": "a folder on the path does not exist. Create it or choose another",
+    "EINVAL": "this file system cannot hold such a file. Write to an ordinary folder",
+    "EIO": "the disk reported an input/output error. Check the disk, or write to another one",
+    "EBUSY": "the file is in use. Close programs using it, or write to another file",
+}
+
+
+def explain_os_error(exc: OSError, path: str = "") -> DemSrError:
+    """An OS error as a sentence that says what to do (no traceback)."""
+    import errno as _errno
+
+    code = _errno.errorcode.get(exc.errno or 0, "")
+    where = path or exc.filename or ""
+    advice = _ERRNO_ADVICE.get(code)
+    if advice is None:
+        return DemSrError(f"The system refused an operation on '{where}' ({exc.strerror or exc}). "
+                          "Check the path and the disk, then run again.")
+    return DemSrError(f"Cannot write or read '{where}': {advice}.")
+
+
+def out_of_memory(detail: str = "") -> DemSrError:
+    """The message for a failed allocation on the CPU (RAM)."""
+    return DemSrError(
+        "Out of memory" + (f" ({detail})" if detail else "") + ": this run needs more RAM "
+        "than is free. Close other programs, lower TILE_SIZE or BATCH_SIZE, or split the DEM "
+        "into parts (Raster ▸ Extraction ▸ Clip) and run each.")
+
+
+def as_user_error(exc: BaseException) -> "DemSrError | None":
+    """The user-facing form of an unexpected OS or memory error (None: a real bug, whose
+    traceback is worth seeing)."""
+    if isinstance(exc, DemSrError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return out_of_memory(type(exc).__name__)
+    if isinstance(exc, RuntimeError):
+        text = str(exc)
+        if "DefaultCPUAllocator" in text or "can't allocate memory" in text:
+            return out_of_memory(text.splitlines()[0][:160])
+        if "out of memory" in text.lower():  # a GPU that even one tile does not fit
+            return DemSrError(
+                "The GPU ran out of memory even with one tile per batch: lower TILE_SIZE, "
+                "close other programs using the GPU, or run with DEVICE=cpu.")
+        return None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return explain_os_error(exc)
+    return None

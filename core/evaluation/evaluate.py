@@ -24,6 +24,7 @@ import rasterio
 from ..errors import DemSrError
 from ..monitor import Monitor
 from ..raster.grid import Grid
+from ..paths import check_distinct_paths
 from ..raster.io import check_output_path, open_dem, read_band, write_array
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds, same_grid
@@ -105,6 +106,11 @@ def _check_request(req: EvaluationRequest) -> None:
                          f"(got {req.classical_factor:g}).")
     if req.stream_threshold < 1:
         raise DemSrError("The stream threshold must be at least 1 cell.")
+    check_distinct_paths(
+        {"INPUT": req.input_path, "REFERENCE": req.reference_path, "COMPARE": req.compare_paths,
+         "FILLED_MASK": req.filled_mask_path, "LOW_RES": req.low_res_path},
+        {"OUTPUT_HTML": req.output_html, "OUTPUT_TABLE": req.output_table,
+         "OUTPUT_JSON": req.output_json, "OUTPUT_ERROR": req.output_error})
     for path in (req.output_error,):
         if path:
             check_output_path(path)

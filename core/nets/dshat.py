@@ -86,6 +86,24 @@ class DSHAT(nn.Module):
                 "aux_channels": ["slope", "plan_curvature", "profile_curvature",
                                  "tangential_curvature", "flow_accumulation", "streams"]}
 
+    # Sane ranges, checked on every checkpoint before the network is built (registry.check).
+    scales = (1, 16)
+    limits = {"features": (1, 512), "growth": (1, 512), "blocks": (1, 32),
+              "dense_blocks": (1, 16), "convs": (1, 16), "support_features": (1, 512),
+              "se_blocks": (0, 32), "se_reduction": (1, 512), "se_radius": (0, 64),
+              "elev_radius": (0, 64)}
+    list_limits = {"dilations": (16, 1, 64)}
+    norm_limits = {"relief_window": (1, 1001)}
+
+    @staticmethod
+    def check_extra(hparams: dict) -> None:
+        aux = hparams.get("aux_channels")
+        if (not isinstance(aux, (list, tuple)) or not 1 <= len(aux) <= 32
+                or not all(isinstance(a, str) and 0 < len(a) <= 64 for a in aux)):
+            from ..errors import DemSrError
+
+            raise DemSrError(f"aux_channels = {aux!r} is not a list of 1–32 channel names")
+
     # Recorded in checkpoints; the constants themselves are fitted per raster at run time.
     default_normalisation = {"kind": "dshat", "elevation": "(z - local mean) / raster relief",
                              "relief_window": 7, "aux": "per-raster fixed constants"}

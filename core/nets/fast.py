@@ -26,6 +26,10 @@ INTERPOLATION = "lanczos+backprojection"
 @register("fast")
 class FastSR(nn.Module):
     defaults = {"channels": 32, "blocks": 5, "back_projection": 2}
+    # Sane ranges, checked on every checkpoint before the network is built (registry.check).
+    scales = (2, 16)
+    limits = {"channels": (1, 512), "blocks": (0, 64), "back_projection": (0, 16)}
+    norm_limits = {"radius": (0, 64), "eps": (1e-9, 1e3), "gain": (1e-6, 1e6)}
 
     interpolation = INTERPOLATION
 

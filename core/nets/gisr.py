@@ -36,6 +36,10 @@ class _Block(nn.Module):
 class GISR(nn.Module):
     defaults = {"channels": 64, "blocks": 16}
     default_normalisation = {"gain": 4.0}
+    # Sane ranges, checked on every checkpoint before the network is built (registry.check).
+    scales = (2, 16)
+    limits = {"channels": (1, 512), "blocks": (1, 64)}
+    norm_limits = {"radius": (0, 64), "eps": (1e-9, 1e3), "gain": (1e-6, 1e6)}
 
     interpolation = INTERPOLATION
 

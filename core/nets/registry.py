@@ -39,6 +39,43 @@ def get(name: str) -> type:
     return _REGISTRY[name]
 
 
+def _number(value, what: str, lo: float, hi: float, integer: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or not lo <= value <= hi:
+        kind = "an integer" if integer else "a number"
+        raise DemSrError(f"{what} = {value!r} is not {kind} in {lo:g}–{hi:g}")
+
+
+def check(name: str, scale, hparams: dict, normalisation: dict) -> None:
+    """Hyper-parameters within the architecture's sane ranges, before anything is built.
+
+    Each architecture class declares `scales` (lo, hi), `limits` {hparam: (lo, hi)} for
+    integer hparams, `list_limits` {hparam: (max length, lo, hi)} for lists of integers and
+    `norm_limits` {key: (lo, hi)} for numeric normalisation settings. Raises DemSrError
+    (a plain sentence, the caller names the file) on the first value out of range.
+    """
+    cls = get(name)
+    if not isinstance(hparams, dict) or not isinstance(normalisation, dict):
+        raise DemSrError("hparams and normalisation must be tables of values")
+    _number(scale, "scale", *getattr(cls, "scales", (1, 16)), integer=True)
+    merged = {**getattr(cls, "defaults", {}), **hparams}
+    for key, (lo, hi) in getattr(cls, "limits", {}).items():
+        _number(merged.get(key), key, lo, hi, integer=True)
+    for key, (longest, lo, hi) in getattr(cls, "list_limits", {}).items():
+        values = merged.get(key)
+        if not isinstance(values, (list, tuple)) or len(values) > longest:
+            raise DemSrError(f"{key} = {values!r} is not a list of at most {longest} values")
+        for v in values:
+            _number(v, key, lo, hi, integer=True)
+    for key, (lo, hi) in getattr(cls, "norm_limits", {}).items():
+        if key in normalisation:
+            _number(normalisation[key], f"normalisation {key}", lo, hi, integer=False)
+    if hasattr(cls, "check_extra"):
+        cls.check_extra(merged)
+
+
 def build(name: str, scale: int, hparams: dict | None = None,
           normalisation: dict | None = None):
     """A freshly initialised network of architecture `name`."""

@@ -17,7 +17,8 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from ..monitor import Monitor
-from ..raster.io import DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, check_space,
+                         raster_bytes, read_band, scratch_path, verify_written)
 from ..raster.tiles import row_blocks
 from .find import count_voids
 
@@ -37,8 +38,10 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
         return
     monitor.info(f"Filling {voids} nodata cells before resampling (inverse distance, "
                  f"up to {FILL_SEARCH_PIXELS} px); they stay nodata in the output.")
+    check_space([(work_path, raster_bytes(src.grid.width, src.grid.height))],
+                "a temporary filled copy of the input, beside the output")
     with scratch_path(work_path) as tmp:
-        _write_copy(src, tmp, monitor.sub(0.3, 0.6))
+        profile = _write_copy(src, tmp, monitor.sub(0.3, 0.6))
         monitor.check()
         from osgeo import gdal
 
@@ -51,14 +54,16 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
             return 0 if monitor.cancelled() else 1
 
         gdal.FillNodata(band, None, FILL_SEARCH_PIXELS, 0, callback=_cb)
+        band.FlushCache()
         band = None
-        ds = None
+        ds = None  # closes and writes: verified below, a full disk must not pass unseen
+        verify_written(tmp, profile, f"{tmp} (a temporary filled copy of the input)")
         monitor.check()
         yield DemSource(path=tmp, band=1, grid=src.grid, nodata=DEFAULT_NODATA,
                         dtype="float32", band_count=1)
 
 
-def _write_copy(src: DemSource, path: str, monitor: Monitor) -> None:
+def _write_copy(src: DemSource, path: str, monitor: Monitor) -> dict:
     g = src.grid
     profile = dict(driver="GTiff", width=g.width, height=g.height, count=1, dtype="float32",
                    crs=g.crs, transform=g.transform, nodata=DEFAULT_NODATA, tiled=True,
@@ -70,6 +75,7 @@ def _write_copy(src: DemSource, path: str, monitor: Monitor) -> None:
             monitor.check()
             writer.write(read_band(ds, src.band, Window(0, row0, g.width, rows)), row0, 0)
             monitor.progress((row0 + rows) / g.height)
+    return profile
 
 
 def fill_nearest(window: np.ndarray) -> Optional[np.ndarray]:

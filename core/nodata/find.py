@@ -6,10 +6,19 @@ outside the DEM's footprint and stays nodata; nodata enclosed by data is a
 hole to fill. Super-resolve fills every nodata cell for its kernels and puts
 the mask back (so it only counts them); Void repair fills only the enclosed
 ones (classify_voids).
+
+Voids that are not nodata: some DEMs fill their voids with a sentinel value
+(-9999, -32767, 3.4e38, …) without declaring it as nodata. Read as elevations
+they make every method ring by hundreds of metres around them, so a band
+with a plateau at a typical fill value far from every other elevation gets a
+warning naming the value to declare (SentinelScan).
 """
 from __future__ import annotations
 
+import math
 import os
+
+from typing import Optional
 
 import numpy as np
 import rasterio
@@ -33,17 +42,98 @@ def require_valid(valid_cells: int, path: str, band: int) -> None:
             "nodata. Check the band and the layer's nodata value.")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Fill values seen in the wild (SRTM, ASTER, ArcGIS, int16/uint16 and float32 extremes).
+SENTINELS = (-9999.0, -99999.0, -10000.0, -32767.0, -32768.0, 9999.0, 32767.0, 65535.0,
+             -FLOAT32_MAX, FLOAT32_MAX)
+SENTINEL_GAP = 500.0        # elevation units between the fill value and every real value
+SENTINEL_MIN_SHARE = 1e-4   # of the valid cells (and at least SENTINEL_MIN_CELLS)
+SENTINEL_MIN_CELLS = 4
+
+
+class SentinelScan:
+    """Counts cells at typical fill values and the range of all other values, block by
+    block, then says whether one of them looks like undeclared voids."""
+
+    def __init__(self):
+        self.counts = dict.fromkeys(SENTINELS, 0)
+        self.valid = 0
+        self.lo, self.hi = math.inf, -math.inf
+
+    def add(self, block: np.ndarray) -> None:
+        """A float32 block, NaN = nodata; no copy of it unless it holds fill values (the
+        streaming reader's memory must not grow)."""
+        valid = int(np.count_nonzero(~np.isnan(block)))
+        if not valid:
+            return
+        self.valid += valid
+        found = []
+        for v in SENTINELS:
+            n = int(np.count_nonzero(block == np.float32(v)))
+            if n:
+                self.counts[v] += n
+                found.append(v)
+        if found:
+            block = np.where(np.isin(block, np.float32(found)), np.float32(np.nan), block)
+            if np.isnan(block).all():
+                return
+        self.lo = min(self.lo, float(np.nanmin(block)))
+        self.hi = max(self.hi, float(np.nanmax(block)))
+
+    def suspect(self) -> Optional[tuple[float, int]]:
+        """(value, cells) of the most frequent fill value far from every other value."""
+        need = max(SENTINEL_MIN_CELLS, SENTINEL_MIN_SHARE * self.valid)
+        found = [(n, v) for v, n in self.counts.items() if n >= need and
+                 (v < self.lo - SENTINEL_GAP or v > self.hi + SENTINEL_GAP)]
+        if not found:
+            return None
+        n, v = max(found)
+        return v, n
+
+    def warning(self, path: str, band: int, nodata: Optional[float]) -> Optional[str]:
+        hit = self.suspect()
+        if hit is None:
+            return None
+        v, n = hit
+        name = os.path.basename(path)
+        side = "below" if v < self.lo else "above"
+        declared = ("has no nodata value" if nodata is None
+                    else f"has nodata value {nodata:g}, but")
+        others = (f" ({self.lo:g} to {self.hi:g})" if math.isfinite(self.lo) else "")
+        return (f"'{name}' band {band} {declared} {n} cells ({100 * n / self.valid:.2g} %) "
+                f"equal {v:g}, far {side} every other value{others}: they look like voids "
+                f"filled with {v:g}. Used as elevations they make the result ring by hundreds "
+                f"of metres around them. Set {v:g} as the band's nodata value (Layer "
+                f"Properties ▸ Transparency ▸ Additional no data value, or `gdal_edit.py "
+                f"-a_nodata {v:g} {name}`) and run again.")
+
+
+def warn_sentinels(dem: np.ndarray, src: DemSource, monitor: Monitor) -> None:
+    """SentinelScan on a band already in memory (NaN = nodata)."""
+    scan = SentinelScan()
+    scan.add(dem)
+    text = scan.warning(src.path, src.band, src.nodata)
+    if text:
+        monitor.warning(text)
+
+
 def count_voids(src: DemSource, monitor: Monitor) -> int:
-    """Cells without data, streamed; raises if there are no valid cells at all."""
+    """Cells without data, streamed; raises if there are no valid cells at all, warns
+    about voids filled with an undeclared sentinel value."""
     missing = 0
     g = src.grid
+    scan = SentinelScan()
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         for row0, rows in row_blocks(g.height, g.width):
             monitor.check()
             block = read_band(ds, src.band, Window(0, row0, g.width, rows))
             missing += int(np.isnan(block).sum())
+            scan.add(block)
             monitor.progress((row0 + rows) / g.height)
     require_valid(g.width * g.height - missing, src.path, src.band)
+    text = scan.warning(src.path, src.band, src.nodata)
+    if text:
+        monitor.warning(text)
     return missing
 
 

@@ -1,17 +1,17 @@
 """Terrain derivatives of a DEM file written to files: read, derive, write all-or-nothing."""
 from __future__ import annotations
 
-from contextlib import ExitStack
 from typing import Optional
 
 import numpy as np
 import rasterio
 
 from ..monitor import Monitor
-from ..nodata.find import require_valid
+from ..paths import check_distinct_paths
+from ..nodata.find import require_valid, warn_sentinels
 from ..raster.grid import Grid
-from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_output, check_output_path,
-                         gtiff_profile, open_dem, read_band)
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
+                         gtiff_profile, open_dem, read_band, require_room)
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from ..terrain.cellsize import cell_sizes
 
@@ -23,12 +23,16 @@ def derive_to_files(input_path: str, band: int, targets: dict[str, str],
                     monitor: Optional[Monitor] = None) -> None:
     """Write each derivative named in `targets` (derivative name -> GeoTIFF path)."""
     monitor = monitor or Monitor()
+    check_distinct_paths({"INPUT": input_path}, {k.upper(): v for k, v in targets.items()})
     for dest in targets.values():
-        check_output_path(dest)
+        check_output_path(dest, monitor.info)
     src = open_dem(input_path, band)
+    require_room([(dest, _profile(name, src.grid)) for name, dest in targets.items()],
+                 "the requested outputs")
     with rasterio.Env(**GDAL_ENV), rasterio.open(input_path) as ds:
         dem = read_band(ds, band)
     require_valid(int(np.isfinite(dem).sum()), input_path, band)
+    warn_sentinels(dem, src, monitor)
     _report_cells(src.grid, monitor)
     result = compute_derivatives(dem, src.grid, set(targets), threshold, monitor.sub(0.0, 0.9))
     del dem
@@ -46,16 +50,18 @@ def _report_cells(grid: Grid, monitor: Monitor) -> None:
                      "unit of the elevations).")
 
 
+def _profile(name: str, grid: Grid) -> dict:
+    if name == "streams":
+        return gtiff_profile(grid, STREAMS_NODATA, dtype="uint8")
+    return gtiff_profile(grid, DEFAULT_NODATA)
+
+
 def _write(result: dict, targets: dict[str, str], grid: Grid, monitor: Monitor) -> None:
-    """All outputs appear together or, on error or cancel, none does."""
-    with ExitStack() as stack:
-        for i, (name, dest) in enumerate(targets.items()):
+    """All outputs appear together or, on error, cancel or a full disk, none does."""
+    names = list(targets)
+    with atomic_outputs([(targets[n], _profile(n, grid)) for n in names], monitor.info) as ws:
+        for i, (name, writer) in enumerate(zip(names, ws)):
             monitor.check()
-            if name == "streams":
-                profile = gtiff_profile(grid, STREAMS_NODATA, dtype="uint8")
-            else:
-                profile = gtiff_profile(grid, DEFAULT_NODATA)
-            writer = stack.enter_context(atomic_output(dest, profile))
             writer.write(result.pop(name), 0, 0)
             monitor.progress((i + 1) / len(targets))
         monitor.check()

@@ -109,12 +109,21 @@ class ModelUpsampler(Upsampler):
             raise DemSrError("Internal error: a model maps grids of one CRS only.")
         path = resolve_model_path(model_path, src, dst)
         ckpt = checkpoint.load(path)
+        if ckpt.architecture == "dshat":
+            raise DemSrError(
+                f"'{os.path.basename(path)}' is a DS-HAT void-repair model: it runs in 'Void "
+                "repair/SR (DS-HAT)' (demsr:voidrepair, MODEL=this file), which also changes "
+                "the grid. For Super-resolve DEM give a model trained with ARCHITECTURE fast "
+                "or gisr, or leave MODEL empty for the bundled one.")
+        note = checkpoint.integrity_note(ckpt, path)
+        if note:
+            monitor.info(note)
         factor = grid_ratio(src, dst)
         if not covers(ckpt.scale, factor):
             raise DemSrError(
                 f"Model '{os.path.basename(path)}' (×{ckpt.scale}) covers factors "
                 f"{coverage_text([ckpt.scale])}, but the requested output grid is "
-                f"×{factor:.4g} finer. Use a factor in that range, or a model trained for a "
+                f"×{factor:.4g} finer. Use a factor in that range, or a model trained for "
                 "this factor.")
         choice = select_device(device)
         exact = grid_factor(src, dst) == ckpt.scale

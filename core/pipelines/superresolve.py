@@ -17,8 +17,9 @@ import rasterio
 from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
+from ..paths import check_distinct_paths
 from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
-                        open_dem, output_nodata, read_window)
+                        open_dem, output_nodata, read_window, require_room)
 from ..raster.warp import CLASSICAL_METHODS
 from ..raster.tiles import Tile, batches, plan_tiles
 from .upsamplers import ClassicalUpsampler, TileInput, Upsampler
@@ -108,19 +109,23 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     monitor = monitor or Monitor()
     started = time.perf_counter()
     _check_request(req)
+    check_distinct_paths({"INPUT": req.input_path, "MODEL": req.model_path},
+                         {"OUTPUT": req.output_path})
     src = open_dem(req.input_path, req.band)
-    check_output_path(req.output_path)
+    check_output_path(req.output_path, monitor.info)
     dst = req.grid or output_grid(src.grid, req.scale, req.target_resolution)
+    nodata = output_nodata(src.nodata)
+    profile = gtiff_profile(dst, nodata)
+    require_room([(req.output_path, profile)], "OUTPUT")
     upsampler = build_upsampler(req, src, dst, monitor)
     tiles = plan_tiles(src.grid, dst, req.tile_size, upsampler.halo + req.overlap)
-    nodata = output_nodata(src.nodata)
     rx, ry = dst.res
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {dst.width}×{dst.height} "
                  f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
                  f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo; "
                  f"nodata {nodata:g}.")
     with filled_source(src, req.output_path, monitor.sub(0.0, 0.1)) as filled, \
-            atomic_output(req.output_path, gtiff_profile(dst, nodata)) as writer, \
+            atomic_output(req.output_path, profile, monitor.info) as writer, \
             rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
             rasterio.open(src.path) as mask_ds:
         has_voids = filled.path != src.path  # filled_source yields src itself when void-free

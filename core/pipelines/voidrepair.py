@@ -31,11 +31,14 @@ from ..devices import import_torch, select_device
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..monitor import Monitor
-from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid
+from ..nodata.find import (FILLED, LEFT, NODATA, VALID, classify_voids, require_valid,
+                          warn_sentinels)
+from ..paths import check_distinct_paths
 from ..raster.grid import Grid, grid_ratio, same_crs, same_grid, target_grid
+from ..raster.io import (GDAL_ENV, atomic_output, atomic_outputs, check_output_path,
+                         gtiff_profile, open_dem, output_nodata, read_band, require_room,
+                         scratch_path)
 from ..raster.warp import warp
-from ..raster.io import (GDAL_ENV, atomic_output, check_output_path, gtiff_profile, open_dem,
-                         output_nodata, read_band, scratch_path)
 from ..raster.tiles import grid_tiles, sparse_tiles, window
 from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral
 
@@ -190,11 +193,12 @@ def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid,
 def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> VoidRepairResult:
     monitor = monitor or Monitor()
     started = time.perf_counter()
+    check_distinct_paths({"INPUT": req.input_path, "TARGET_GRID": req.target_grid_path,
+                          "SPECTRAL": req.spectral_path, "MODEL": req.model_path},
+                         {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
     src = open_dem(req.input_path, req.band)
-    check_output_path(req.output_path)
-    check_output_path(req.mask_path)
-    if os.path.abspath(req.output_path) == os.path.abspath(req.mask_path):
-        raise DemSrError("OUTPUT and FILLED_MASK are the same file; give two different files.")
+    check_output_path(req.output_path, monitor.info)
+    check_output_path(req.mask_path, monitor.info)
     if req.target_grid_path and req.target_resolution:
         monitor.warning("Both TARGET_GRID and TARGET_RESOLUTION are set: TARGET_GRID wins.")
     reference = open_dem(req.target_grid_path, 1).grid if req.target_grid_path else None
@@ -209,6 +213,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
+    nodata = output_nodata(src.nodata)
+    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
+                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    require_room(profiles, "OUTPUT and FILLED_MASK")
     need = BYTES_PER_TARGET_PIXEL * dst.width * dst.height + FIXED_BYTES
     free = available_bytes()
     if free is not None and need > free:
@@ -217,6 +225,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
     ckpt, model_path = load_model(req.model_path)
+    from ..nets.checkpoint import integrity_note
+
+    if integrity_note(ckpt, model_path):
+        monitor.info(integrity_note(ckpt, model_path))
     n_spec = check_channels(ckpt, model_path, bool(req.spectral_path))
     spectral = read_spectral(req.spectral_path, n_spec) if n_spec else None
     choice = select_device(req.device)
@@ -226,6 +238,7 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         dem = read_band(ds, src.band)
     require_valid(int(np.isfinite(dem).sum()), src.path, src.band)
+    warn_sentinels(dem, src, monitor)
     monitor.check()
     classes, n_fill, n_left = classify_voids(dem, req.max_void_size)
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px: {n_fill} void(s), "
@@ -242,12 +255,10 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     out = assemble(pred, prep)
     left_t = int((prep.classes == LEFT).sum())
     mask = np.where(prep.classes >= NODATA, MASK_NODATA, prep.classes == FILLED).astype(np.uint8)
-    nodata = output_nodata(src.nodata)
     monitor.check()
-    with atomic_output(req.output_path, gtiff_profile(dst, nodata)) as writer, \
-            atomic_output(req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8")) as mw:
+    with atomic_outputs(profiles, monitor.info) as (writer, mw):
         writer.write(out, 0, 0)
-        mw.ds.write(mask, 1)
+        mw.write_raw(mask)
         monitor.check()
     filled = int((prep.classes == FILLED).sum())
     seconds = time.perf_counter() - started

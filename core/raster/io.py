@@ -1,23 +1,43 @@
 """Reading DEM bands and writing GeoTIFF outputs atomically.
 
 In memory, nodata is always NaN (float32); files get a real nodata value.
+
+Outputs are written to hidden partial files beside the destination, named after it and
+after the writing process (`.NAME.PID-RANDOM.partial.tif`), so that a later run of the same
+output removes those a killed run left behind. Before work starts, the output's folder is
+probed and its free space compared with the outputs' uncompressed size (an upper bound);
+after writing, every file is closed with its errors checked and reopened to verify its
+size and that every block lies inside the file, and only then replaces the destination.
 """
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
-from ..errors import DemSrError
+from ..errors import DemSrError, explain_os_error
+from ..processes import owner_gone
 from .grid import Grid, require_north_up
+
+try:  # rasterio's GDAL error classes (not OSError subclasses)
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - other rasterio layouts
+    CPLE_BaseError = RasterioError
+
+Note = Optional[Callable[[str], None]]
+PARTIAL_SUFFIX = ".partial.tif"
+OLD_PARTIAL_AGE_S = 24 * 3600   # partial files of older versions carry no pid
+MAX_OUTPUT_PIXELS = 40_000_000_000  # 160 GB of Float32: beyond, split the DEM
+WRITE_ERRORS = (OSError, RasterioError, CPLE_BaseError)
 
 DEFAULT_NODATA = -32768.0  # below any real elevation or depth (Challenger Deep ~ -10 935 m)
 GTIFF_EXTENSIONS = (".tif", ".tiff")
@@ -100,8 +120,9 @@ def output_nodata(src_nodata: Optional[float]) -> float:
     return DEFAULT_NODATA
 
 
-def check_output_path(path: str) -> None:
-    """Fail before any heavy work if the output cannot be written."""
+def check_output_path(path: str, note: Note = None) -> None:
+    """Fail before any heavy work if the output cannot be written; remove the partial
+    files a killed run of the same output left behind (saying so through `note`)."""
     if not path:
         raise DemSrError("No output file given.")
     if not path.lower().endswith(GTIFF_EXTENSIONS):
@@ -117,6 +138,88 @@ def check_output_path(path: str) -> None:
         raise DemSrError(f"The output path '{path}' is a folder. Give a file name ending in .tif.")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise DemSrError(f"The output file '{path}' exists and cannot be overwritten.")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise DemSrError(f"The output path '{path}' is not a regular file (a device, pipe or "
+                         "socket). Give a file name ending in .tif.")
+    remove_stale_partials(path, note)
+    probe = partial_path(path)  # the folder may look writable and still refuse files
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except OSError as exc:
+        raise explain_os_error(exc, path) from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+
+
+def raster_bytes(width: int, height: int, count: int = 1, dtype: str = "float32") -> int:
+    """Uncompressed size: an upper bound for our compressed GeoTIFFs (plus headers)."""
+    return int(width) * int(height) * int(count) * np.dtype(dtype).itemsize
+
+
+def profile_bytes(profile: dict) -> int:
+    return raster_bytes(profile["width"], profile["height"], profile.get("count", 1),
+                        profile.get("dtype", "float32"))
+
+
+def free_bytes(path: str) -> Optional[int]:
+    """Free space on the file system that holds `path` (a file to be or a folder)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    try:
+        return int(shutil.disk_usage(folder).free)
+    except OSError:
+        return None
+
+
+def megabytes(n: float) -> str:
+    return f"{math.ceil(n / 1e6):,} MB"
+
+
+def disk_full(needed: float, free: float, folder: str) -> str:
+    return (f"disk full: {megabytes(needed)} needed, {math.floor(free / 1e6):,} MB free at "
+            f"{folder}")
+
+
+def check_space(needs: Iterable[tuple[str, int]], what: str = "the output") -> None:
+    """Refuse work whose files cannot fit: `needs` = (file path, bytes), summed per file
+    system (a margin covers headers and compression that does not pay)."""
+    groups: dict = {}
+    for path, nbytes in needs:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            key = os.stat(folder).st_dev
+        except OSError:
+            continue
+        total, _ = groups.get(key, (0, folder))
+        groups[key] = (total + nbytes, folder)
+    for total, folder in groups.values():
+        free = free_bytes(folder)
+        need = int(total * 1.01) + 1_000_000
+        if free is not None and need > free:
+            raise DemSrError(
+                f"{disk_full(need, free, folder)} (uncompressed size of {what}, an upper bound; "
+                "compression usually makes the file smaller, but not always). Free some space, "
+                "or write to another disk.")
+
+
+def check_output_size(grid: Grid, what: str = "The output") -> None:
+    """Refuse a grid nobody means: more pixels than any run here can finish."""
+    pixels = grid.width * grid.height
+    if pixels > MAX_OUTPUT_PIXELS:
+        raise DemSrError(
+            f"{what} would be {grid.width:,}×{grid.height:,} pixels "
+            f"({raster_bytes(grid.width, grid.height) / 1e9:,.0f} GB as Float32), more than "
+            f"the {MAX_OUTPUT_PIXELS / 1e9:.0f} billion pixels this plugin writes in one run. "
+            "Choose a smaller SCALE or a coarser target, or split the DEM into parts "
+            "(Raster ▸ Extraction ▸ Clip).")
+
+
+def require_room(outputs: Sequence[tuple[str, dict]], what: str = "the output") -> None:
+    """Before heavy work: every output's grid is sane and all of them fit on disk."""
+    for path, profile in outputs:
+        check_output_size(Grid(profile["transform"], profile["width"], profile["height"],
+                               profile.get("crs")), f"'{os.path.basename(path)}'")
+    check_space([(path, profile_bytes(profile)) for path, profile in outputs], what)
 
 
 def gtiff_profile(grid: Grid, nodata: float, count: int = 1, dtype: str = "float32") -> dict:
@@ -133,12 +236,26 @@ def gtiff_profile(grid: Grid, nodata: float, count: int = 1, dtype: str = "float
     return profile
 
 
+class WriteFailed(DemSrError):
+    """Writing, closing or verifying a file failed (turned into advice by atomic_outputs)."""
+
+    def __init__(self, path: str, detail: str):
+        self.path, self.detail = path, detail
+        super().__init__(f"Writing '{path}' failed: {detail}. Check the disk and the folder, "
+                         "then run again.")
+
+
+def _detail(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+
+
 class RasterWriter:
     """Writes float windows with NaN turned into the nodata value."""
 
-    def __init__(self, ds, nodata: float):
+    def __init__(self, ds, nodata: float, dest: str = ""):
         self.ds = ds
         self.nodata = np.float32(nodata)
+        self.dest = dest or ds.name
 
     def write(self, data: np.ndarray, row0: int, col0: int, band: int = 1) -> None:
         out = np.asarray(data, dtype=np.float32).copy()
@@ -147,12 +264,61 @@ class RasterWriter:
         out[(out == self.nodata) & ~invalid] = np.nextafter(self.nodata, np.float32(0))
         out[invalid] = self.nodata
         h, w = out.shape
-        self.ds.write(out, band, window=Window(col0, row0, w, h))
+        self.write_raw(out, row0, col0, band)
+
+    def write_raw(self, data: np.ndarray, row0: int = 0, col0: int = 0, band: int = 1) -> None:
+        """Write values as they are (e.g. a Byte mask); a failed write raises WriteFailed."""
+        h, w = data.shape
+        try:
+            self.ds.write(data, band, window=Window(col0, row0, w, h))
+        except WRITE_ERRORS as exc:
+            raise WriteFailed(self.dest, _detail(exc)) from None
 
 
 def partial_path(path: str) -> str:
+    """A hidden name beside `path` that says which output and which process it is for."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial.tif")
+    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+
+
+def remove_stale_partials(path: str, note: Note = None) -> list[str]:
+    """Remove partial files of `path` whose writer is gone (killed, power loss); files of a
+    run still going (this one included) are left alone. Returns the removed names."""
+    folder, name = os.path.split(os.path.abspath(path))
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        base = entry[:-len(".aux.xml")] if entry.endswith(".aux.xml") else entry
+        if not (base.startswith(prefix) and base.endswith(PARTIAL_SUFFIX)):
+            continue
+        tag = base[len(prefix):-len(PARTIAL_SUFFIX)]
+        full = os.path.join(folder, entry)
+        try:
+            written = os.path.getmtime(full)
+            size = os.path.getsize(full)
+            pid = tag.split("-", 1)[0]
+            if "-" in tag and pid.isdigit():
+                stale = owner_gone(int(pid), written)
+                why = f"process {pid}, which is no longer running"
+            else:  # an earlier version's name, without pid
+                import time
+
+                stale = time.time() - written > OLD_PARTIAL_AGE_S
+                why = "an earlier run over a day ago"
+            if stale:
+                os.remove(full)
+        except OSError:
+            continue
+        if stale:
+            removed.append(entry)
+            if note:
+                note(f"Removed '{entry}' ({megabytes(size)}), a partial file left behind by "
+                     f"an interrupted run ({why}).")
+    return removed
 
 
 @contextmanager
@@ -167,21 +333,113 @@ def scratch_path(path: str) -> Iterator[str]:
                 os.remove(leftover)
 
 
-@contextmanager
-def atomic_output(path: str, profile: dict) -> Iterator[RasterWriter]:
-    """Write to a hidden partial file and move it into place only on success.
+def verify_written(tmp: str, profile: dict, dest: str) -> None:
+    """The closed file opens with the expected size and type, and every block's data lies
+    inside the file (a full disk leaves blocks pointing past its end, or no blocks)."""
+    try:
+        with rasterio.open(tmp) as ds:
+            got = (ds.width, ds.height, ds.count, ds.dtypes[0])
+    except WRITE_ERRORS as exc:
+        raise WriteFailed(dest, f"the finished file cannot be read back ({_detail(exc)})") from None
+    want = (profile["width"], profile["height"], profile.get("count", 1),
+            np.dtype(profile.get("dtype", "float32")).name)
+    if got != want:
+        raise WriteFailed(dest, f"the finished file is {got[0]}×{got[1]}×{got[2]} {got[3]}, "
+                                f"not {want[0]}×{want[1]}×{want[2]} {want[3]}")
+    if profile.get("driver", "GTiff") != "GTiff":
+        return
+    from osgeo import gdal
 
-    A failed or cancelled run leaves neither the partial file nor a
-    half-written output behind.
+    size = os.path.getsize(tmp)
+    ds = gdal.Open(tmp)
+    if ds is None:
+        raise WriteFailed(dest, "the finished file cannot be read back")
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        bx, by = band.GetBlockSize()
+        for y in range(-(-ds.RasterYSize // by)):
+            for x in range(-(-ds.RasterXSize // bx)):
+                off = band.GetMetadataItem(f"BLOCK_OFFSET_{x}_{y}", "TIFF")
+                n = band.GetMetadataItem(f"BLOCK_SIZE_{x}_{y}", "TIFF")
+                if not off or not n or int(off) == 0 or int(off) + int(n) > size:
+                    raise WriteFailed(dest, f"block {x},{y} of band {b} is missing or cut off "
+                                            f"(file of {size:,} bytes)")
+
+
+def _explain(exc: WriteFailed, outputs: Sequence[tuple[str, dict]]) -> DemSrError:
+    """A write failure in words: disk full (with figures), file too large, or the detail."""
+    dest = exc.path
+    folder = os.path.dirname(os.path.abspath(dest))
+    text = exc.detail.lower()
+    need = sum(profile_bytes(p) for path, p in outputs
+               if os.path.dirname(os.path.abspath(path)) == folder) or 0
+    free = free_bytes(folder)
+    if "file too large" in text:
+        return DemSrError(f"Writing '{dest}' failed: the file grew larger than this file system "
+                          "or account allows (FAT32 holds at most 4 GB per file). Nothing was "
+                          "written. Write to another disk, or make the output smaller.")
+    if ("no space" in text or "disk full" in text or "quota" in text
+            or (free is not None and free < need * 1.01 + 1_000_000)):
+        return DemSrError(f"{disk_full(need, free or 0, folder)}: writing '{dest}' failed and "
+                          "nothing was written. Free some space, or write to another disk.")
+    return DemSrError(f"Writing '{dest}' failed ({exc.detail}); nothing was written. Check the "
+                      "disk and the folder, then run again.")
+
+
+@contextmanager
+def atomic_outputs(outputs: Sequence[tuple[str, dict]],
+                   note: Note = None) -> Iterator[list[RasterWriter]]:
+    """Write several outputs to hidden partial files; they replace their destinations only
+    when all of them were written, closed without error and verified.
+
+    A failed or cancelled run leaves neither partial files nor a half-written output, and
+    no destination changes; a failed write says why (disk full: figures and folder).
     """
-    check_output_path(path)
-    with scratch_path(path) as tmp:
-        with rasterio.Env(**GDAL_ENV), rasterio.open(tmp, "w", **profile) as ds:
-            yield RasterWriter(ds, profile["nodata"])
-        os.replace(tmp, path)
-        stale = path + ".aux.xml"  # old statistics would describe the previous file
-        if os.path.exists(stale):
-            os.remove(stale)
+    for path, _ in outputs:
+        check_output_path(path, note)
+    check_space([(path, profile_bytes(profile)) for path, profile in outputs],
+                ", ".join(f"'{os.path.basename(p)}'" for p, _ in outputs))
+    try:
+        with ExitStack() as scratch:
+            tmps = [scratch.enter_context(scratch_path(path)) for path, _ in outputs]
+            with rasterio.Env(**GDAL_ENV):
+                datasets = []
+                try:
+                    for tmp, (path, profile) in zip(tmps, outputs):
+                        try:
+                            datasets.append(rasterio.open(tmp, "w", **profile))
+                        except WRITE_ERRORS as exc:
+                            raise WriteFailed(path, _detail(exc)) from None
+                    yield [RasterWriter(ds, profile["nodata"], path)
+                           for ds, (path, profile) in zip(datasets, outputs)]
+                finally:
+                    failures = []
+                    for ds, (path, _) in zip(datasets, outputs):
+                        try:
+                            ds.close()  # flushes GDAL's cached blocks: may hit a full disk
+                        except WRITE_ERRORS as exc:
+                            failures.append(WriteFailed(path, _detail(exc)))
+                if failures:
+                    raise failures[0]
+            for tmp, (path, profile) in zip(tmps, outputs):
+                verify_written(tmp, profile, path)
+            for tmp, (path, _) in zip(tmps, outputs):
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise explain_os_error(exc, path) from None
+                stale = path + ".aux.xml"  # old statistics would describe the previous file
+                if os.path.exists(stale):
+                    os.remove(stale)
+    except WriteFailed as exc:  # the partial files are gone: free space is measured now
+        raise _explain(exc, outputs) from None
+
+
+@contextmanager
+def atomic_output(path: str, profile: dict, note: Note = None) -> Iterator[RasterWriter]:
+    """atomic_outputs for one file."""
+    with atomic_outputs([(path, profile)], note) as writers:
+        yield writers[0]
 
 
 def write_array(path: str, array: np.ndarray, grid: Grid, nodata: float = DEFAULT_NODATA) -> None:

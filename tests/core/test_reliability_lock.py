@@ -1,0 +1,58 @@
+"""core.training.lock: one training per OUTPUT_MODEL, stale locks taken over."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from demsr.core.errors import DemSrError
+from demsr.core.training.lock import lock_path, model_lock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_second_run_on_the_same_model_is_refused(tmp_path):
+    model = tmp_path / "m.pt"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT / 'scripts')!r})
+        from working_tree import use_working_tree
+        use_working_tree()
+        from demsr.core.training.lock import model_lock
+        with model_lock({str(model)!r}):
+            print("HELD", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        with pytest.raises(DemSrError, match=f"Another training \\(process {holder.pid}\\)"):
+            with model_lock(str(model)):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was killed: its lock is stale and the next run takes it, saying so
+    notes = []
+    with model_lock(str(model), notes.append) as path:
+        assert Path(path).read_text().strip() == str(os.getpid())
+    assert any("interrupted training" in n for n in notes)
+    assert not Path(lock_path(str(model))).exists()
+
+
+def test_lock_is_released_on_error_and_dead_temporaries_go(tmp_path):
+    model = tmp_path / "m.pt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmp = tmp_path / f"m.pt.{dead.pid}.tmp"
+    tmp.write_bytes(b"x")
+    with pytest.raises(RuntimeError):
+        with model_lock(str(model)):
+            raise RuntimeError("boom")
+    assert not Path(lock_path(str(model))).exists()
+    assert not tmp.exists()
+    with model_lock(str(model)):
+        with pytest.raises(DemSrError, match="Another training"):
+            with model_lock(str(tmp_path / "." / "m.pt")):
+                pass
