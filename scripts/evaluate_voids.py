@@ -155,7 +155,7 @@ def main():
                     f"×{factor} | {r['void_px']} | {r['fill']:.4g}{fm} | {r['first']:.4g} | "
                     f"{r['model']:.4g} | {ratio:.3f} | "
                     f"{min(r['per_seed']):.2f}–{max(r['per_seed']):.2f} | "
-                    + (f"input kept | input kept | 1 |" if factor == 1 else
+                    + ("input kept | input kept | 1 |" if factor == 1 else
                        f"{r['out_base']:.4g} ({r['out_method']}) | {r['out_model']:.4g} | "
                        f"{oratio:.3f} |"))
                 print(lines[-1], flush=True)

@@ -11,7 +11,8 @@ from ..paths import check_distinct_paths
 from ..nodata.find import require_valid, warn_sentinels
 from ..raster.grid import Grid
 from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
-                         gtiff_profile, open_dem, read_band, require_room)
+                         gtiff_profile, open_dem, read_band)
+from ..raster.space import require_room
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from ..terrain.cellsize import cell_sizes
 

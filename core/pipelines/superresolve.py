@@ -19,7 +19,8 @@ from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
-                        open_dem, output_nodata, read_window, require_room)
+                        open_dem, output_nodata, read_window)
+from ..raster.space import require_room
 from ..raster.warp import CLASSICAL_METHODS
 from ..raster.tiles import Tile, batches, plan_tiles
 from .upsamplers import ClassicalUpsampler, TileInput, Upsampler

@@ -36,8 +36,9 @@ from ..nodata.find import (FILLED, LEFT, NODATA, VALID, classify_voids, require_
 from ..paths import check_distinct_paths
 from ..raster.grid import Grid, grid_ratio, same_crs, same_grid, target_grid
 from ..raster.io import (GDAL_ENV, atomic_output, atomic_outputs, check_output_path,
-                         gtiff_profile, open_dem, output_nodata, read_band, require_room,
+                         gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
+from ..raster.space import require_room
 from ..raster.warp import warp
 from ..raster.tiles import grid_tiles, sparse_tiles, window
 from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral

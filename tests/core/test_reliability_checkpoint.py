@@ -1,7 +1,6 @@
 """Checkpoints are trusted only after checking: integrity hashes, finite weights, sane
 hyper-parameters (a crafted header allocates nothing), and messages that say which file is
 damaged and how to get a good one."""
-import os
 import pickle
 import shutil
 import time

@@ -10,7 +10,7 @@ import traceback
 
 from qgis.core import QgsApplication, QgsProject, QgsSingleBandPseudoColorRenderer
 from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QApplication, QMenu
+from qgis.PyQt.QtWidgets import QApplication
 from qgis.utils import iface
 
 OUT = os.environ["DEMSR_GUI_OUT"]

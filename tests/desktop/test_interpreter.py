@@ -1,6 +1,5 @@
 """Finding QGIS's Python on each distribution, from recorded layouts (paths as the
 installers lay them out), and for real on this machine."""
-import sys
 
 import pytest
 

@@ -133,7 +133,7 @@ def test_runs_in_a_background_task_like_the_toolbox_dialog(provider, crop, tmp_p
     import time
 
     from qgis.core import (QgsProcessingAlgRunnerTask, QgsProcessingContext,
-                           QgsProcessingFeedback, QgsProject, QgsTask)
+                           QgsProcessingFeedback, QgsProject)
 
     src = crop("oggm_south_glacier_20m.tif")
     out = tmp_path / "task.tif"

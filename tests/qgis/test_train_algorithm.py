@@ -58,7 +58,6 @@ def test_train_then_superresolve(provider, dems_dir, tmp_path):
 
 def test_foreign_model_is_refused_with_a_message(provider, tmp_path, dems_dir):
     import processing
-    import torch
     from qgis.core import QgsProcessingException
 
     hr = tmp_path / "hr.tif"
