@@ -56,3 +56,18 @@ def crop(tmp_path, dems_dir):
         return write_crop(dems_dir / name, tmp_path / f"crop_{name}_{row0}_{col0}.tif",
                           row0, col0, height, width, nodata)
     return _crop
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_processing):
+    """The demsr provider registered in the in-process QgsApplication."""
+    from qgis.core import QgsApplication
+
+    from demsr.algorithms.provider import DemSrProvider
+
+    registry = QgsApplication.processingRegistry()
+    p = registry.providerById("demsr")
+    if p is None:
+        p = DemSrProvider()
+        registry.addProvider(p)
+    return p

@@ -28,18 +28,3 @@ def run_qgis_script(script: Path, *args, env=None, timeout=120) -> subprocess.Co
 
 
 sys.path.insert(0, str(Path(__file__).parent))
-
-
-@pytest.fixture(scope="session")
-def provider(qgis_processing):
-    """The demsr provider in the in-process QgsApplication (as tests/qgis has it)."""
-    from qgis.core import QgsApplication
-
-    from demsr.algorithms.provider import DemSrProvider
-
-    registry = QgsApplication.processingRegistry()
-    p = registry.providerById("demsr")
-    if p is None:
-        p = DemSrProvider()
-        registry.addProvider(p)
-    return p

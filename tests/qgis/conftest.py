@@ -1,25 +1,11 @@
-"""QGIS-side fixtures: the demsr provider registered in a real QgsApplication, and
-qgis_process running the plugin that `make install` put in the user's profile."""
+"""QGIS-side fixtures: qgis_process running the plugin that `make install` put in the user's profile."""
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from qgis.core import QgsApplication
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def provider(qgis_processing):
-    from demsr.algorithms.provider import DemSrProvider
-
-    registry = QgsApplication.processingRegistry()
-    p = registry.providerById("demsr")
-    if p is None:
-        p = DemSrProvider()
-        registry.addProvider(p)
-    yield p
 
 
 @pytest.fixture(scope="session")

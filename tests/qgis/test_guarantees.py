@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingException
 
+import _system_helpers
+
 SAGEHEN = "flopy_sagehen_10m.tif"
 
 
@@ -143,18 +145,8 @@ def test_train_output_model_equal_to_init_weights_is_refused(provider, crop, tmp
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with _system_helpers.small_disk(tmp_path, 3) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 @pytest.mark.slow
@@ -237,31 +229,13 @@ def test_unparsable_optional_numbers_are_errors(provider, crop, tmp_path, alg, p
 # -- Training: one run per OUTPUT_MODEL ------------------------------------------------------
 
 def test_second_training_on_the_same_model_is_refused(provider, crop, tmp_path):
-    import sys
-    import textwrap
-
     src = crop(SAGEHEN, 0, 0, 200, 200)
     model = tmp_path / "m.pt"
-    root = Path(__file__).resolve().parents[2]
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(root / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
-        from demsr.core.training.lock import model_lock
-        with model_lock({str(model)!r}):
-            print("HELD", flush=True)
-            time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "HELD"
+    with _system_helpers.lock_held_elsewhere(model) as holder:
         with pytest.raises(QgsProcessingException,
                            match=f"Another training \\(process {holder.pid}\\) is writing"):
             _run("train", {"INPUT": [str(src)], "OUTPUT_MODEL": str(model), "EPOCHS": 1,
                            "DEVICE": "cpu"})
-    finally:
-        holder.kill()
-        holder.wait()
     assert not model.exists()
 
 

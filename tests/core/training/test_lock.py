@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,29 +9,16 @@ import pytest
 from demsr.core.errors import DemSrError
 from demsr.core.training.lock import lock_path, model_lock
 
-ROOT = Path(__file__).resolve().parents[2]
+import _system_helpers
+
 
 
 def test_second_run_on_the_same_model_is_refused(tmp_path):
     model = tmp_path / "m.pt"
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        sys.path.insert(0, {str(ROOT / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
-        from demsr.core.training.lock import model_lock
-        with model_lock({str(model)!r}):
-            print("HELD", flush=True)
-            time.sleep(60)
-    """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "HELD"
+    with _system_helpers.lock_held_elsewhere(model) as holder:
         with pytest.raises(DemSrError, match=f"Another training \\(process {holder.pid}\\)"):
             with model_lock(str(model)):
                 pass
-    finally:
-        holder.kill()
-        holder.wait()
     # the holder was killed: its lock is stale and the next run takes it, saying so
     notes = []
     with model_lock(str(model), notes.append) as path:

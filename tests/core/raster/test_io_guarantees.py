@@ -21,25 +21,16 @@ from demsr.core.raster.io import (PARTIAL_SUFFIX, WriteFailed, gtiff_profile, pa
                                   remove_stale_partials, verify_written, write_array)
 from demsr.core.raster.grid import Grid
 
-ROOT = Path(__file__).resolve().parents[2]
+import _system_helpers  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2 MB tmpfs (needs root and mount rights: skipped with the reason otherwise)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
+    with _system_helpers.small_disk(tmp_path, 2) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
 def test_full_disk_is_refused_before_work_with_figures(small_disk, crop):
