@@ -12,7 +12,6 @@ from demsr.core.training.lock import lock_path, model_lock
 import _system_helpers
 
 
-
 def test_second_run_on_the_same_model_is_refused(tmp_path):
     model = tmp_path / "m.pt"
     with _system_helpers.lock_held_elsewhere(model) as holder:
