@@ -204,7 +204,7 @@ def oom_check(work: str, device: str, smoke: bool, torch) -> dict:
         up.upsample(inputs[:1], tiles[:1])
         per_tile = torch.cuda.max_memory_allocated()
         total = torch.cuda.get_device_properties(0).total_memory
-        n = min(4096, math.ceil(2 * total / per_tile))
+        n = min(2048, math.ceil(2 * total / per_tile))
     up.batch_size = n
     many_in = [inputs[k % len(inputs)] for k in range(n)]
     many_tiles = [tiles[k % len(tiles)] for k in range(n)]
