@@ -1,7 +1,8 @@
 """demsr:train — train a super-resolution model on the user's own HR DEMs."""
 from __future__ import annotations
 
-from qgis.core import (QgsProcessing, QgsProcessingParameterFile,
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingOutputFile, QgsProcessingOutputNumber)
@@ -38,6 +39,8 @@ class TrainAlgorithm(DemSrAlgorithm):
     REFERENCES = "REFERENCES"
     SPECTRAL = "SPECTRAL"
     OUTPUT_MODEL = "OUTPUT_MODEL"
+    EXPORT_CONFIG = "EXPORT_CONFIG"
+    EXPORT_ONLY = "EXPORT_ONLY"
     VAL_RMSE_MODEL = "VAL_RMSE_MODEL"
     VAL_RMSE_BASELINE = "VAL_RMSE_BASELINE"
     BEST_EPOCH = "BEST_EPOCH"
@@ -71,7 +74,10 @@ class TrainAlgorithm(DemSrAlgorithm):
             "same settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
             "stops within one batch and keeps the best model so far.\n\n"
             "Advanced: LOSS (l1 or mse on elevation, scaled by each patch's relief), "
-            "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED.\n\n"
+            "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED. "
+            "EXPORT_CONFIG writes these settings as JSON, to train on a GPU server with "
+            "several processes (torchrun, see the README's 'Bigger than one machine'); with "
+            "EXPORT_ONLY the settings are checked and exported, and nothing is trained here.\n\n"
             "<b>ARCHITECTURE=dshat</b> trains a model for Void repair/SR (DS-HAT). With INPUT "
             "alone (HR DEMs), LR inputs are made by block mean ×1 and ×SCALE and radar-like "
             "synthetic voids (5–60 px) are cut into them. Loss {l1:g} × L1 + GRADIENT_WEIGHT × "
@@ -122,6 +128,12 @@ class TrainAlgorithm(DemSrAlgorithm):
                 name, self.tr(label), QgsProcessing.TypeRaster, optional=True), advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
+        self.add(QgsProcessingParameterFileDestination(
+            self.EXPORT_CONFIG, self.tr("Training configuration (JSON, for torchrun)"),
+            fileFilter="JSON (*.json)", optional=True, createByDefault=False), advanced=True)
+        self.add(QgsProcessingParameterBoolean(
+            self.EXPORT_ONLY, self.tr("Only export the configuration (do not train here)"),
+            defaultValue=False), advanced=True)
         self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_MODEL,
                                                  self.tr("Validation RMSE of the model (m)")))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_BASELINE,
@@ -164,14 +176,32 @@ class TrainAlgorithm(DemSrAlgorithm):
         else:
             cfg = SRTrainConfig(**shared, architecture=architecture, scale=scale,
                                 degradation=degradation, loss=loss)
+        export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
         self.check_paths(
             {self.INPUT: cfg.inputs, self.INIT_WEIGHTS: cfg.init_weights,
              self.REFERENCES: getattr(cfg, "references", None),
              self.SPECTRAL: getattr(cfg, "spectral", None)},
-            {self.OUTPUT_MODEL: cfg.output_model})
+            {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export})
+        if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
+            raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
+                                         "write the training configuration to.")
+        if export:
+            from ..core.training.runconfig import save_config
+            from ..core.training.train import TASKS
+
+            with user_errors():
+                TASKS[type(cfg)](cfg).check()  # the settings a server would refuse, now
+                save_config(cfg, export)
+            if feedback is not None:
+                feedback.pushInfo(f"Training configuration written to {export}. To train on N "
+                                  f"GPUs: torchrun --nproc_per_node=N -m "
+                                  f"demsr.core.training.distributed --config {export}")
+            if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context):
+                return {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export}
         monitor = monitor_for(feedback)
         with user_errors(), model_lock(cfg.output_model, monitor.info):
             res = run_training(cfg, monitor)
         return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
                 self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
-                self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png}
+                self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png,
+                **({self.EXPORT_CONFIG: export} if export else {})}

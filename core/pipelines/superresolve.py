@@ -8,7 +8,7 @@ success. Peak memory depends on the tile and batch size, not on the raster.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -45,6 +45,9 @@ class SuperResolveRequest:
     overlap: int = 0                           # extra input pixels of context per side
     batch_size: int = 1                        # one 1024² tile is enough work for a GPU
     grid: Optional[Grid] = None                # exact output grid (same CRS); overrides both
+    # (row0, col0, height, width) of the output grid: compute and write only this window
+    # (a file on the window's grid), e.g. one tile of a mosaic split over workers (mosaic.py)
+    window: Optional[tuple[int, int, int, int]] = None
 
 
 @dataclass
@@ -76,6 +79,21 @@ def _check_request(req: SuperResolveRequest) -> None:
         raise DemSrError("Batch size must be at least 1.")
     if req.overlap < 0:
         raise DemSrError("Overlap cannot be negative.")
+
+
+def plan_window(src: Grid, dst: Grid, tile_size: int, halo: int,
+                window: Optional[tuple[int, int, int, int]]) -> tuple[Grid, list[Tile]]:
+    """The grid the output file has (dst, or the window of it) and the tiles that cover it,
+    in dst's pixel coordinates: the pixels of a window are computed as in the whole grid."""
+    if window is None:
+        return dst, plan_tiles(src, dst, tile_size, halo)
+    r0, c0, h, w = (int(v) for v in window)
+    if h < 1 or w < 1 or r0 < 0 or c0 < 0 or r0 + h > dst.height or c0 + w > dst.width:
+        raise DemSrError(f"The output window {tuple(window)} is not inside the "
+                         f"{dst.width}×{dst.height} output grid.")
+    sub = Grid(dst.window_transform(r0, c0), w, h, dst.crs)
+    return sub, [replace(t, row0=t.row0 + r0, col0=t.col0 + c0)
+                 for t in plan_tiles(src, sub, tile_size, halo)]
 
 
 def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile, has_voids: bool) -> np.ndarray:
@@ -115,13 +133,16 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path, monitor.info)
     dst = req.grid or output_grid(src.grid, req.scale, req.target_resolution)
-    nodata = output_nodata(src.nodata)
-    profile = gtiff_profile(dst, nodata)
-    require_room([(req.output_path, profile)], "OUTPUT")
     upsampler = build_upsampler(req, src, dst, monitor)
-    tiles = plan_tiles(src.grid, dst, req.tile_size, upsampler.halo + req.overlap)
+    out_grid, tiles = plan_window(src.grid, dst, req.tile_size, upsampler.halo + req.overlap,
+                                  req.window)
+    r_off, c_off = (req.window or (0, 0))[:2]
+    nodata = output_nodata(src.nodata)
+    profile = gtiff_profile(out_grid, nodata)
+    require_room([(req.output_path, profile)], "OUTPUT")
     rx, ry = dst.res
-    monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {dst.width}×{dst.height} "
+    monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {out_grid.width}×"
+                 f"{out_grid.height} "
                  f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
                  f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo; "
                  f"nodata {nodata:g}.")
@@ -140,18 +161,18 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
                 data = fill_nearest(inp.data)
                 if data is None:  # only nodata around this tile: nothing to compute
                     writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
-                                 tile.row0, tile.col0)
+                                 tile.row0 - r_off, tile.col0 - c_off)
                     continue
                 inputs.append(TileInput(data, inp.row0, inp.col0))
                 kept.append(tile)
             outputs = upsampler.upsample(inputs, kept) if kept else []
             for tile, out in zip(kept, outputs):
                 out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out, np.nan)
-                writer.write(out, tile.row0, tile.col0)
+                writer.write(out, tile.row0 - r_off, tile.col0 - c_off)
             done += len(batch)
             tile_monitor.progress(done / len(tiles))
         monitor.check()
     seconds = time.perf_counter() - started
     monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
-    return SuperResolveResult(req.output_path, dst, upsampler.name,
+    return SuperResolveResult(req.output_path, out_grid, upsampler.name,
                               getattr(upsampler, "device", "cpu"), len(tiles), seconds)

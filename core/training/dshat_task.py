@@ -228,7 +228,8 @@ class DSHATTask(Task):
         cfg, torch = self.cfg, self.torch
         c, p = CONTEXT, cfg.patch_size
         wins = windows(self.scenes, self.ok, self.crop, cfg.batch_size, rng)
-        dem, msk, aux, sg, tru = (torch.from_numpy(a).to(self.device)
+        dem, msk, aux, sg, tru = (torch.from_numpy(np.ascontiguousarray(a[self.share]))
+                                  .to(self.device)
                                   for a in batch(self.scenes, wins, self.crop, rng))
         with autocast():
             pred = model(dem, msk, aux, sg)

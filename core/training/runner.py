@@ -94,6 +94,8 @@ class Task:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.torch, self.device = None, "cpu"  # set by the runner before build()
+        # this process's part of every batch drawn in `loss` (all of it but in a distributed run)
+        self.share = slice(None)
 
     def check(self) -> None:
         """Refuse bad settings (DemSrError) before anything is loaded."""
@@ -119,7 +121,8 @@ class Task:
         """Renew per-epoch data (0-based `epoch`; `first` of this run); may raise Cancelled."""
 
     def loss(self, model, rng: np.random.Generator, autocast):
-        """The loss of one batch drawn from `rng`, the forward pass inside `autocast()`."""
+        """The loss of this process's `share` of one batch drawn from `rng`, the forward pass
+        inside `autocast()`."""
         raise NotImplementedError
 
     def provenance(self) -> dict:
@@ -134,12 +137,17 @@ class Task:
 class SingleProcess:
     """How the processes of a run share the work: here one process does all of it.
 
-    The one place a distributed (torchrun/DDP) run would change: give each process
-    its rank's device, wrap the model for gradient averaging, draw each rank's own
-    batch stream, and let only one process write checkpoints, resume file and report.
+    distributed.Distributed (torchrun/DDP) changes each hook: its rank's device, the
+    model wrapped for gradient averaging, a share of every batch, validation on one
+    process broadcast to all, and one process writing checkpoints, resume file and report.
     """
 
-    writer = True  # this process writes the model, the resume file and the report
+    writer = True        # this process writes the model, the resume file and the report
+    share = slice(None)  # the part of every batch this process computes
+
+    def device(self, device: str) -> str:
+        """The device this process trains on."""
+        return device
 
     def wrap(self, model):
         """The model the training steps call (a DDP wrapper in a distributed run)."""
@@ -148,6 +156,17 @@ class SingleProcess:
     def epoch_rng(self, seed: int, epoch: int) -> np.random.Generator:
         """The stream the batches of `epoch` are drawn from."""
         return np.random.default_rng([seed, epoch])
+
+    def losses(self, losses: list) -> list:
+        """The epoch's per-batch training losses over the whole batches."""
+        return losses
+
+    def validate(self, task: "Task", model) -> dict:
+        """The validation metrics every process acts on (best epoch, log, report)."""
+        return task.validate(model)
+
+    def finish(self) -> None:
+        """After the run: wait until every process is done."""
 
 
 def run(task: Task, monitor: Optional[Monitor] = None,
@@ -160,7 +179,8 @@ def run(task: Task, monitor: Optional[Monitor] = None,
     cfg = task.cfg
     task.check()
     torch, device = start(cfg, monitor, task.what)
-    task.torch, task.device = torch, device
+    device = procs.device(device)
+    task.torch, task.device, task.share = torch, device, procs.share
     model = task.build(monitor).to(device).train()
     task.prepare(model, monitor)
     stepped = procs.wrap(model)
@@ -172,7 +192,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
     if cfg.resume:
         state.resume(model, opt, sched, monitor)
     if not state.history:  # the untrained (or INIT_WEIGHTS) model is the reference point
-        m0 = task.validate(model)
+        m0 = procs.validate(task, model)
         state.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate,
                                 seconds=0.0, **m0))
         monitor.info(f"before training: {task.describe(m0, start=True)}")
@@ -205,13 +225,14 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         if cancelled:
             break
         sched.step()
-        m = task.validate(model)
-        row, improved = state.end_epoch(epoch + 1, losses, time.perf_counter() - t0,
-                                        opt.param_groups[0]["lr"], m, model, opt, sched,
-                                        save_best)
+        m = procs.validate(task, model)
+        row, improved = state.end_epoch(epoch + 1, procs.losses(losses),
+                                        time.perf_counter() - t0, opt.param_groups[0]["lr"], m,
+                                        model, opt, sched, save_best)
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
                      f"{task.describe(m)}" + (" — best so far, saved" if improved else ""))
         if procs.writer:
             write_report(state.history, csv_path, png_path, task.baseline)
     state.finish(cancelled, epoch, monitor, model, save_best)
+    procs.finish()
     return state.result(cfg.output_model, cancelled, csv_path, png_path)

@@ -163,7 +163,7 @@ class SRTask(Task):
         cfg, torch = self.cfg, self.torch
         c, p = self.ctx * cfg.scale, cfg.patch_size
         crops, _ = self.patches.sample(cfg.batch_size, rng)
-        hr = torch.from_numpy(crops)[:, None].to(self.device)
+        hr = torch.from_numpy(np.ascontiguousarray(crops[self.share]))[:, None].to(self.device)
         lr = degrade(hr, cfg.scale, cfg.degradation)
         target = hr[..., c:c + p, c:c + p]
         with autocast():

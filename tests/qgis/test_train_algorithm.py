@@ -67,3 +67,31 @@ def test_foreign_model_is_refused_with_a_message(provider, tmp_path, dems_dir):
     with pytest.raises(QgsProcessingException, match="not a DEM SR model"):
         processing.run("demsr:superresolve", {"INPUT": str(hr), "SCALE": 2, "METHOD": "model",
                                               "MODEL": str(bad), "OUTPUT": str(tmp_path / "o.tif")})
+
+
+def test_export_only_writes_the_config_that_distributed_training_reads(provider, dems_dir,
+                                                                        tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from demsr.core.training.config import SRTrainConfig
+    from demsr.core.training.runconfig import load_config
+
+    hr = tmp_path / "hr.tif"
+    _crop(dems_dir, hr)
+    model, cfg_path = str(tmp_path / "server.pt"), str(tmp_path / "run.json")
+    params = {"INPUT": [str(hr)], "ARCHITECTURE": "gisr", "SCALE": 4, "PATCH_SIZE": 32,
+              "EPOCHS": 7, "BATCH_SIZE": 64, "DEVICE": "cuda", "SEED": 5,
+              "OUTPUT_MODEL": model, "EXPORT_CONFIG": cfg_path, "EXPORT_ONLY": True}
+    res = processing.run("demsr:train", params)
+    assert res["EXPORT_CONFIG"] == cfg_path and not os.path.exists(model)  # nothing trained
+    cfg = load_config(cfg_path)
+    assert isinstance(cfg, SRTrainConfig) and cfg.inputs == [str(hr)]
+    assert (cfg.architecture, cfg.scale, cfg.patch_size, cfg.epochs, cfg.batch_size,
+            cfg.device, cfg.seed, cfg.output_model) == ("gisr", 4, 32, 7, 64, "cuda", 5, model)
+    with pytest.raises(QgsProcessingException, match="EXPORT_ONLY needs EXPORT_CONFIG"):
+        processing.run("demsr:train", dict(params, EXPORT_CONFIG=None))
+    with pytest.raises(QgsProcessingException, match="multiple of the scale"):
+        processing.run("demsr:train", dict(params, PATCH_SIZE=30,
+                                           EXPORT_CONFIG=str(tmp_path / "bad.json")))
+    assert not (tmp_path / "bad.json").exists()
