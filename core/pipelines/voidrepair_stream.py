@@ -12,7 +12,7 @@ Two phases.
    holding voids. Four rasters of the input grid (first-filled DEM, flow
    accumulation, void distance, classes) go to a temporary GeoTIFF beside the
    output; every array of the whole grid is freed before phase 2. Peak memory is
-   this phase's: flow routing holds about 30 bytes per pixel (measured in
+   this phase's: flow routing holds about 45 bytes per pixel (measured in
    benchmarks and tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
@@ -53,9 +53,13 @@ from ..terrain.streamfit import StreamedFit
 from ..terrain.surface import CURVATURES, surface_derivatives
 
 SCRATCH_BANDS = ("dem", "flow_accumulation", "voids", "classes")
-BLOCK_PIXELS = 1 << 20      # rows per block of the global passes: about this many cells
+BLOCK_PIXELS = 1 << 18      # rows per block of the global passes: about this many cells
 RELIEF_HALO = 6             # two 7×7 box means
 GTIFF_BLOCK = 256
+# NumPy peak of the global pass per input pixel, flow routing's (tracemalloc, real terrain:
+# 61–67 on 1000² and 2000² SRTM mosaics, 74 between 384² and 768² lidar mosaics, whose
+# flats cost more); rounded up.
+GLOBAL_BYTES_PER_PIXEL = 100
 
 
 @dataclass
@@ -106,6 +110,27 @@ def _relief_sum(dem_in: np.ndarray, valid: np.ndarray, r0: int, r1: int,
     return float(vals.sum()), int(vals.size)
 
 
+def void_distance(fill: np.ndarray) -> np.ndarray:
+    """ndimage.distance_transform_edt(fill) as float32, one void group at a time.
+
+    The nearest non-void cell of a cell of group A is within min(h, w) of it (along its
+    row or column the first cell outside A is 4-adjacent to A, so not a void cell), so
+    A's box grown by min(h, w) + 1 holds it: the same values, with memory for the largest
+    void's window instead of 25 bytes per pixel of the whole grid.
+    """
+    dist = np.zeros(fill.shape, np.float32)
+    labels, _ = ndimage.label(fill)
+    for i, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        d = min(box[0].stop - box[0].start, box[1].stop - box[1].start) + 1
+        win = tuple(slice(max(b.start - d, 0), min(b.stop + d, n))
+                    for b, n in zip(box, fill.shape))
+        inside = labels[win] == i
+        dist[win][inside] = ndimage.distance_transform_edt(fill[win])[inside]
+    return dist
+
+
 def tile_side(tiles: list, shape: tuple[int, int], tile_size: int, min_tile: int) -> int:
     """The side sparse_tiles chose: the largest candidate whose grid the tiles lie on."""
     H, W = shape
@@ -140,6 +165,7 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
     del dem
     n_filled = int(fill.sum())
     n_left_px = int((classes == LEFT).sum())
+    del fill
     monitor.check()
     # Flow routing first, while little else is held: it needs the most memory.
     acc = compute_derivatives(surface, grid, ("flow_accumulation",),
@@ -181,7 +207,8 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
         del dem_in, valid
         sigma = max(total / count, 1e-3) if count else 1.0
         monitor.progress(0.85)
-        dist = ndimage.distance_transform_edt(fill)
+        fill = classes == FILLED
+        dist = void_distance(fill)
         for r0, r1 in _blocks(H, W):
             writer.write_raw(dist[r0:r1].astype(np.float32), r0, 0, band["voids"])
             writer.write_raw(classes[r0:r1].astype(np.float32), r0, 0, band["classes"])
