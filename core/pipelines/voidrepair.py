@@ -12,10 +12,12 @@
    On the input's own grid, valid cells are kept exactly and only voids take
    the model's values; on another grid the model's output is used everywhere.
 
-Everything after reading is held in memory on the target grid (under 100 bytes
-per target pixel at peak, plus PyTorch); MAX_TARGET_PIXELS guards against runaway
-grids, and a run that would need more memory than is available stops before it
-starts, saying so.
+On the input's own grid (without spectral bands) the repair streams
+(voidrepair_stream: a global pass, flow routing being what grows with the raster,
+then block by block). Otherwise everything after reading is held in memory on the
+target grid (under 100 bytes per target pixel at peak, plus PyTorch);
+MAX_TARGET_PIXELS guards against runaway grids. Either way a run that would need
+more memory than is available stops before it starts, saying so.
 """
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ BYTES_PER_TARGET_PIXEL, FIXED_BYTES = 100, 800_000_000
 # Streamed repair on the input grid (voidrepair_stream): flow routing over the whole grid is
 # what stays in memory (measured: see STREAM_* below and docs/benchmarks.md).
 MAX_STREAM_PIXELS = 2_000_000_000   # flow routing indexes cells with int32
-STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 60, 800_000_000
+# The global pass's NumPy peak (voidrepair_stream.GLOBAL_BYTES_PER_PIXEL) + PyTorch and model.
+STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 100, 800_000_000
 MIN_TILE = 64                 # smallest network tile side when voids are sparse
 MASK_NODATA = 255
 
