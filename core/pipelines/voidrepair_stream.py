@@ -12,8 +12,8 @@ Two phases.
    holding voids. Four rasters of the input grid (first-filled DEM, flow
    accumulation, void distance, classes) go to a temporary GeoTIFF beside the
    output; every array of the whole grid is freed before phase 2. Peak memory is
-   this phase's: flow routing holds about 45 bytes per pixel (measured in
-   benchmarks and tests/core/pipelines/test_voidrepair_stream.py).
+   this phase's: flow routing, 60–75 bytes per pixel of NumPy arrays measured on
+   real terrain (GLOBAL_BYTES_PER_PIXEL; tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
    block is copied; for each tile holding voids, a window with the network's
