@@ -12,17 +12,19 @@
    On the input's own grid, valid cells are kept exactly and only voids take
    the model's values; on another grid the model's output is used everywhere.
 
-Everything after reading is held in memory on the target grid (under 100 bytes
-per target pixel at peak, plus PyTorch); MAX_TARGET_PIXELS guards against runaway
-grids, and a run that would need more memory than is available stops before it
-starts, saying so.
+On the input's own grid (without spectral bands) the repair streams
+(voidrepair_stream: a global pass, flow routing being what grows with the raster,
+then block by block). Otherwise everything after reading is held in memory on the
+target grid (under 100 bytes per target pixel at peak, plus PyTorch);
+MAX_TARGET_PIXELS guards against runaway grids. Either way a run that would need
+more memory than is available stops before it starts, saying so.
 """
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import rasterio
@@ -47,6 +49,11 @@ MAX_TARGET_PIXELS = 100_000_000
 # Peak memory of a run, measured on 1–9 Mpx targets: about 75 bytes per target pixel plus a
 # fixed 0.75 GB (PyTorch, model, tiles); rounded up.
 BYTES_PER_TARGET_PIXEL, FIXED_BYTES = 100, 800_000_000
+# Streamed repair on the input grid (voidrepair_stream): flow routing over the whole grid is
+# what stays in memory (measured: see STREAM_* below and docs/benchmarks.md).
+MAX_STREAM_PIXELS = 2_000_000_000   # flow routing indexes cells with int32
+# The global pass's NumPy peak (voidrepair_stream.GLOBAL_BYTES_PER_PIXEL) + PyTorch and model.
+STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 100, 800_000_000
 MIN_TILE = 64                 # smallest network tile side when voids are sparse
 MASK_NODATA = 255
 
@@ -65,6 +72,7 @@ class VoidRepairRequest:
     max_void_size: float = 0.0                # input px; wider voids stay nodata (0 = fill all)
     tile_size: int = 384
     batch_size: int = 2
+    in_memory: bool = False                   # hold the grid in memory even on the input grid
 
 
 @dataclass
@@ -79,12 +87,23 @@ class VoidRepairResult:
     seconds: float
 
 
-def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
-              monitor: Monitor) -> np.ndarray:
-    """The model's DEM on the whole target grid, tile by tile with halo."""
+def batch_infer(model, device: str) -> Callable:
+    """(dem, voids, aux, sigma) batches of windows → the model's DEM (numpy, float32)."""
     from ..nets.checkpoint import channels_last
 
     torch = import_torch()
+
+    def infer(dem: np.ndarray, voids: np.ndarray, aux: np.ndarray, sigma: float) -> np.ndarray:
+        t = lambda a: channels_last(torch.from_numpy(np.ascontiguousarray(a)).to(device))  # noqa: E731
+        s = torch.full((len(dem), 1, 1, 1), float(sigma)).to(device)
+        with torch.inference_mode():
+            return model(t(dem), t(voids), t(aux), s).float().cpu().numpy()
+    return infer
+
+
+def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
+              monitor: Monitor) -> np.ndarray:
+    """The model's DEM on the whole target grid, tile by tile with halo."""
     halo = int(model.halo)
     H, W = prep.dem.shape
     out = np.empty((H, W), np.float32)
@@ -94,7 +113,7 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
         tiles = sparse_tiles(mask > 0, tile_size, halo, MIN_TILE)
     else:
         tiles = grid_tiles((H, W), tile_size)
-    sigma = torch.full((1, 1, 1, 1), float(prep.sigma))
+    infer = batch_infer(model, device)
     for i in range(0, len(tiles), max(1, batch_size)):
         monitor.check()
         batch = tiles[i:i + batch_size]
@@ -104,10 +123,7 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
         dem = np.stack([win(prep.dem, t) for t in batch])[:, None]
         msk = np.stack([win(mask, t) for t in batch])[:, None]
         aux = np.stack([win(prep.aux, t) for t in batch])
-        t = lambda a: channels_last(torch.from_numpy(np.ascontiguousarray(a)).to(device))  # noqa: E731
-        with torch.inference_mode():
-            y = model(t(dem), t(msk), t(aux),
-                      sigma.expand(len(batch), 1, 1, 1).to(device)).float().cpu().numpy()
+        y = infer(dem, msk, aux, prep.sigma)
         for k, (r, c, h, w) in enumerate(batch):
             out[r:r + h, c:c + w] = y[k, 0, halo:halo + h, halo:halo + w]
         monitor.progress(min(1.0, (i + len(batch)) / len(tiles)))
@@ -209,20 +225,28 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                          "to its CRS): choose a target grid that covers the DEM.")
     if superresolve_route(src.grid, dst):
         return _repair_then_superresolve(req, src, dst, monitor)
-    if dst.width * dst.height > MAX_TARGET_PIXELS:
+    stream = same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
+    pixels = dst.width * dst.height
+    limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
+    if pixels > limit:
+        held = "routes flow over" if stream else "holds in memory"
         raise DemSrError(
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
-            f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory. Split the "
+            f"{limit // 1_000_000} million that void repair {held}. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
     nodata = output_nodata(src.nodata)
     profiles = [(req.output_path, gtiff_profile(dst, nodata)),
                 (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
     require_room(profiles, "OUTPUT and FILLED_MASK")
-    need = BYTES_PER_TARGET_PIXEL * dst.width * dst.height + FIXED_BYTES
+    per_pixel, fixed = ((STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES) if stream
+                        else (BYTES_PER_TARGET_PIXEL, FIXED_BYTES))
+    need = per_pixel * pixels + fixed
     free = available_bytes()
     if free is not None and need > free:
+        what = ("routes flow over the whole input grid in memory" if stream
+                else "holds it in memory")
         raise DemSrError(
-            f"Void repair onto a {dst.width}×{dst.height} grid holds it in memory and needs "
+            f"Void repair onto a {dst.width}×{dst.height} grid {what} and needs "
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
     ckpt, model_path = load_model(req.model_path)
@@ -236,6 +260,8 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     channels = ", ".join(ckpt.hparams["aux_channels"])
     monitor.info(f"DS-HAT model {os.path.basename(model_path)} ({channels}); device: "
                  f"{choice.description}." + (f" Note: {choice.note}." if choice.note else ""))
+    if stream:
+        return _repair_streamed(req, src, ckpt, choice, profiles, monitor, started)
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         dem = read_band(ds, src.band)
     require_valid(int(np.isfinite(dem).sum()), src.path, src.band)
@@ -268,3 +294,32 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                  f"{seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, dst, n_fill, filled, left_t,
                             choice.description, seconds)
+
+
+def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monitor: Monitor,
+                     started: float) -> VoidRepairResult:
+    """On the input's own grid: global pass, then block by block (voidrepair_stream)."""
+    from . import voidrepair_stream as vs
+    from .dshat_inputs import SIGMA_RADIUS
+
+    model = ckpt.build_for_inference(choice.device)
+    halo = int(model.halo)
+    with vs.scratch_for(req.output_path) as scratch:
+        gp = vs.global_pass(src, req.max_void_size, halo, req.tile_size, MIN_TILE,
+                            SIGMA_RADIUS, scratch, monitor.sub(0.0, 0.4))
+        g = src.grid
+        monitor.info(f"Input {g.width}×{g.height} px: {gp.voids} void(s), {gp.filled} cells to "
+                     "fill" + (f"; {gp.left_voids} void(s) wider than {req.max_void_size:g} px "
+                               "left as nodata" if gp.left_voids else "")
+                     + f"; {len(gp.tiles)} network tile(s) of {gp.tile_side} px, streamed.")
+        monitor.check()
+        with atomic_outputs(profiles, monitor.info) as writers:
+            vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,
+                              writers, MASK_NODATA, monitor.sub(0.4, 0.99))
+            monitor.check()
+    seconds = time.perf_counter() - started
+    monitor.progress(1.0)
+    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({gp.filled} filled pixels) in "
+                 f"{seconds:.1f} s.")
+    return VoidRepairResult(req.output_path, req.mask_path, src.grid, gp.voids, gp.filled,
+                            gp.left, choice.description, seconds)
