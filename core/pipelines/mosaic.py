@@ -37,7 +37,7 @@ from ..errors import Cancelled, DemSrError
 from ..monitor import Monitor
 from ..nodata.fill import FILL_SEARCH_PIXELS
 from ..raster.grid import Grid, grid_factor, output_grid, subdivided
-from ..raster.io import GDAL_ENV, open_dem
+from ..raster.io import open_dem
 
 WORK = ".work"
 MANIFEST = ".demsr_mosaic.json"
