@@ -186,3 +186,73 @@ def test_voidrepair_target_grid_that_does_not_overlap_is_refused(tmp_path, crop)
         vr.voidrepair(vr.VoidRepairRequest(str(crop), str(out), str(mask),
                                            target_grid_path=str(ref)))
     assert not out.exists() and not mask.exists()
+
+
+def _recorded(tmp_path, scale, provenance, name="rec.pt"):
+    """A tiny ×scale model whose checkpoint records `provenance` (factors, finish)."""
+    model = tiny_fast(scale, seed=1)
+    path = str(tmp_path / name)
+    checkpoint.save(checkpoint.from_model(model, model.interpolation, provenance), path)
+    return path, model
+
+
+def test_engine_finish_equals_the_training_forward(tmp_path, crop):
+    """A model trained at ×2.5 (×3 network, area-average finish) runs in the engine exactly as
+    training saw it: network, then the ×3 grid area-averaged onto the ×2.5 grid."""
+    import torch
+
+    from demsr.core.training.area import apply, finish_matrix, to_torch
+
+    path, model = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": "average"})
+    out = tmp_path / "o.tif"
+    logs = []
+    from demsr.core.monitor import Monitor
+    superresolve(SuperResolveRequest(str(crop), str(out), scale=2.5, method="model",
+                                     model_path=path, device="cpu", tile_size=96),
+                 Monitor(info=logs.append))
+    assert any("then area average onto the ×2.5 grid" in m for m in logs)
+    engine = _read(out)[0]
+    lr = _read(crop)[0]
+    with torch.inference_mode():
+        y = model(torch.from_numpy(lr.astype(np.float32))[None, None])
+        fin = to_torch(finish_matrix(90, 3, 2.5, 0, 225))
+        train = apply(y, fin, fin)[0, 0].numpy()
+    m = 40  # away from the raster edges (the engine pads them, the bare network zero-pads)
+    assert engine.shape == train.shape == (225, 225)
+    np.testing.assert_allclose(engine[m:-m, m:-m], train[m:-m, m:-m], atol=2e-3, rtol=0)
+    # the record decides: the same weights recording nothing finish by cubic spline at ×2.5
+    old, _ = _recorded(tmp_path, 3, {}, "old.pt")
+    with pytest.raises(DemSrError, match=r"covers factors ×3 \(model ×3\)"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "x.tif"), scale=2.5,
+                                         method="model", model_path=old))
+
+
+def test_a_checkpoint_serves_the_factors_it_records_and_refuses_others(tmp_path, crop):
+    out = tmp_path / "o.tif"
+    single, _ = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": "average"}, "s.pt")
+    with pytest.raises(DemSrError, match=r"'s\.pt' \(×3\) covers factors ×2\.5 \(model ×3\), "
+                                         r"but the requested output grid is ×3 finer"):
+        superresolve(SuperResolveRequest(str(crop), str(out), scale=3, method="model",
+                                         model_path=single))
+    ranged, _ = _recorded(tmp_path, 4, {"factors": [2.0, 4.0], "finish": "average"}, "r.pt")
+    logs = []
+    from demsr.core.monitor import Monitor
+    superresolve(SuperResolveRequest(str(crop), str(out), scale=3, method="model",
+                                     model_path=ranged, device="cpu"), Monitor(info=logs.append))
+    assert any("then area average onto the ×3 grid" in m for m in logs)  # not cubic spline
+    with pytest.raises(DemSrError, match=r"×2 to ×4 \(model ×4, trained for that range\).*"
+                                         r"×1\.5 finer"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "p.tif"), scale=1.5,
+                                         method="model", model_path=ranged))
+    # a record that makes no sense is refused, not trusted
+    bad, _ = _recorded(tmp_path, 4, {"factors": [0, 99], "finish": "average"}, "bad.pt")
+    with pytest.raises(DemSrError, match=r"'bad\.pt' records factors \[0, 99\]"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "q.tif"), scale=3,
+                                         method="model", model_path=bad))
+    # a checkpoint that records nothing keeps the rule it was made under (×3: cubic spline)
+    logs.clear()
+    old, _ = _recorded(tmp_path, 4, {}, "old.pt")
+    superresolve(SuperResolveRequest(str(crop), str(tmp_path / "r.tif"), scale=3,
+                                     method="model", model_path=old, device="cpu"),
+                 Monitor(info=logs.append))
+    assert any("then cubic spline onto the ×3 grid" in m for m in logs)
