@@ -41,7 +41,7 @@ HPARAMS: dict = {2: {}, 4: {"channels": 48, "blocks": 8}}
 # finishing step, one factor drawn per batch from the range (core/training/sr_task.py).
 # Same data list, seed and scale augmentation as ×4; a lower learning rate (fine-tuning).
 RANGES = {(2.0, 4.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt",
-                           learning_rate=5e-4, patch_size=96, epochs=10, steps_per_epoch=100,
+                           learning_rate=3e-4, patch_size=96, epochs=10, steps_per_epoch=100,
                            batch_size=16, loss="l1", gradient_weight=0.5,
                            coarser_copies=(2, 3))}
 MODELS = os.path.join(ROOT, "resources", "models")

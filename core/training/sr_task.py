@@ -58,8 +58,12 @@ class Factors:
         return self.lo if self.lo == self.hi else float(rng.uniform(self.lo, self.hi))
 
     def validation(self) -> list[float]:
-        """Fixed factors the validation runs at: the range's ends and middle."""
-        return sorted({self.lo, round((self.lo + self.hi) / 2, 6), self.hi})
+        """Fixed factors the validation runs at: the factor, or the range's quartiles (its
+        inside, where a range model is used; its ends are often integer factors that a model
+        of exactly that scale serves better)."""
+        if self.lo == self.hi:
+            return [self.lo]
+        return [round(self.lo + q * (self.hi - self.lo), 6) for q in (0.25, 0.5, 0.75)]
 
     def crop(self, patch: int, ctx: int) -> int:
         """HR pixels per crop side: the loss patch, ctx LR px each side at the highest
