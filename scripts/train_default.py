@@ -43,6 +43,11 @@ HPARAMS: dict = {2: {}, 4: {"channels": 48, "blocks": 8}}
 RANGES = {(2.0, 4.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt",
                            learning_rate=3e-4, patch_size=96, epochs=10, steps_per_epoch=100,
                            batch_size=16, loss="l1", gradient_weight=0.5,
+                           coarser_copies=(2, 3)),
+          # smaller crops: near ×1 the LR input is nearly as large as the HR crop
+          (1.0, 2.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f1-2.pt",
+                           learning_rate=3e-4, patch_size=48, epochs=10, steps_per_epoch=100,
+                           batch_size=16, loss="l1", gradient_weight=0.5,
                            coarser_copies=(2, 3))}
 MODELS = os.path.join(ROOT, "resources", "models")
 

@@ -173,7 +173,8 @@ class SRTask(Task):
         check_inputs_output(cfg, "high-resolution DEM")
         lo = float(cfg.scale)
         hi = lo if cfg.max_factor is None else float(cfg.max_factor)
-        if not (1 < lo <= MAX_FACTOR and lo <= hi <= MAX_FACTOR):
+        # a range may start at ×1 (it serves the factors above it); one factor must be above 1
+        if not ((1 < lo or (lo == 1 and hi > lo)) and lo <= hi <= MAX_FACTOR):
             raise DemSrError(f"Scale {lo:g}" + ("" if hi == lo else f"–{hi:g}") + " is not a "
                              f"factor (range) within (1, {MAX_FACTOR:g}]; the highest factor "
                              "must not be below SCALE.")

@@ -1,4 +1,5 @@
 """METHOD=model at any factor a model covers: seams, exact grids, refusals, and real gain."""
+import os
 import subprocess
 
 import numpy as np
@@ -256,3 +257,25 @@ def test_a_checkpoint_serves_the_factors_it_records_and_refuses_others(tmp_path,
                                      method="model", model_path=old, device="cpu"),
                  Monitor(info=logs.append))
     assert any("then cubic spline onto the ×3 grid" in m for m in logs)
+
+
+def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
+    """The bundled factor-range models record the range bundled.py lists for them, and the
+    engine's rule picks them inside it, the ×2/×4 models at exactly ×2/×4."""
+    from demsr.core.nets import bundled
+    from demsr.core.pipelines.model_upsampler import resolve_model_path
+
+    ranged = bundled.factor_models()
+    assert len(ranged) == len(bundled.FACTOR_MODELS)  # every listed model is shipped
+    for path, scale, lo, hi in ranged:
+        ck = checkpoint.load(path)
+        assert ck.verified and ck.scale == scale
+        assert ck.provenance["factors"] == [lo, hi] and ck.provenance["finish"] == "average"
+    src = Grid(Affine(10.0, 0, 5000.0, 0, -10.0, 9000.0), 64, 64, None)
+    for factor in (1.5625, 2, 2.5, 3, 3.5, 4, 6):
+        got = os.path.basename(resolve_model_path(None, src, output_grid(src, factor)))
+        if factor in (2, 4):
+            assert got == f"demsr_fast_x{factor}.pt"
+            continue
+        inside = [p for p, _, lo, hi in ranged if lo < factor < hi]
+        assert got == (os.path.basename(inside[0]) if inside else "demsr_fast_x4.pt"), factor
