@@ -60,9 +60,11 @@ class Coverage:
     def text(self) -> str:
         if self.lo == self.hi:
             return f"×{self.lo:g} (model ×{self.scale})"
-        if self.recorded and self.finish != AUTO:
-            return f"×{self.lo:g} to ×{self.hi:g} (model ×{self.scale}, trained for that range)"
         low = "above ×1" if self.lo <= 1 else f"from ×{self.lo:g}"
+        if self.recorded and self.finish != AUTO:
+            low = "×1" if self.lo <= 1 else f"×{self.lo:g}"
+            return (f"{low} to ×{self.hi:g} (model ×{self.scale}, trained for that range"
+                    + (", ×1 itself excluded)" if self.lo <= 1 else ")"))
         return f"any factor {low} up to ×{self.hi:g} (model ×{self.scale})"
 
 
