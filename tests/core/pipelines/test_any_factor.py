@@ -133,8 +133,8 @@ def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, 
         pred = _read(out)[0]
         assert pred.shape == hr.shape
         rmse[method] = compare(pred, hr, 200.0, 200.0).rmse
-        if method == "model":
-            assert "demsr_fast_x4" in res.method
+        if method == "model":  # the rule: the (1, 2) model below ×2, else the ×4 model
+            assert ("demsr_fast_x4_f1-2.pt" in res.method) == (factor < 2), res.method
     assert rmse["model"] < 0.97 * min(rmse[m] for m in ("lanczos", "cubicspline", "cubic"))
 
 
