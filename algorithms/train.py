@@ -58,7 +58,8 @@ class TrainAlgorithm(DemSrAlgorithm):
             "onto a grid SCALE times coarser (partial cells by their overlap), and the ×s output "
             "area-averaged onto the HR grid for the loss.\n"
             "<b>MAX_SCALE</b> (advanced, optional): train one model for every factor from SCALE "
-            "up to this; each batch draws its own factor.\n"
+            "up to this (SCALE may then be 1: the model serves every factor above 1); each batch "
+            "draws its own factor.\n"
             "<b>INPUT</b>: one or more HR DEMs. Low-resolution inputs are made from them "
             "with DEGRADATION (block mean = a coarse cell is the mean of its footprint, the "
             "realistic default; knn = mean of the HR cells within SCALE pixels of the coarse "
@@ -100,7 +101,7 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
-            defaultValue=2, minValue=1.0001, maxValue=8))
+            defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
         self.add_int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
         self.add_int(self.EPOCHS, "Epochs", 20, 1, 10000)
         self.add_int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)

@@ -157,6 +157,7 @@ def test_non_integer_factor_and_factor_range_train_through_the_area_average(hr_d
 @pytest.mark.parametrize("kw, match", [
     (dict(scale=2.5, degradation="knn"), "area average"),
     (dict(scale=9), r"within \(1, 8\]"),
+    (dict(scale=1), r"Scale 1 is not a factor"),
     (dict(scale=3, max_factor=2.5), "must not be below SCALE"),
     (dict(scale=2.5, model_scale=2), r"×2 network cannot serve ×2\.5"),
 ])
