@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--range", type=float, nargs=2, metavar=("LO", "HI"),
                     help="a factor-range model of RANGES instead of --scale")
     ap.add_argument("--lr", type=float, default=None, help="default 2e-3 (RANGES: their own)")
+    ap.add_argument("--finish", default="average", choices=("average", "cubicspline"),
+                    help="RANGES: the finishing step trained through (and recorded)")
     ap.add_argument("--hparams", default="{}", help="JSON architecture hyper-parameters")
     ap.add_argument("--out")
     add_run_args(ap, threads=0)
@@ -71,13 +73,16 @@ def main() -> None:
     if a.range:
         spec = dict(RANGES[tuple(a.range)])
         init = os.path.join(MODELS, spec.pop("init"))
-        out = a.out or os.path.join(MODELS, spec.pop("out"))
-        spec.pop("out", None)
+        name = spec.pop("out")
+        if a.finish != "average":
+            name = name[:-3] + f"_{a.finish}.pt"
+        out = a.out or os.path.join(MODELS, name)
         lr = a.lr or spec.pop("learning_rate")
         spec.pop("learning_rate", None)
         s = settings_for(a, spec)
         cfg = SRTrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
                             scale=a.range[0], max_factor=a.range[1], init_weights=init,
+                            finish=a.finish,
                             learning_rate=lr, degradation="blockmean", validation=0.1,
                             seed=a.seed, device="auto", **s)
     else:

@@ -59,11 +59,42 @@ def degrade_area(hr, factor: float):
     return apply(hr, a_y, a_x)
 
 
-def finish_matrix(n_lr: int, scale: int, factor: float, first: int, size: int) -> np.ndarray:
+FINISHES = ("average", "cubicspline")
+
+
+def gdal_matrix(n_src: int, n_dst: int, ratio: float, offset: float, method: str) -> np.ndarray:
+    """(n_dst, n_src) weights of GDAL's `method` kernel (core.raster.warp.resample, as the
+    engine calls it) along one axis, target cell i spanning source [offset + i·ratio,
+    offset + (i+1)·ratio). GDAL's warp kernels are separable, so the 2-D warp is
+    M_y @ x @ M_xᵀ away from the edges. Measured, not re-implemented: one warp per source
+    row of an image whose row j is 1 (the other axis then sums to 1)."""
+    from affine import Affine
+
+    from ..raster.warp import resample
+
+    width = 16
+    src_t = Affine(1.0, 0.0, 1000.0, 0.0, -1.0, 5000.0)
+    dst_t = Affine(1.0, 0.0, 1000.0, 0.0, -ratio, 5000.0 - offset)
+    m = np.zeros((n_dst, n_src))
+    img = np.zeros((n_src, width), np.float32)
+    for j in range(n_src):
+        img[j] = 1.0
+        m[:, j] = resample(img, src_t, (n_dst, width), dst_t, method)[:, width // 2]
+        img[j] = 0.0
+    return m
+
+
+def finish_matrix(n_lr: int, scale: int, factor: float, first: int, size: int,
+                  method: str = "average") -> np.ndarray:
     """(size, n_lr·scale) map from a ×scale network output over n_lr LR cells onto HR rows
     [first, first + size): each LR cell is `factor` HR px, each output cell factor/scale HR
-    px, so an HR pixel averages scale/factor (≥ 1) output cells."""
+    px, so an HR pixel spans scale/factor (≥ 1) output cells. `method`: the engine's finish,
+    'average' (exact overlap weights) or 'cubicspline' (GDAL's kernel, gdal_matrix)."""
     ratio = scale / factor
     if ratio < 1 - 1e-9:
         raise ValueError(f"a ×{scale} output cannot be area-averaged onto a ×{factor:g} grid")
-    return area_matrix(n_lr * scale, size, ratio, offset=first * ratio)
+    if method == "average":
+        return area_matrix(n_lr * scale, size, ratio, offset=first * ratio)
+    if method not in FINISHES:
+        raise ValueError(f"unknown finish '{method}'")
+    return gdal_matrix(n_lr * scale, size, ratio, first * ratio, method)

@@ -35,6 +35,8 @@ class SRTrainConfig(TrainConfig):
     #                                     drawn per batch (one ×s network for a range)
     model_scale: int = 0          # the network's integer scale s (0 = INIT_WEIGHTS's, else the
     #                               smallest integer ≥ the highest factor)
+    finish: str = "average"       # how the ×s output goes onto the ×f grid, in training and
+    #                               in the engine: 'average' or 'cubicspline' (GDAL's kernel)
     degradation: str = "blockmean"
     loss: str = "l1"
     gradient_weight: float = 0.5

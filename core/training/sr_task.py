@@ -29,7 +29,7 @@ from ..evaluation.metrics import cell_size_m, horn_slope, psnr, ssim
 from ..monitor import Monitor
 from ..raster.warp import resample
 from ..nets import coverage
-from .area import apply, area_matrix, coarse_size, finish_matrix, to_torch
+from .area import FINISHES, apply, area_matrix, coarse_size, finish_matrix, to_torch
 from .config import SRTrainConfig
 from .degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
@@ -49,13 +49,18 @@ MAX_FACTOR = 8.0
 class Factors:
     """The factors a run trains for ([lo, hi]) and its network's integer scale."""
 
-    def __init__(self, lo: float, hi: float, net: int):
-        self.lo, self.hi, self.net = float(lo), float(hi), int(net)
+    def __init__(self, lo: float, hi: float, net: int, finish: str = "average"):
+        self.lo, self.hi, self.net, self.finish = float(lo), float(hi), int(net), finish
         # the classic training: one integer factor, the network's own
         self.plain = self.lo == self.hi == self.net
+        self._pairs: dict = {}
 
     def draw(self, rng: np.random.Generator) -> float:
-        return self.lo if self.lo == self.hi else float(rng.uniform(self.lo, self.hi))
+        if self.lo == self.hi:
+            return self.lo
+        f = float(rng.uniform(self.lo, self.hi))
+        # GDAL-kernel finishes are measured per factor (area.gdal_matrix): a 1/64 lattice
+        return f if self.finish == "average" else min(max(round(f * 64) / 64, self.lo), self.hi)
 
     def validation(self) -> list[float]:
         """Fixed factors the validation runs at: the factor, or the range's quartiles (its
@@ -74,23 +79,32 @@ class Factors:
 
     def pair(self, crop: int, ctx: int, patch: int, factor: float):
         """(LR map (n, crop), finishing map (patch, n·s), first HR row of the loss patch)."""
+        key = (crop, ctx, patch, factor)
+        if key not in self._pairs:
+            self._pairs[key] = self._pair(crop, ctx, patch, factor)
+        return self._pairs[key]
+
+    def _pair(self, crop: int, ctx: int, patch: int, factor: float):
         n = coarse_size(crop, factor)
         first = math.ceil(ctx * factor - 1e-9)
         if first + patch > (n - ctx) * factor + 1e-6:
             raise DemSrError(f"Internal error: a {crop}-px crop is too small at ×{factor:g}.")
-        return (area_matrix(crop, n, factor), finish_matrix(n, self.net, factor, first, patch),
-                first)
+        return (area_matrix(crop, n, factor),
+                # at the network's own factor the engine takes its output as it is
+                finish_matrix(n, self.net, factor, first, patch,
+                              "average" if factor == self.net else self.finish), first)
 
     def record(self) -> dict:
         """What the checkpoint says it serves (coverage.py reads it back)."""
         if self.plain:
             lo, hi = coverage.default_range(self.net)
             return dict(factors=[lo, hi], finish=coverage.AUTO)
-        return dict(factors=[self.lo, self.hi], finish="average")
+        return dict(factors=[self.lo, self.hi], finish=self.finish)
 
     def text(self) -> str:
         f = f"×{self.lo:g}" if self.lo == self.hi else f"×{self.lo:g}–×{self.hi:g}"
-        return f if self.plain else f"{f} (network ×{self.net}, area-average finish)"
+        how = "area-average" if self.finish == "average" else self.finish
+        return f if self.plain else f"{f} (network ×{self.net}, {how} finish)"
 
 
 class SRValidator:
@@ -184,6 +198,9 @@ class SRTask(Task):
         self.lo, self.hi = lo, hi
         if cfg.degradation not in DEGRADATIONS:
             raise DemSrError(f"Unknown degradation '{cfg.degradation}'.")
+        if cfg.finish not in FINISHES:
+            raise DemSrError(f"Unknown finishing step '{cfg.finish}'; use one of "
+                             f"{', '.join(FINISHES)}.")
         if cfg.loss not in LOSSES:
             raise DemSrError(f"Unknown loss '{cfg.loss}'.")
         check_run_settings(cfg)
@@ -197,7 +214,7 @@ class SRTask(Task):
         if net < self.hi - 1e-9:
             raise DemSrError(f"INIT_WEIGHTS is a ×{net} model: it cannot serve ×{self.hi:g} "
                              "(a network's scale must be at least the highest factor).")
-        fs, cfg = Factors(self.lo, self.hi, net), self.cfg
+        fs, cfg = Factors(self.lo, self.hi, net, self.cfg.finish), self.cfg
         if fs.plain:
             if cfg.patch_size % net or cfg.patch_size < 4 * net:
                 raise DemSrError(f"PATCH_SIZE must be a multiple of the scale ({net}) and at "

@@ -197,26 +197,28 @@ def _recorded(tmp_path, scale, provenance, name="rec.pt"):
     return path, model
 
 
-def test_engine_finish_equals_the_training_forward(tmp_path, crop):
-    """A model trained at ×2.5 (×3 network, area-average finish) runs in the engine exactly as
-    training saw it: network, then the ×3 grid area-averaged onto the ×2.5 grid."""
+@pytest.mark.parametrize("finish, how", [("average", "area average"),
+                                         ("cubicspline", "cubic spline")])
+def test_engine_finish_equals_the_training_forward(tmp_path, crop, finish, how):
+    """A model trained at ×2.5 (×3 network) through a finish runs in the engine exactly as
+    training saw it: network, then the ×3 grid taken onto the ×2.5 grid by that finish."""
     import torch
 
     from demsr.core.training.area import apply, finish_matrix, to_torch
 
-    path, model = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": "average"})
+    path, model = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": finish})
     out = tmp_path / "o.tif"
     logs = []
     from demsr.core.monitor import Monitor
     superresolve(SuperResolveRequest(str(crop), str(out), scale=2.5, method="model",
                                      model_path=path, device="cpu", tile_size=96),
                  Monitor(info=logs.append))
-    assert any("then area average onto the ×2.5 grid" in m for m in logs)
+    assert any(f"then {how} onto the ×2.5 grid" in m for m in logs)
     engine = _read(out)[0]
     lr = _read(crop)[0]
     with torch.inference_mode():
         y = model(torch.from_numpy(lr.astype(np.float32))[None, None])
-        fin = to_torch(finish_matrix(90, 3, 2.5, 0, 225))
+        fin = to_torch(finish_matrix(90, 3, 2.5, 0, 225, finish))
         train = apply(y, fin, fin)[0, 0].numpy()
     m = 40  # away from the raster edges (the engine pads them, the bare network zero-pads)
     assert engine.shape == train.shape == (225, 225)

@@ -57,3 +57,22 @@ def test_integer_factor_is_the_block_mean_and_the_finish_is_differentiable(dems_
     assert y.grad is not None and float(y.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="cannot be area-averaged"):
         finish_matrix(16, 2, 2.5, 0, 10)
+
+
+def test_cubic_spline_finish_matrix_equals_gdal_cubic_spline_on_a_real_crop(dems_dir, tmp_path):
+    """The other finish a model can be trained through: GDAL's cubic-spline kernel, measured
+    as a separable map, equals the engine's 2-D warp (core.raster.warp.resample)."""
+    from demsr.core.raster.warp import resample
+
+    hr = dem_crop(dems_dir / "flopy_sagehen_10m.tif", tmp_path / "hr.tif", 50, 50, 64)
+    x = (hr - hr.mean()).astype(np.float32)  # a ×4 output over 16 LR cells (64 fine cells)
+    fin = finish_matrix(16, 4, 2.5, 5, 20, "cubicspline")  # HR rows/cols 5..24 at ×2.5
+    assert np.allclose(fin.sum(axis=1), 1, atol=1e-6) and np.count_nonzero(fin[10]) > 3
+    mid_t = Affine(1.0, 0, 7000.0, 0, -1.0, 9000.0)
+    dst_t = Affine(1.6, 0, 7000.0 + 5 * 1.6, 0, -1.6, 9000.0 - 5 * 1.6)
+    gdal = resample(x, mid_t, (20, 20), dst_t, "cubicspline")
+    ours = fin @ x.astype(np.float64) @ fin.T
+    np.testing.assert_allclose(ours, gdal, rtol=0, atol=1e-4)
+    # not the area average: the kernel reaches beyond an HR pixel's footprint
+    assert np.abs(ours - finish_matrix(16, 4, 2.5, 5, 20) @ x @
+                  finish_matrix(16, 4, 2.5, 5, 20).T).max() > 0.05
