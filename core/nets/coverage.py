@@ -3,8 +3,9 @@ onto a ×f grid (f ≠ s). Plain Python: the engine, the training and the bundle
 read it; no torch.
 
 A checkpoint trained by 'Train DEM SR' records it in its provenance: "factors": [lo, hi]
-(the factors it was trained for, both included) and "finish": "average" (trained through
-the area average the engine then uses at every one of them) or "auto" (the rule below).
+(the factors it was trained for, both included) and "finish": "average" or "cubicspline"
+(trained through that step, which the engine then uses at every one of them) or "auto"
+(the rule below).
 Checkpoints from before that record nothing and keep the rule they were made under: a
 ×s model serves s alone and, from s = 4 up, every factor in (1, 2s], its output going onto
 the target grid by area average up to s/2 and by GDAL cubic spline above (measured on the

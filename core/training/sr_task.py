@@ -10,8 +10,10 @@ Any factor f in (1, 8], or a range of them: the network is a ×s model (s an int
 ≥ f) trained through the step the engine finishes with, so training and inference
 agree: the LR input is the HR crop area-averaged onto a grid f times coarser (partial
 cells by their overlap, area.py), and the ×s output is area-averaged onto the HR grid
-before the loss. With a range, each batch draws its own f. The checkpoint records the
-factors it was trained for and that finish ("factors", "finish" in its provenance);
+before the loss (or, with `finish` 'cubicspline', taken there by GDAL's cubic-spline
+kernel, measured as a linear map). With a range, each batch draws its own f. The
+checkpoint records the factors it was trained for and that finish ("factors", "finish"
+in its provenance);
 the engine serves exactly those (core/nets/coverage.py). A single integer factor with
 s = f is the classic training (LR by `degradation`, no finishing step).
 """
