@@ -55,8 +55,8 @@ def coverage_text(scales: list[int]) -> str:
 def bundled_coverages() -> list[tuple[str, coverage.Coverage]]:
     """(path, coverage) of every bundled SR model on disk, in the order the rule tries
     them after an exact-scale model: factor-range models first, then the ×s models."""
-    ranged = [(path, coverage.Coverage(s, lo, hi, "average", recorded=True))
-              for path, s, lo, hi in bundled.factor_models()]
+    ranged = [(path, coverage.Coverage(s, lo, hi, finish, recorded=True))
+              for path, s, lo, hi, finish in bundled.factor_models()]
     return ranged + [(bundled.sr_model_path(s), coverage.rule(s)) for s in bundled.sr_scales()]
 
 

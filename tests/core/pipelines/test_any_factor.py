@@ -269,15 +269,15 @@ def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
 
     ranged = bundled.factor_models()
     assert len(ranged) == len(bundled.FACTOR_MODELS)  # every listed model is shipped
-    for path, scale, lo, hi in ranged:
+    for path, scale, lo, hi, finish in ranged:
         ck = checkpoint.load(path)
         assert ck.verified and ck.scale == scale
-        assert ck.provenance["factors"] == [lo, hi] and ck.provenance["finish"] == "average"
+        assert ck.provenance["factors"] == [lo, hi] and ck.provenance["finish"] == finish
     src = Grid(Affine(10.0, 0, 5000.0, 0, -10.0, 9000.0), 64, 64, None)
     for factor in (1.5625, 2, 2.5, 3, 3.5, 4, 6):
         got = os.path.basename(resolve_model_path(None, src, output_grid(src, factor)))
         if factor in (2, 4):
             assert got == f"demsr_fast_x{factor}.pt"
             continue
-        inside = [p for p, _, lo, hi in ranged if lo < factor < hi]
+        inside = [p for p, _, lo, hi, _ in ranged if lo < factor < hi]
         assert got == (os.path.basename(inside[0]) if inside else "demsr_fast_x4.pt"), factor
