@@ -24,6 +24,8 @@ class TrainAlgorithm(DemSrAlgorithm):
     INPUT = "INPUT"
     ARCHITECTURE = "ARCHITECTURE"
     SCALE = "SCALE"
+    MAX_SCALE = "MAX_SCALE"
+    NETWORK_SCALE = "NETWORK_SCALE"
     PATCH_SIZE = "PATCH_SIZE"
     EPOCHS = "EPOCHS"
     BATCH_SIZE = "BATCH_SIZE"
@@ -50,8 +52,17 @@ class TrainAlgorithm(DemSrAlgorithm):
     def shortHelpString(self):  # noqa: N802
         return self.with_labels(self.tr(
             "Trains a super-resolution model on your own high-resolution DEMs; use the .pt "
-            "file in Super-resolve DEM (METHOD=model, MODEL=the file) with SCALE equal to the "
-            "model's scale.\n\n"
+            "file in Super-resolve DEM (METHOD=model, MODEL=the file) at a factor it was "
+            "trained for (it records them; another factor is refused with the list).\n\n"
+            "<b>SCALE</b>: any factor in (1, 8], e.g. 2, 2.5 or 1.5625. At a non-integer factor "
+            "(or with MAX_SCALE) the network is a ×s model, s = NETWORK_SCALE or the smallest "
+            "integer ≥ the highest factor (INIT_WEIGHTS's scale when fine-tuning), trained "
+            "through the step Super-resolve DEM finishes with: LR = the HR crop area-averaged "
+            "onto a grid SCALE times coarser (partial cells by their overlap), and the ×s output "
+            "area-averaged onto the HR grid for the loss.\n"
+            "<b>MAX_SCALE</b> (advanced, optional): train one model for every factor from SCALE "
+            "up to this (SCALE may then be 1: the model serves every factor above 1); each batch "
+            "draws its own factor.\n"
             "<b>INPUT</b>: one or more HR DEMs. Low-resolution inputs are made from them "
             "with DEGRADATION (block mean = a coarse cell is the mean of its footprint, the "
             "realistic default; knn = mean of the HR cells within SCALE pixels of the coarse "
@@ -95,8 +106,8 @@ class TrainAlgorithm(DemSrAlgorithm):
             self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.TypeRaster))
         self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Integer,
-            defaultValue=2, minValue=2, maxValue=8))
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
+            defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
         self.add_int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
         self.add_int(self.EPOCHS, "Epochs", 20, 1, 10000)
         self.add_int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
@@ -120,6 +131,15 @@ class TrainAlgorithm(DemSrAlgorithm):
                 sr=SRTrainConfig.gradient_weight, dshat=DSHATTrainConfig.gradient_weight),
             QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
             minValue=0.0, maxValue=100.0), advanced=True)
+        self.add(QgsProcessingParameterNumber(
+            self.MAX_SCALE, self.tr("Highest factor (train for the range SCALE to this)"),
+            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            minValue=1.0001, maxValue=8), advanced=True)
+        self.add(QgsProcessingParameterNumber(
+            self.NETWORK_SCALE, self.tr("Network scale (integer; not set = smallest integer "
+                                        "≥ the highest factor)"),
+            QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
+            minValue=2, maxValue=16), advanced=True)
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
         self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
         for name, label in ((self.REFERENCES, "DS-HAT pairs: HR reference per input DEM"),
@@ -163,18 +183,25 @@ class TrainAlgorithm(DemSrAlgorithm):
         if gradient_weight is not None:  # else the config's default
             shared["gradient_weight"] = gradient_weight
         architecture = self.parameterAsEnumString(parameters, self.ARCHITECTURE, context)
-        scale = self.parameterAsInt(parameters, self.SCALE, context)
+        scale = self.parameterAsDouble(parameters, self.SCALE, context)
+        max_scale = self.optional_number(parameters, self.MAX_SCALE, context)
+        network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
         degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
         if architecture == "dshat":
             if feedback is not None and (loss != "l1" or degradation != "blockmean"):
                 feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
                                      "degradation; LOSS and DEGRADATION are ignored.")
-            cfg = DSHATTrainConfig(**shared, factors=[1, scale],
+            if feedback is not None and (max_scale is not None or network_scale is not None):
+                feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
+            cfg = DSHATTrainConfig(**shared, factors=[1, int(scale) if scale.is_integer()
+                                                      else scale],
                                    references=layers(self.REFERENCES),
                                    spectral=layers(self.SPECTRAL))
         else:
-            cfg = SRTrainConfig(**shared, architecture=architecture, scale=scale,
+            cfg = SRTrainConfig(**shared, architecture=architecture,
+                                scale=int(scale) if scale.is_integer() else scale,
+                                max_factor=max_scale, model_scale=int(network_scale or 0),
                                 degradation=degradation, loss=loss)
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
         self.check_paths(

@@ -38,12 +38,22 @@ def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
             f"({100 * (rmse / base - 1):+.1f} %, epoch {best['epoch']})")
 
 
+FINISH_WORDS = {"average": "area average", "cubicspline": "cubic spline"}
+
+
 def bundled_models() -> list:
     """(file, what it covers, held-out figures) for each model in resources/models."""
     rows = []
-    for scale in bundled.sr_scales():
+    scales = bundled.sr_scales()
+    for scale in scales:
         path = bundled.sr_model_path(scale)
-        rows.append((os.path.basename(path), f"Super-resolve DEM ×{scale}",
+        what = f"Super-resolve DEM ×{scale}"
+        if scale == max(scales):
+            what += " (and every factor up to ×8 that no other model serves)"
+        rows.append((os.path.basename(path), what, held_out_figures(path[:-3] + "_metrics.csv")))
+    for path, _scale, lo, hi, finish in bundled.factor_models():
+        rows.append((os.path.basename(path), f"Super-resolve DEM, factors above ×{lo:g} up to "
+                     f"×{hi:g} (×4 network, then {FINISH_WORDS.get(finish, finish)})",
                      held_out_figures(path[:-3] + "_metrics.csv")))
     if os.path.isfile(bundled.DSHAT_MODEL):
         rows.append((os.path.basename(bundled.DSHAT_MODEL),

@@ -1,6 +1,7 @@
 """Super-resolve DEM with METHOD=model at any factor against the best classical resampler.
 
-    python scripts/evaluate_factors.py [--factors 1.5625 2 2.5 3 4] [--routes] [--out build/factors.md]
+    python scripts/evaluate_factors.py [--factors 1.5625 2 2.5 3 4] [--routes]
+        [--model 2:4=build/x4_f2-4.pt] [--out build/factors.md]
 
 For each held-out DEM (scripts/default_data.py VALIDATION) and factor f: LR = the HR DEM on
 a grid f times coarser, by block mean at integer factors and by area average (GDAL
@@ -9,6 +10,11 @@ number of LR cells first, so the SR output grid is the HR grid. Every method goe
 the same engine (`superresolve`): the model by the engine's own rule (METHOD=model, bundled
 models), and GDAL cubic, cubic spline and Lanczos. Ratio = model RMSE / best classical RMSE
 for that DEM; slope ratio likewise with the best classical slope RMSE.
+
+--model LO:HI=PATH (repeatable) evaluates a candidate factor-range model as if it were
+bundled: "model" then runs PATH at the factors in [LO, HI] that no bundled model of exactly
+that scale serves (through the engine, which honours the factors and finish the checkpoint
+records), and the bundled rule's figures are kept as the extra route "rule".
 
 --routes also runs every bundled model at every factor it can reach (×s then area average
 when s ≥ f, ×s then Lanczos when s < f), to show why the engine's rule is what it is.
@@ -35,7 +41,7 @@ from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import bundled, checkpoint  # noqa: E402
 from demsr.core.pipelines import superresolve as engine  # noqa: E402
 from demsr.core.pipelines.model_upsampler import FactorModelUpsampler, ModelUpsampler  # noqa: E402
-from demsr.core.raster.grid import Grid, grid_factor  # noqa: E402
+from demsr.core.raster.grid import Grid, grid_factor, grid_ratio  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.raster.warp import area_average  # noqa: E402
 
@@ -79,6 +85,17 @@ def forced(model_path: str, finish=None):
     return build
 
 
+def candidate(models):
+    """build_upsampler with candidate factor-range models [(lo, hi, path)] before the rule."""
+    def build(req, src, dst, monitor):
+        f, exact = grid_ratio(src.grid, dst), grid_factor(src.grid, dst)
+        path = None
+        if exact not in bundled.sr_scales():
+            path = next((p for lo, hi, p in models if lo - 1e-9 <= f <= hi + 1e-9), None)
+        return ModelUpsampler.for_grids(path, src.grid, dst, "cpu", 1, monitor)
+    return build
+
+
 def run(lr_path, factor, method, tmp, build=None):
     out = os.path.join(tmp, f"sr_{method}_{factor:g}.tif")
     original = engine.build_upsampler
@@ -94,12 +111,15 @@ def run(lr_path, factor, method, tmp, build=None):
         return read_band(ds, 1)
 
 
-def evaluate(path, factor, tmp, routes):
+def evaluate(path, factor, tmp, routes, models=()):
     hr, grid, lr_path = make_lr(path, factor, tmp)
     b = grid.bounds
     dx, dy = cell_size_m(grid.res, grid.is_geographic, (b[1] + b[3]) / 2)
     res = {}
     methods = {m: None for m in ("model", *CLASSICAL)}
+    if models:
+        methods["model"] = candidate(models)
+        methods["rule"] = None
     if routes:
         for s in bundled.sr_scales():
             methods[f"x{s}"] = forced(bundled.sr_model_path(s))
@@ -108,7 +128,7 @@ def evaluate(path, factor, tmp, routes):
                     methods[f"x{s}+{fin}"] = forced(bundled.sr_model_path(s), fin)
     for method, build in methods.items():
         try:
-            pred = run(lr_path, factor, method, tmp, build)
+            pred = run(lr_path, factor, "model" if method == "rule" else method, tmp, build)
         except Exception as exc:  # noqa: BLE001 - a factor the rule refuses
             print(f"  {os.path.basename(path)} ×{factor:g} {method}: {exc}", file=sys.stderr)
             continue
@@ -125,8 +145,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--factors", type=float, nargs="+", default=[1.5625, 2, 2.5, 3, 4])
     ap.add_argument("--routes", action="store_true")
+    ap.add_argument("--model", action="append", default=[], metavar="LO:HI=PATH",
+                    help="a candidate factor-range model for the factors in [LO, HI]")
     ap.add_argument("--out")
     a = ap.parse_args()
+    models = []
+    for spec in a.model:
+        rng, path = spec.split("=", 1)
+        lo, hi = (float(x) for x in rng.split(":"))
+        models.append((lo, hi, os.path.abspath(path)))
     lines = ["| DEM | terrain | factor | best classical | RMSE classical (m) | RMSE model (m) | "
              "ratio | slope RMSE classical (°) | slope RMSE model (°) | slope ratio |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -136,11 +163,11 @@ def main():
             er, sr, extra = [], [], {}
             for path in paths(VALIDATION):
                 name = os.path.basename(path)
-                r = evaluate(path, f, tmp, a.routes)
+                r = evaluate(path, f, tmp, a.routes, models)
                 best = min(CLASSICAL, key=lambda m: r[m].rmse)
                 bs = min(r[m].slope_rmse for m in CLASSICAL)
                 for k in r:
-                    if k.startswith("x"):
+                    if k.startswith("x") or k == "rule":
                         extra.setdefault(k, []).append((r[k].rmse / r[best].rmse,
                                                         r[k].slope_rmse / bs))
                 if "model" not in r:
@@ -163,7 +190,8 @@ def main():
                 summary.append(f"×{f:g}: no model covers this factor")
             for k, v in extra.items():
                 e, s = [x[0] for x in v], [x[1] for x in v]
-                route_lines.append(f"route ×{f:g} via bundled {k}: elevation gm {gmean(e):.3f} "
+                via = "the bundled rule" if k == "rule" else f"bundled {k}"
+                route_lines.append(f"route ×{f:g} via {via}: elevation gm {gmean(e):.3f} "
                                    f"worst {max(e):.3f}; slope gm {gmean(s):.3f} worst "
                                    f"{max(s):.3f}")
             print(summary[-1], *route_lines[-len(extra):] if extra else [], sep="\n", flush=True)

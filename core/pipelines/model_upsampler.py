@@ -1,15 +1,17 @@
 """Running a checkpoint inside the streaming engine, at any factor it covers.
 
-A ×s model (FastSR works on the LR grid and pixel-shuffles by an integer s)
-serves its own factor s alone and, from s = 4 up, every factor f in (1, 2s]:
-the network maps each input window onto the window subdivided s×s, and that
-goes onto the target grid by area average for f ≤ s/2 (GDAL 'average': a
-target cell is the mean of the finer cells it covers, which is what a coarser
-sensor sees) or by GDAL cubic spline for f > s/2. Bundled: ×2 runs the ×2
-model, every other factor in (1, 8] the ×4 model. The measured quality per
-factor is in docs/quality.md (scripts/evaluate_factors.py --routes). A factor
-outside a model's coverage is an error that lists what it covers, rather than
-a silent classical resample.
+A ×s model (FastSR works on the LR grid and pixel-shuffles by an integer s) maps each
+input window onto the window subdivided s×s; at a factor f ≠ s that goes onto the target
+grid by area average (GDAL 'average': a target cell is the mean of the finer cells it
+covers, what a coarser sensor sees) or GDAL cubic spline. Which factors a checkpoint
+serves and which finish it gets is core/nets/coverage.py: what the checkpoint records
+(models trained by 'Train DEM SR' for a factor or a range, through the area average),
+else the rule older models were made under (s alone; from s = 4 up any f in (1, 2s],
+area average up to s/2, cubic spline above). Bundled: ×2 runs the ×2 model, ×4 the ×4
+model, a factor inside a bundled factor-range model's range that model, every other
+factor in (1, 8] the ×4 model by the rule. Measured quality per factor: docs/quality.md
+(scripts/evaluate_factors.py). A factor outside a model's coverage is an error that lists
+what it covers, rather than a silent classical resample.
 """
 from __future__ import annotations
 
@@ -26,51 +28,42 @@ from ..raster.warp import KERNEL_RADIUS, area_average, resample
 from ..monitor import Monitor
 from ..raster.tiles import Tile
 from .upsamplers import TileInput, Upsampler
-from ..nets import bundled, checkpoint
-
-
-# A ×s model serves factors other than s only from s = 4 up: measured on the held-out DEMs
-# (scripts/evaluate_factors.py --routes), the bundled ×4 model beats the best classical
-# resampler on every DEM at ×1.5625, ×2.5, ×3, ×5, ×6 and ×8; the ×2 model does not at
-# ×1.5625 (either finish) nor at ×5–×8.
-MIN_ANY_FACTOR_SCALE = 4
-# Up to a factor of s/2 the ×s output is area-averaged onto the target grid; above it,
-# GDAL cubic spline takes it onto the target grid (an average of 1–2 fine cells blurs, and
-# GDAL's Lanczos rings when shrinking by less than 2).
-AVERAGE_BELOW = 0.5
+from ..nets import bundled, checkpoint, coverage
+from ..nets.coverage import AVERAGE_BELOW, MIN_ANY_FACTOR_SCALE  # noqa: F401 - re-exported
 
 
 def covered_factors(scale: int) -> tuple[float, float]:
-    """Factors a ×scale model serves, as (low, high]: (1, 2s] from s = 4 up, else s alone."""
-    if scale >= MIN_ANY_FACTOR_SCALE:
-        return 1.0, 2.0 * scale
-    return float(scale), float(scale)
+    """Factors a ×scale model that records none serves, as (low, high]."""
+    return coverage.default_range(scale)
 
 
 def covers(scale: int, factor: float) -> bool:
-    lo, hi = covered_factors(scale)
-    if lo == hi:
-        return abs(factor - hi) <= 1e-6 * hi
-    return lo * (1 + 1e-9) < factor <= hi * (1 + 1e-6)
+    """Whether a ×scale model that records no factors serves `factor` (the old rule)."""
+    return coverage.rule(scale).covers(factor)
 
 
 def finish_method(scale: int, factor: float) -> str:
-    """How a ×scale output goes onto a ×factor grid: 'average' or 'cubicspline'."""
-    return "average" if factor <= scale * AVERAGE_BELOW * (1 + 1e-9) else "cubicspline"
+    """How a ×scale output goes onto a ×factor grid by the old rule: 'average' or
+    'cubicspline'."""
+    return coverage.rule(scale).finish_for(factor)
 
 
 def coverage_text(scales: list[int]) -> str:
-    parts = []
-    for s in scales:
-        lo, hi = covered_factors(s)
-        parts.append(f"×{s:g} (model ×{s})" if lo == hi else f"any factor above ×{lo:g} up to "
-                     f"×{hi:g} (model ×{s})")
-    return ", ".join(parts) or "none (no bundled model installed)"
+    return coverage.coverage_text([coverage.rule(s) for s in scales])
+
+
+def bundled_coverages() -> list[tuple[str, coverage.Coverage]]:
+    """(path, coverage) of every bundled SR model on disk, in the order the rule tries
+    them after an exact-scale model: factor-range models first, then the ×s models."""
+    ranged = [(path, coverage.Coverage(s, lo, hi, finish, recorded=True))
+              for path, s, lo, hi, finish in bundled.factor_models()]
+    return ranged + [(bundled.sr_model_path(s), coverage.rule(s)) for s in bundled.sr_scales()]
 
 
 def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
     """The checkpoint for src → dst: MODEL when given, else the bundled model made for the
-    factor, else the smallest bundled model whose coverage holds it."""
+    factor, else the bundled factor-range model whose range holds it, else the smallest
+    bundled model whose coverage holds it."""
     if model_path:
         return model_path
     factor = grid_ratio(src, dst)
@@ -78,13 +71,15 @@ def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
     exact = grid_factor(src, dst)
     if exact in have:
         return bundled.sr_model_path(exact)
-    for s in have:
-        if covers(s, factor):
-            return bundled.sr_model_path(s)
+    found = bundled_coverages()
+    for path, cov in found:
+        if cov.covers(factor):
+            return path
     raise DemSrError(
         f"There is no bundled model for a ×{factor:.4g} super-resolution; the bundled models "
-        f"cover {coverage_text(have)}. Use a factor in that range, METHOD 'lanczos' (the best "
-        "classical resampler), or a model trained with 'Train DEM SR' for this factor.")
+        f"cover {coverage.coverage_text([c for _, c in found])}. Use a factor in that range, "
+        "METHOD 'lanczos' (the best classical resampler), or a model trained with 'Train DEM "
+        "SR' for this factor.")
 
 
 class ModelUpsampler(Upsampler):
@@ -119,17 +114,18 @@ class ModelUpsampler(Upsampler):
         if note:
             monitor.info(note)
         factor = grid_ratio(src, dst)
-        if not covers(ckpt.scale, factor):
+        cov = coverage.of_checkpoint(ckpt.scale, ckpt.provenance, os.path.basename(path))
+        if not cov.covers(factor):
             raise DemSrError(
                 f"Model '{os.path.basename(path)}' (×{ckpt.scale}) covers factors "
-                f"{coverage_text([ckpt.scale])}, but the requested output grid is "
-                f"×{factor:.4g} finer. Use a factor in that range, or a model trained for "
-                "this factor.")
+                f"{cov.text()}, but the requested output grid is ×{factor:.4g} finer. Use a "
+                "factor in that range, or a model trained for this factor (Train DEM SR: "
+                "SCALE, and MAX_SCALE for a range).")
         choice = select_device(device)
         exact = grid_factor(src, dst) == ckpt.scale
+        finish = cov.finish_for(factor)
         how = {"average": "area average", "cubicspline": "cubic spline"}
-        route = ("" if exact else f", then {how[finish_method(ckpt.scale, factor)]} onto the "
-                 f"×{factor:.4g} grid")
+        route = "" if exact else f", then {how[finish]} onto the ×{factor:.4g} grid"
         monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
                      f"{choice.description}.")
         if choice.note:
@@ -137,7 +133,7 @@ class ModelUpsampler(Upsampler):
         name = f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)}){route}"
         if exact:
             return cls(ckpt, choice.device, batch_size, name)
-        return FactorModelUpsampler(ckpt, choice.device, batch_size, name, src, dst)
+        return FactorModelUpsampler(ckpt, choice.device, batch_size, name, src, dst, finish)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -186,7 +182,7 @@ class ModelUpsampler(Upsampler):
 class FactorModelUpsampler(ModelUpsampler):
     """A ×s network for another factor f: per tile, the network maps the input window onto
     the window subdivided s×s, and that goes onto the output tile by area average (GDAL
-    'average', f ≤ s/2) or GDAL cubic spline (f > s/2): see finish_method.
+    'average') or GDAL cubic spline: the checkpoint's coverage says which (coverage.py).
 
     The halo covers both steps (the network's context plus the finishing kernel), so each
     output pixel sees the same values in every tile and tiles stay seamless.
@@ -198,7 +194,8 @@ class FactorModelUpsampler(ModelUpsampler):
         self.src, self.dst = src, dst
         self.mid = subdivided(src, self.scale)
         factor = grid_ratio(src, dst)
-        self.finish = finish or finish_method(self.scale, factor)
+        self.finish = finish or coverage.of_checkpoint(
+            self.scale, ckpt.provenance).finish_for(factor)
         # fine cells each side the finishing step reads (GDAL widens kernels when shrinking)
         reach = 1 if self.finish == "average" else math.ceil(
             KERNEL_RADIUS[self.finish] * max(1.0, self.scale / factor)) + 1

@@ -30,7 +30,13 @@ class SRTrainConfig(TrainConfig):
     """Super-resolution ("fast", "gisr") from HR DEMs degraded to LR (sr_task.py)."""
 
     architecture: str = "fast"
-    scale: int = 2
+    scale: float = 2              # the factor (any in (1, 8]); the lowest one with max_factor
+    max_factor: Optional[float] = None  # train for every factor in [scale, max_factor]: one
+    #                                     drawn per batch (one ×s network for a range)
+    model_scale: int = 0          # the network's integer scale s (0 = INIT_WEIGHTS's, else the
+    #                               smallest integer ≥ the highest factor)
+    finish: str = "average"       # how the ×s output goes onto the ×f grid, in training and
+    #                               in the engine: 'average' or 'cubicspline' (GDAL's kernel)
     degradation: str = "blockmean"
     loss: str = "l1"
     gradient_weight: float = 0.5

@@ -8,7 +8,10 @@ from demsr.desktop.deps import TorchState, torch_state, version_tuple
 def test_bundled_models_list_factors_and_held_out_figures():
     rows = status.bundled_models()
     names = [r[0] for r in rows]
-    assert {"demsr_fast_x2.pt", "demsr_fast_x4.pt", "demsr_dshat.pt"} <= set(names)
+    assert {"demsr_fast_x2.pt", "demsr_fast_x4.pt", "demsr_dshat.pt",
+            "demsr_fast_x4_f1-2.pt", "demsr_fast_x4_f2-4.pt"} <= set(names)
+    f12 = next(r for r in rows if r[0] == "demsr_fast_x4_f1-2.pt")
+    assert "above ×1 up to ×2" in f12[1] and "area average" in f12[1]
     x2 = next(r for r in rows if r[0] == "demsr_fast_x2.pt")
     assert "×2" in x2[1]
     rmse, base = map(float, re.search(r"RMSE ([\d.]+) m vs Lanczos ([\d.]+) m", x2[2]).groups())

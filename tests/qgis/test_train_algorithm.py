@@ -95,3 +95,40 @@ def test_export_only_writes_the_config_that_distributed_training_reads(provider,
         processing.run("demsr:train", dict(params, PATCH_SIZE=30,
                                            EXPORT_CONFIG=str(tmp_path / "bad.json")))
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_train_at_a_non_integer_factor_then_superresolve_at_it(provider, dems_dir, tmp_path):
+    """SCALE=2.5: the model records ×2.5, runs there, and is refused elsewhere with its range."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    hr = tmp_path / "hr.tif"
+    _crop(dems_dir, hr, 160)
+    model = str(tmp_path / "x25.pt")
+    res = processing.run("demsr:train", {
+        "INPUT": [str(hr)], "ARCHITECTURE": "fast", "SCALE": 2.5, "PATCH_SIZE": 20,
+        "EPOCHS": 1, "BATCH_SIZE": 4, "LEARNING_RATE": 1e-3, "VALIDATION": 0.25,
+        "DEVICE": "cpu", "STEPS_PER_EPOCH": 3, "OUTPUT_MODEL": model})
+    assert res["OUTPUT_MODEL"] == model and res["VAL_RMSE_BASELINE"] > 0
+    ck = checkpoint.load(model)
+    assert ck.scale == 3 and ck.provenance["factors"] == [2.5, 2.5]
+    assert ck.provenance["finish"] == "average"
+
+    lr = tmp_path / "lr.tif"
+    _crop(dems_dir, lr, 64)
+    out = str(tmp_path / "sr.tif")
+    processing.run("demsr:superresolve", {"INPUT": str(lr), "SCALE": 2.5, "METHOD": "model",
+                                          "MODEL": model, "DEVICE": "cpu", "OUTPUT": out})
+    with rasterio.open(out) as ds, rasterio.open(lr) as src:
+        sr = ds.read(1, masked=True)
+        assert (ds.width, ds.height) == (160, 160)
+        assert ds.transform.a == pytest.approx(src.transform.a / 2.5)
+    assert sr.count() == sr.size and np.isfinite(sr.compressed()).all()
+    # within a few metres of the input's relief: an elevation surface, not noise
+    assert abs(float(sr.mean()) - float(rasterio.open(lr).read(1).mean())) < 1.0
+    with pytest.raises(QgsProcessingException, match=r"covers factors ×2\.5 \(model ×3\).*"
+                                                     r"×3 finer"):
+        processing.run("demsr:superresolve", {"INPUT": str(lr), "SCALE": 3, "METHOD": "model",
+                                              "MODEL": model, "DEVICE": "cpu",
+                                              "OUTPUT": str(tmp_path / "no.tif")})
+    assert not (tmp_path / "no.tif").exists()

@@ -1,4 +1,5 @@
 """METHOD=model at any factor a model covers: seams, exact grids, refusals, and real gain."""
+import os
 import subprocess
 
 import numpy as np
@@ -132,8 +133,10 @@ def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, 
         pred = _read(out)[0]
         assert pred.shape == hr.shape
         rmse[method] = compare(pred, hr, 200.0, 200.0).rmse
-        if method == "model":
-            assert "demsr_fast_x4" in res.method
+        if method == "model":  # the rule: the (1, 2) model below ×2, (2, 3.5] the (2, 4)
+            want = ("demsr_fast_x4_f1-2.pt" if factor < 2 else "demsr_fast_x4_f2-4.pt"
+                    if factor <= 3.5 else "demsr_fast_x4.pt")
+            assert want in res.method, res.method
     assert rmse["model"] < 0.97 * min(rmse[m] for m in ("lanczos", "cubicspline", "cubic"))
 
 
@@ -186,3 +189,99 @@ def test_voidrepair_target_grid_that_does_not_overlap_is_refused(tmp_path, crop)
         vr.voidrepair(vr.VoidRepairRequest(str(crop), str(out), str(mask),
                                            target_grid_path=str(ref)))
     assert not out.exists() and not mask.exists()
+
+
+def _recorded(tmp_path, scale, provenance, name="rec.pt"):
+    """A tiny ×scale model whose checkpoint records `provenance` (factors, finish)."""
+    model = tiny_fast(scale, seed=1)
+    path = str(tmp_path / name)
+    checkpoint.save(checkpoint.from_model(model, model.interpolation, provenance), path)
+    return path, model
+
+
+@pytest.mark.parametrize("finish, how", [("average", "area average"),
+                                         ("cubicspline", "cubic spline")])
+def test_engine_finish_equals_the_training_forward(tmp_path, crop, finish, how):
+    """A model trained at ×2.5 (×3 network) through a finish runs in the engine exactly as
+    training saw it: network, then the ×3 grid taken onto the ×2.5 grid by that finish."""
+    import torch
+
+    from demsr.core.training.area import apply, finish_matrix, to_torch
+
+    path, model = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": finish})
+    out = tmp_path / "o.tif"
+    logs = []
+    from demsr.core.monitor import Monitor
+    superresolve(SuperResolveRequest(str(crop), str(out), scale=2.5, method="model",
+                                     model_path=path, device="cpu", tile_size=96),
+                 Monitor(info=logs.append))
+    assert any(f"then {how} onto the ×2.5 grid" in m for m in logs)
+    engine = _read(out)[0]
+    lr = _read(crop)[0]
+    with torch.inference_mode():
+        y = model(torch.from_numpy(lr.astype(np.float32))[None, None])
+        fin = to_torch(finish_matrix(90, 3, 2.5, 0, 225, finish))
+        train = apply(y, fin, fin)[0, 0].numpy()
+    m = 40  # away from the raster edges (the engine pads them, the bare network zero-pads)
+    assert engine.shape == train.shape == (225, 225)
+    np.testing.assert_allclose(engine[m:-m, m:-m], train[m:-m, m:-m], atol=2e-3, rtol=0)
+    # the record decides: the same weights recording nothing finish by cubic spline at ×2.5
+    old, _ = _recorded(tmp_path, 3, {}, "old.pt")
+    with pytest.raises(DemSrError, match=r"covers factors ×3 \(model ×3\)"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "x.tif"), scale=2.5,
+                                         method="model", model_path=old))
+
+
+def test_a_checkpoint_serves_the_factors_it_records_and_refuses_others(tmp_path, crop):
+    out = tmp_path / "o.tif"
+    single, _ = _recorded(tmp_path, 3, {"factors": [2.5, 2.5], "finish": "average"}, "s.pt")
+    with pytest.raises(DemSrError, match=r"'s\.pt' \(×3\) covers factors ×2\.5 \(model ×3\), "
+                                         r"but the requested output grid is ×3 finer"):
+        superresolve(SuperResolveRequest(str(crop), str(out), scale=3, method="model",
+                                         model_path=single))
+    ranged, _ = _recorded(tmp_path, 4, {"factors": [2.0, 4.0], "finish": "average"}, "r.pt")
+    logs = []
+    from demsr.core.monitor import Monitor
+    superresolve(SuperResolveRequest(str(crop), str(out), scale=3, method="model",
+                                     model_path=ranged, device="cpu"), Monitor(info=logs.append))
+    assert any("then area average onto the ×3 grid" in m for m in logs)  # not cubic spline
+    with pytest.raises(DemSrError, match=r"×2 to ×4 \(model ×4, trained for that range\).*"
+                                         r"×1\.5 finer"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "p.tif"), scale=1.5,
+                                         method="model", model_path=ranged))
+    # a record that makes no sense is refused, not trusted
+    bad, _ = _recorded(tmp_path, 4, {"factors": [0, 99], "finish": "average"}, "bad.pt")
+    with pytest.raises(DemSrError, match=r"'bad\.pt' records factors \[0, 99\]"):
+        superresolve(SuperResolveRequest(str(crop), str(tmp_path / "q.tif"), scale=3,
+                                         method="model", model_path=bad))
+    # a checkpoint that records nothing keeps the rule it was made under (×3: cubic spline)
+    logs.clear()
+    old, _ = _recorded(tmp_path, 4, {}, "old.pt")
+    superresolve(SuperResolveRequest(str(crop), str(tmp_path / "r.tif"), scale=3,
+                                     method="model", model_path=old, device="cpu"),
+                 Monitor(info=logs.append))
+    assert any("then cubic spline onto the ×3 grid" in m for m in logs)
+
+
+def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
+    """The bundled factor-range models were trained for (record) the range bundled.py lets
+    them serve and its finish, and the engine's rule picks them inside it, the ×2/×4 models
+    at exactly ×2/×4."""
+    from demsr.core.nets import bundled
+    from demsr.core.pipelines.model_upsampler import resolve_model_path
+
+    ranged = bundled.factor_models()
+    assert len(ranged) == len(bundled.FACTOR_MODELS)  # every listed model is shipped
+    for path, scale, lo, hi, finish in ranged:
+        ck = checkpoint.load(path)
+        assert ck.verified and ck.scale == scale
+        rec = ck.provenance["factors"]
+        assert rec[0] <= lo < hi <= rec[1] and ck.provenance["finish"] == finish
+    src = Grid(Affine(10.0, 0, 5000.0, 0, -10.0, 9000.0), 64, 64, None)
+    for factor in (1.5625, 2, 2.5, 3, 3.5, 3.75, 4, 6):
+        got = os.path.basename(resolve_model_path(None, src, output_grid(src, factor)))
+        if factor in (2, 4):
+            assert got == f"demsr_fast_x{factor}.pt"
+            continue
+        inside = [p for p, _, lo, hi, _ in ranged if lo < factor <= hi]
+        assert got == (os.path.basename(inside[0]) if inside else "demsr_fast_x4.pt"), factor

@@ -126,3 +126,44 @@ def test_gisr_trains_and_is_usable(hr_dem, tmp_path):
     with torch.no_grad():
         y = model(torch.full((1, 1, 20, 20), 1234.0))
     assert y.shape == (1, 1, 40, 40) and torch.allclose(y, torch.full_like(y, 1234.0), atol=1e-2)
+
+
+def test_non_integer_factor_and_factor_range_train_through_the_area_average(hr_dem, tmp_path):
+    """×2.5: a ×3 network trained through the engine's area-average finish, and one ×4
+    network for every factor in [2, 4]; each checkpoint records the factors it serves."""
+    out = tmp_path / "f.pt"
+    res = run_training(_cfg(hr_dem, out, scale=2.5, patch_size=30, epochs=2,
+                            steps_per_epoch=15))
+    ck = checkpoint.load(str(out))
+    assert ck.scale == 3
+    assert ck.provenance["factors"] == [2.5, 2.5] and ck.provenance["finish"] == "average"
+    # validated against GDAL Lanczos from the same area-averaged LR; training helps
+    first, last = res.history[0], res.history[-1]
+    assert first["val_rmse_baseline"] > 0 and last["val_rmse"] < first["val_rmse"]
+
+    ranged = tmp_path / "r.pt"
+    run_training(_cfg(hr_dem, ranged, scale=2, max_factor=4, patch_size=32, epochs=1,
+                      steps_per_epoch=4))
+    ck = checkpoint.load(str(ranged))
+    assert ck.scale == 4 and ck.provenance["factors"] == [2.0, 4.0]
+    assert ck.provenance["finish"] == "average"
+    # the classic training (one integer factor, the network's own) records the rule it serves
+    plain = tmp_path / "p.pt"
+    run_training(_cfg(hr_dem, plain, epochs=1, steps_per_epoch=2))
+    ck = checkpoint.load(str(plain))
+    assert ck.provenance["factors"] == [2.0, 2.0] and ck.provenance["finish"] == "auto"
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(scale=2.5, degradation="knn"), "area average"),
+    (dict(scale=9), r"within \(1, 8\]"),
+    (dict(scale=1), r"Scale 1 is not a factor"),
+    (dict(scale=3, max_factor=2.5), "must not be below SCALE"),
+    (dict(scale=2.5, model_scale=2), r"×2 network cannot serve ×2\.5"),
+])
+def test_bad_factor_settings_are_refused(hr_dem, tmp_path, kw, match):
+    from demsr.core.errors import DemSrError
+
+    with pytest.raises(DemSrError, match=match):
+        run_training(_cfg(hr_dem, tmp_path / "x.pt", **kw))
+    assert not (tmp_path / "x.pt").exists()

@@ -1,0 +1,100 @@
+"""Area average as a fixed separable linear map, for training at any factor.
+
+A coarser cell is the area-weighted mean of the finer cells it covers, partial cells by
+their overlap: what GDAL's 'average' (core.raster.warp.area_average, gdalwarp -r average)
+computes, and what a coarser sensor records. Written as matrices (`out = A_y @ x @ A_xᵀ`)
+it is differentiable, so a network can be trained *through* the same step the engine
+finishes with (FactorModelUpsampler, finish 'average'): the LR input is the HR crop area-
+averaged onto a grid f times coarser, and the network's ×s output is area-averaged onto
+the HR grid before the loss. At an integer factor it is the block mean.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def area_matrix(n_src: int, n_dst: int, ratio: float, offset: float = 0.0) -> np.ndarray:
+    """(n_dst, n_src) weights: target cell i covers source cells [offset + i·ratio,
+    offset + (i+1)·ratio) (source pixel units, ratio ≥ 1 = each target cell is `ratio`
+    source cells wide); each weight is the overlap, rows normalised to sum 1 (parts of a
+    target cell beyond the source are ignored, as GDAL does)."""
+    if ratio <= 0 or n_src < 1 or n_dst < 1:
+        raise ValueError("area_matrix needs a positive ratio and non-empty grids")
+    lo = offset + np.arange(n_dst, dtype=np.float64)[:, None] * ratio
+    hi = lo + ratio
+    j = np.arange(n_src, dtype=np.float64)[None, :]
+    w = np.clip(np.minimum(hi, j + 1.0) - np.maximum(lo, j), 0.0, None)
+    w[w < 1e-12] = 0.0  # round-off slivers at cell borders
+    total = w.sum(axis=1, keepdims=True)
+    if (total <= 0).any():
+        raise ValueError("a target cell lies outside the source grid")
+    return w / total
+
+
+def coarse_size(n_hr: int, factor: float) -> int:
+    """Whole cells of a grid `factor` times coarser that fit in n_hr fine cells."""
+    return int(math.floor(n_hr / factor + 1e-9))
+
+
+def apply(x, a_y, a_x):
+    """A_y @ x @ A_xᵀ on the last two axes of a torch tensor (any leading shape)."""
+    return a_y.to(x.dtype) @ x @ a_x.to(x.dtype).transpose(-1, -2)
+
+
+def to_torch(a: np.ndarray, device="cpu"):
+    import torch
+
+    return torch.from_numpy(a.astype(np.float32)).to(device)
+
+
+def degrade_area(hr, factor: float):
+    """(…, H, W) HR tensor → (…, h, w) LR on a grid `factor` times coarser anchored at the
+    top-left corner (h = floor(H / factor)): the torch twin of GDAL 'average'."""
+    h, w = coarse_size(hr.shape[-2], factor), coarse_size(hr.shape[-1], factor)
+    a_y = to_torch(area_matrix(hr.shape[-2], h, factor), hr.device)
+    a_x = a_y if w == h and hr.shape[-1] == hr.shape[-2] else \
+        to_torch(area_matrix(hr.shape[-1], w, factor), hr.device)
+    return apply(hr, a_y, a_x)
+
+
+FINISHES = ("average", "cubicspline")
+
+
+def gdal_matrix(n_src: int, n_dst: int, ratio: float, offset: float, method: str) -> np.ndarray:
+    """(n_dst, n_src) weights of GDAL's `method` kernel (core.raster.warp.resample, as the
+    engine calls it) along one axis, target cell i spanning source [offset + i·ratio,
+    offset + (i+1)·ratio). GDAL's warp kernels are separable, so the 2-D warp is
+    M_y @ x @ M_xᵀ away from the edges. Measured, not re-implemented: one warp per source
+    row of an image whose row j is 1 (the other axis then sums to 1)."""
+    from affine import Affine
+
+    from ..raster.warp import resample
+
+    width = 16
+    src_t = Affine(1.0, 0.0, 1000.0, 0.0, -1.0, 5000.0)
+    dst_t = Affine(1.0, 0.0, 1000.0, 0.0, -ratio, 5000.0 - offset)
+    m = np.zeros((n_dst, n_src))
+    img = np.zeros((n_src, width), np.float32)
+    for j in range(n_src):
+        img[j] = 1.0
+        m[:, j] = resample(img, src_t, (n_dst, width), dst_t, method)[:, width // 2]
+        img[j] = 0.0
+    return m
+
+
+def finish_matrix(n_lr: int, scale: int, factor: float, first: int, size: int,
+                  method: str = "average") -> np.ndarray:
+    """(size, n_lr·scale) map from a ×scale network output over n_lr LR cells onto HR rows
+    [first, first + size): each LR cell is `factor` HR px, each output cell factor/scale HR
+    px, so an HR pixel spans scale/factor (≥ 1) output cells. `method`: the engine's finish,
+    'average' (exact overlap weights) or 'cubicspline' (GDAL's kernel, gdal_matrix)."""
+    ratio = scale / factor
+    if ratio < 1 - 1e-9:
+        raise ValueError(f"a ×{scale} output cannot be area-averaged onto a ×{factor:g} grid")
+    if method == "average":
+        return area_matrix(n_lr * scale, size, ratio, offset=first * ratio)
+    if method not in FINISHES:
+        raise ValueError(f"unknown finish '{method}'")
+    return gdal_matrix(n_lr * scale, size, ratio, first * ratio, method)
