@@ -205,6 +205,8 @@ class SRTask(Task):
                              f"{', '.join(FINISHES)}.")
         if cfg.loss not in LOSSES:
             raise DemSrError(f"Unknown loss '{cfg.loss}'.")
+        if not cfg.init_weights:  # else the network's scale is known once it is read
+            self._factors(None)
         check_run_settings(cfg)
 
     def _factors(self, init_scale: Optional[int]) -> Factors:

@@ -79,6 +79,7 @@ def test_ranks_compute_disjoint_shares_of_the_same_batches(hr_dem, tmp_path):
 
     task = SRTask(_cfg(hr_dem, tmp_path / "s.pt", batch_size=6))
     task.torch = torch
+    task.check()  # as the runner does first
     model = task.build(Monitor())
     task.prepare(model, Monitor())
     seen = []
