@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import classical
-from .local_norm import local_stats, normalisation_config, stats_radius
+from .local_norm import NORM_LIMITS, local_stats, normalisation_config, stats_radius
 from .registry import register
 
 INTERPOLATION = "lanczos+backprojection"
@@ -29,7 +29,7 @@ class FastSR(nn.Module):
     # Sane ranges, checked on every checkpoint before the network is built (registry.check).
     scales = (2, 16)
     limits = {"channels": (1, 512), "blocks": (0, 64), "back_projection": (0, 16)}
-    norm_limits = {"radius": (0, 64), "eps": (1e-9, 1e3), "gain": (1e-6, 1e6)}
+    norm_limits = NORM_LIMITS
 
     interpolation = INTERPOLATION
 

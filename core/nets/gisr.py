@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .local_norm import local_stats, normalisation_config, stats_radius
+from .local_norm import NORM_LIMITS, local_stats, normalisation_config, stats_radius
 from .registry import register
 
 INTERPOLATION = "torch-bicubic"
@@ -39,7 +39,7 @@ class GISR(nn.Module):
     # Sane ranges, checked on every checkpoint before the network is built (registry.check).
     scales = (2, 16)
     limits = {"channels": (1, 512), "blocks": (1, 64)}
-    norm_limits = {"radius": (0, 64), "eps": (1e-9, 1e3), "gain": (1e-6, 1e6)}
+    norm_limits = NORM_LIMITS
 
     interpolation = INTERPOLATION
 

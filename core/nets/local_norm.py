@@ -11,6 +11,8 @@ training patches never touch nodata.
 from __future__ import annotations
 
 DEFAULT_NORMALISATION = {"kind": "local_mad", "radius": 3, "eps": 1e-3, "gain": 1.0}
+# Sane ranges of its numeric settings, checked on every checkpoint (registry.check).
+NORM_LIMITS = {"radius": (0, 64), "eps": (1e-9, 1e3), "gain": (1e-6, 1e6)}
 
 
 def normalisation_config(normalisation: dict | None) -> dict:

@@ -169,14 +169,15 @@ class ModelUpsampler(Upsampler):
         if not inputs:
             return []
         out = self._windows(inputs)
+        return [self._tile(out[k], inp, t) for k, (inp, t) in enumerate(zip(inputs, tiles))]
+
+    def _tile(self, window: np.ndarray, inp: TileInput, t: Tile) -> np.ndarray:
+        """The output tile from the network's output on its (padded) input window."""
         s = self.scale
-        result = []
-        for k, (inp, t) in enumerate(zip(inputs, tiles)):
-            r0, c0 = t.row0 - inp.row0 * s, t.col0 - inp.col0 * s
-            if r0 < 0 or c0 < 0 or r0 + t.height > out.shape[1] or c0 + t.width > out.shape[2]:
-                raise DemSrError("Internal error: a tile's input window does not cover it.")
-            result.append(np.ascontiguousarray(out[k, r0:r0 + t.height, c0:c0 + t.width]))
-        return result
+        r0, c0 = t.row0 - inp.row0 * s, t.col0 - inp.col0 * s
+        if r0 < 0 or c0 < 0 or r0 + t.height > window.shape[0] or c0 + t.width > window.shape[1]:
+            raise DemSrError("Internal error: a tile's input window does not cover it.")
+        return np.ascontiguousarray(window[r0:r0 + t.height, c0:c0 + t.width])
 
 
 class FactorModelUpsampler(ModelUpsampler):
@@ -201,20 +202,12 @@ class FactorModelUpsampler(ModelUpsampler):
             KERNEL_RADIUS[self.finish] * max(1.0, self.scale / factor)) + 1
         self.halo += 1 + -(-reach // self.scale)
 
-    def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
-        if not inputs:
-            return []
-        out = self._windows(inputs)
+    def _tile(self, window: np.ndarray, inp: TileInput, t: Tile) -> np.ndarray:
         s = self.scale
-        result = []
-        for k, (inp, t) in enumerate(zip(inputs, tiles)):
-            h, w = inp.data.shape[0] * s, inp.data.shape[1] * s
-            mid_t = self.mid.window_transform(inp.row0 * s, inp.col0 * s)
-            dst_t = self.dst.window_transform(t.row0, t.col0)
-            if self.finish == "average":
-                tile = area_average(out[k, :h, :w], mid_t, (t.height, t.width), dst_t)
-            else:
-                tile = resample(out[k, :h, :w], mid_t, (t.height, t.width), dst_t, self.finish,
-                                self.src.crs)
-            result.append(tile)
-        return result
+        h, w = inp.data.shape[0] * s, inp.data.shape[1] * s
+        mid_t = self.mid.window_transform(inp.row0 * s, inp.col0 * s)
+        dst_t = self.dst.window_transform(t.row0, t.col0)
+        if self.finish == "average":
+            return area_average(window[:h, :w], mid_t, (t.height, t.width), dst_t)
+        return resample(window[:h, :w], mid_t, (t.height, t.width), dst_t, self.finish,
+                        self.src.crs)
