@@ -30,3 +30,19 @@ def tiny_fast(scale: int, seed: int = 0):
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     return model.eval()
+
+
+def model_tiled_and_untiled(src, model_path: str, scale: float, folder) -> tuple:
+    """Super-resolve `src` with a model as one tile and as 64-px tiles in batches of 3:
+    (untiled array, tiled array, tiles of the tiled run)."""
+    from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
+
+    outs = []
+    for tile, batch in ((1024, 1), (64, 3)):
+        out = str(folder / f"o{tile}.tif")
+        res = superresolve(SuperResolveRequest(str(src), out, scale=scale, method="model",
+                                               model_path=model_path, tile_size=tile,
+                                               batch_size=batch, device="cpu"))
+        with rasterio.open(out) as ds:
+            outs.append(read_band(ds, 1))
+    return outs[0], outs[1], res.tiles

@@ -13,7 +13,7 @@ from demsr.core.nets.bundled import sr_scales as bundled_scales  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 
-from _model_helpers import dem_crop, tiny_fast  # noqa: E402
+from _model_helpers import dem_crop, model_tiled_and_untiled, tiny_fast  # noqa: E402
 
 
 def _read(path):
@@ -32,20 +32,14 @@ def crop(dems_dir, tmp_path_factory):
 def test_tiled_equals_untiled(tmp_path, crop, scale):
     model_path = str(tmp_path / "m.pt")
     checkpoint.save(checkpoint.from_model(tiny_fast(scale), "torch-bicubic"), model_path)
-    outs = []
-    for tile, batch in ((1024, 1), (64, 3)):
-        out = str(tmp_path / f"o{tile}.tif")
-        res = superresolve(SuperResolveRequest(str(crop), out, scale=scale, method="model",
-                                               model_path=model_path, tile_size=tile,
-                                               batch_size=batch, device="cpu"))
-        outs.append(_read(out)[0])
-    assert res.tiles > 4
-    assert outs[0].shape == (90 * scale, 90 * scale)
-    np.testing.assert_allclose(outs[1], outs[0], atol=1e-3, rtol=0)
+    whole, tiled, tiles = model_tiled_and_untiled(crop, model_path, scale, tmp_path)
+    assert tiles > 4
+    assert whole.shape == (90 * scale, 90 * scale)
+    np.testing.assert_allclose(tiled, whole, atol=1e-3, rtol=0)
     # and the network changed something relative to plain interpolation
     lz = str(tmp_path / "lz.tif")
     superresolve(SuperResolveRequest(str(crop), lz, scale=scale, method="cubic"))
-    assert np.abs(outs[0] - _read(lz)[0]).max() > 0.01
+    assert np.abs(whole - _read(lz)[0]).max() > 0.01
 
 
 def test_model_of_other_scale_is_an_error(tmp_path, crop):
