@@ -46,3 +46,15 @@ def model_tiled_and_untiled(src, model_path: str, scale: float, folder) -> tuple
         with rasterio.open(out) as ds:
             outs.append(read_band(ds, 1))
     return outs[0], outs[1], res.tiles
+
+
+def tiny_sr_config(hr_dem: str, out, **kw):
+    """A small, fast FastSR ×2 training on one DEM (override any field with kw)."""
+    from demsr.core.training.config import SRTrainConfig
+
+    base = dict(inputs=[hr_dem], output_model=str(out), architecture="fast", scale=2,
+                patch_size=32, epochs=2, batch_size=8, learning_rate=2e-3, validation=0.25,
+                device="cpu", steps_per_epoch=30, seed=3, loss="mse", gradient_weight=0.1,
+                hparams={"channels": 8, "blocks": 1})
+    base.update(kw)
+    return SRTrainConfig(**base)

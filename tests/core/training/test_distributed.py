@@ -24,7 +24,7 @@ from demsr.core.training.sr_task import SRTask  # noqa: E402
 from demsr.core.training.state import resume_path  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 
-from _model_helpers import dem_crop  # noqa: E402
+from _model_helpers import dem_crop, tiny_sr_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,12 +37,7 @@ def hr_dem(dems_dir, tmp_path_factory):
 
 
 def _cfg(hr_dem, out, **kw):
-    base = dict(inputs=[hr_dem], output_model=str(out), architecture="fast", scale=2,
-                patch_size=32, epochs=2, batch_size=8, learning_rate=2e-3, validation=0.25,
-                device="cpu", steps_per_epoch=8, seed=3, loss="mse", gradient_weight=0.1,
-                hparams={"channels": 8, "blocks": 1})
-    base.update(kw)
-    return SRTrainConfig(**base)
+    return tiny_sr_config(hr_dem, out, **{"steps_per_epoch": 8, **kw})
 
 
 def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:

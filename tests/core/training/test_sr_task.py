@@ -11,11 +11,10 @@ import torch  # noqa: E402 - `make test` installs it; a missing torch must fail,
 from demsr.core.errors import Cancelled  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.training.config import SRTrainConfig  # noqa: E402
 from demsr.core.training.state import resume_path  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 
-from _model_helpers import dem_crop  # noqa: E402
+from _model_helpers import dem_crop, tiny_sr_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +29,9 @@ def best_of(history):
     return min(history, key=lambda h: h["val_ratio"])["epoch"]
 
 
-def _cfg(hr_dem, out, **kw):
-    base = dict(inputs=[hr_dem], output_model=str(out), architecture="fast", scale=2,
-                patch_size=32, epochs=2, batch_size=8, learning_rate=2e-3, validation=0.25,
-                device="cpu", steps_per_epoch=30, seed=3, loss="mse", gradient_weight=0.1,
-                hparams={"channels": 8, "blocks": 1})
-    base.update(kw)
-    return SRTrainConfig(**base)
-
-
 def test_short_training_lowers_validation_rmse(hr_dem, tmp_path):
     out = tmp_path / "m.pt"
-    res = run_training(_cfg(hr_dem, out))
+    res = run_training(tiny_sr_config(hr_dem, out))
     assert not res.cancelled and res.epochs_done == 2
     first, last = res.history[0], res.history[-1]
     assert first["epoch"] == 0  # the untrained model, for reference
@@ -72,7 +62,7 @@ def _cancel_after(n_batches):
 
 def test_cancel_keeps_best_then_resume_continues(hr_dem, tmp_path):
     out = tmp_path / "c.pt"
-    cfg = _cfg(hr_dem, out, epochs=3, steps_per_epoch=5)
+    cfg = tiny_sr_config(hr_dem, out, epochs=3, steps_per_epoch=5)
     state, mon = _cancel_after(8)  # in the middle of epoch 2
     res = run_training(cfg, mon)
     assert res.cancelled and res.epochs_done == 1 and state["batches"] == 8
@@ -92,7 +82,7 @@ def test_cancel_before_first_epoch_writes_nothing(hr_dem, tmp_path):
     out = tmp_path / "n.pt"
     _, mon = _cancel_after(2)
     with pytest.raises(Cancelled):
-        run_training(_cfg(hr_dem, out), mon)
+        run_training(tiny_sr_config(hr_dem, out), mon)
     assert not out.exists()
 
 
@@ -103,8 +93,9 @@ def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
     start = registry.build("fast", 2, {"channels": 8, "blocks": 1})
     checkpoint.save(checkpoint.from_model(start, start.interpolation, {"note": "start"}), str(init))
     out, warnings = tmp_path / "ft.pt", []
-    res = run_training(_cfg(hr_dem, out, init_weights=str(init), learning_rate=5.0, epochs=1,
-                     steps_per_epoch=10), Monitor(warning=warnings.append))
+    res = run_training(tiny_sr_config(hr_dem, out, init_weights=str(init), learning_rate=5.0,
+                                      epochs=1, steps_per_epoch=10),
+                       Monitor(warning=warnings.append))
     assert res.history[1]["val_rmse"] > res.history[0]["val_rmse"]  # the epoch made it worse
     assert res.best_epoch == 0 and res.val_rmse_model == res.history[0]["val_rmse"]
     assert any("output is the starting model" in w for w in warnings)
@@ -117,7 +108,7 @@ def test_a_run_that_only_hurts_outputs_its_starting_model(hr_dem, tmp_path):
 
 def test_gisr_trains_and_is_usable(hr_dem, tmp_path):
     out = tmp_path / "g.pt"
-    res = run_training(_cfg(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
+    res = run_training(tiny_sr_config(hr_dem, out, architecture="gisr", epochs=1, steps_per_epoch=3,
                      hparams={"channels": 8, "blocks": 1}))
     ck = checkpoint.load(str(out))
     assert ck.architecture == "gisr" and res.best_epoch == best_of(res.history)
@@ -132,7 +123,7 @@ def test_non_integer_factor_and_factor_range_train_through_the_area_average(hr_d
     """×2.5: a ×3 network trained through the engine's area-average finish, and one ×4
     network for every factor in [2, 4]; each checkpoint records the factors it serves."""
     out = tmp_path / "f.pt"
-    res = run_training(_cfg(hr_dem, out, scale=2.5, patch_size=30, epochs=2,
+    res = run_training(tiny_sr_config(hr_dem, out, scale=2.5, patch_size=30, epochs=2,
                             steps_per_epoch=15))
     ck = checkpoint.load(str(out))
     assert ck.scale == 3
@@ -142,14 +133,14 @@ def test_non_integer_factor_and_factor_range_train_through_the_area_average(hr_d
     assert first["val_rmse_baseline"] > 0 and last["val_rmse"] < first["val_rmse"]
 
     ranged = tmp_path / "r.pt"
-    run_training(_cfg(hr_dem, ranged, scale=2, max_factor=4, patch_size=32, epochs=1,
+    run_training(tiny_sr_config(hr_dem, ranged, scale=2, max_factor=4, patch_size=32, epochs=1,
                       steps_per_epoch=4))
     ck = checkpoint.load(str(ranged))
     assert ck.scale == 4 and ck.provenance["factors"] == [2.0, 4.0]
     assert ck.provenance["finish"] == "average"
     # the classic training (one integer factor, the network's own) records the rule it serves
     plain = tmp_path / "p.pt"
-    run_training(_cfg(hr_dem, plain, epochs=1, steps_per_epoch=2))
+    run_training(tiny_sr_config(hr_dem, plain, epochs=1, steps_per_epoch=2))
     ck = checkpoint.load(str(plain))
     assert ck.provenance["factors"] == [2.0, 2.0] and ck.provenance["finish"] == "auto"
 
@@ -165,5 +156,5 @@ def test_bad_factor_settings_are_refused(hr_dem, tmp_path, kw, match):
     from demsr.core.errors import DemSrError
 
     with pytest.raises(DemSrError, match=match):
-        run_training(_cfg(hr_dem, tmp_path / "x.pt", **kw))
+        run_training(tiny_sr_config(hr_dem, tmp_path / "x.pt", **kw))
     assert not (tmp_path / "x.pt").exists()
