@@ -8,7 +8,6 @@ core.raster.warp's GDAL warp.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -17,6 +16,7 @@ from rasterio.warp import transform_bounds
 
 from ..errors import DemSrError
 from ..raster.grid import Grid, same_crs, same_grid
+from ..raster.grid import overlap_bounds as grid_overlap
 from ..raster.warp import warp
 
 ALIGN_METHODS = ("auto", "average", "bilinear", "cubic", "cubicspline", "lanczos", "nearest")
@@ -41,19 +41,10 @@ def _cell_area_in(src: Grid, dst: Grid) -> float:
 def overlap_bounds(a: Grid, b: Grid) -> Optional[tuple[float, float, float, float]]:
     """Intersection of b's footprint (in a's CRS) with a's, or None when they do not meet."""
     try:
-        bb = b.bounds if same_crs(a, b) else transform_bounds(b.crs, a.crs, *b.bounds)
-    except (CRSError, Exception) as exc:  # PROJ errors surface as several types
+        return grid_overlap(a, b)
+    except ValueError as exc:
         raise DemSrError(f"The reference's CRS cannot be transformed into the DEM's CRS "
                          f"({exc}). Assign the right CRS to both layers.") from None
-    if not all(math.isfinite(v) for v in bb):
-        raise DemSrError("The reference's extent cannot be transformed into the DEM's CRS. "
-                         "Assign the right CRS to both layers.")
-    ab = a.bounds
-    left, bottom = max(ab[0], bb[0]), max(ab[1], bb[1])
-    right, top = min(ab[2], bb[2]), min(ab[3], bb[3])
-    if right <= left or top <= bottom:
-        return None
-    return left, bottom, right, top
 
 
 def bring_onto(data: np.ndarray, src: Grid, dst: Grid, method: str = "auto") -> np.ndarray:

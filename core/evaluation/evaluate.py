@@ -23,11 +23,11 @@ import rasterio
 
 from ..errors import DemSrError
 from ..monitor import Monitor
-from ..raster.grid import Grid
+from ..raster.grid import Grid, same_grid
 from ..paths import check_distinct_paths
 from ..raster.io import check_output_path, open_dem, read_band, write_array
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
-from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds, same_grid
+from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds
 from .metrics import METRICS, TERRAIN_INPUTS, terrain_metrics
 from .regions import extent_polygon, mask_from_geometries
 

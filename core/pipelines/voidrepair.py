@@ -36,7 +36,7 @@ from ..monitor import Monitor
 from ..nodata.find import (FILLED, LEFT, NODATA, VALID, classify_voids, require_valid,
                           warn_sentinels)
 from ..paths import check_distinct_paths
-from ..raster.grid import Grid, grid_ratio, same_crs, same_grid, target_grid
+from ..raster.grid import Grid, grid_ratio, overlap_bounds, same_crs, same_grid, target_grid
 from ..raster.io import (GDAL_ENV, atomic_output, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
@@ -140,16 +140,10 @@ def assemble(pred: np.ndarray, prep: Prepared) -> np.ndarray:
 
 
 def _overlaps(src: Grid, dst: Grid) -> bool:
-    from rasterio.warp import transform_bounds
-
-    b = src.bounds
-    if not same_crs(src, dst):
-        try:
-            b = transform_bounds(src.crs, dst.crs, *b)
-        except Exception:  # noqa: BLE001 - no transformation between the CRSs
-            return False
-    d = dst.bounds
-    return b[0] < d[2] and d[0] < b[2] and b[1] < d[3] and d[1] < b[3]
+    try:
+        return overlap_bounds(dst, src) is not None
+    except ValueError:  # no transformation between the CRSs
+        return False
 
 
 def superresolve_route(src: Grid, dst: Grid) -> bool:

@@ -185,3 +185,25 @@ def target_grid(src: Grid, reference: Optional[Grid] = None,
     if max(resx, resy) / target_resolution > 1.0:
         return output_grid(src, target_resolution=target_resolution)
     return at_resolution(src, target_resolution)
+
+
+def overlap_bounds(a: Grid, b: Grid) -> Optional[tuple[float, float, float, float]]:
+    """Intersection of b's footprint (in a's CRS) with a's, or None when they do not meet.
+    Raises ValueError (with PROJ's reason) when b's extent cannot be brought into a's CRS."""
+    if same_crs(a, b):
+        bb = b.bounds
+    else:
+        from rasterio.warp import transform_bounds
+
+        try:
+            bb = transform_bounds(b.crs, a.crs, *b.bounds)
+        except Exception as exc:  # noqa: BLE001 - PROJ errors surface as several types
+            raise ValueError(str(exc)) from None
+        if not all(math.isfinite(v) for v in bb):
+            raise ValueError("the transformed extent is not finite")
+    ab = a.bounds
+    left, bottom = max(ab[0], bb[0]), max(ab[1], bb[1])
+    right, top = min(ab[2], bb[2]), min(ab[3], bb[3])
+    if right <= left or top <= bottom:
+        return None
+    return left, bottom, right, top
