@@ -32,14 +32,15 @@ def lanczos_weights(scale: int) -> torch.Tensor:
     Sub-pixel j lies (j + 0.5)/s − 0.5 LR cells from the LR centre; the taps are
     normalised to sum 1 as GDAL does.
     """
+    # Plain Python arithmetic, one tensor at the end: tensor operations here would, when a
+    # checkpoint is checked on the meta device, pull in torch._dynamo (a second of start-up).
     taps = []
     for j in range(scale):
         d = (j + 0.5) / scale - 0.5
-        w = torch.tensor([_lanczos(d - m) for m in range(-LANCZOS_A, LANCZOS_A + 1)],
-                         dtype=torch.float64)
-        taps.append(w / w.sum())
-    k = torch.stack([torch.outer(wy, wx) for wy in taps for wx in taps])
-    return k[:, None].float()
+        w = [_lanczos(d - m) for m in range(-LANCZOS_A, LANCZOS_A + 1)]
+        taps.append([v / sum(w) for v in w])
+    k = [[[a * b for b in wx] for a in wy] for wy in taps for wx in taps]
+    return torch.tensor(k, dtype=torch.float64)[:, None].float()
 
 
 def lanczos_up(x: torch.Tensor, scale: int, weights: torch.Tensor) -> torch.Tensor:
