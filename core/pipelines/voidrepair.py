@@ -42,7 +42,7 @@ from ..raster.io import (GDAL_ENV, atomic_output, atomic_outputs, check_output_p
                          scratch_path)
 from ..raster.space import require_room
 from ..raster.warp import warp
-from ..raster.tiles import grid_tiles, sparse_tiles, window
+from ..raster.tiles import grid_tiles, sparse_windows, window
 from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral
 
 MAX_TARGET_PIXELS = 100_000_000
@@ -110,7 +110,7 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
     mask = prep.voids
     if prep.same_grid:  # valid cells are kept as they are: only tiles holding voids need the net
         out[:] = prep.dem
-        tiles = sparse_tiles(mask > 0, tile_size, halo, MIN_TILE)
+        _, tiles = sparse_windows(mask > 0, tile_size, halo, MIN_TILE)
     else:
         tiles = grid_tiles((H, W), tile_size)
     infer = batch_infer(model, device)
@@ -305,7 +305,7 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monito
         monitor.info(f"Input {g.width}×{g.height} px: {gp.voids} void(s), {gp.filled} cells to "
                      "fill" + (f"; {gp.left_voids} void(s) wider than {req.max_void_size:g} px "
                                "left as nodata" if gp.left_voids else "")
-                     + f"; {len(gp.tiles)} network tile(s) of {gp.tile_side} px, streamed.")
+                     + f"; {len(gp.tiles)} network window(s) in tiles of {gp.tile_side} px, streamed.")
         monitor.check()
         with atomic_outputs(profiles, monitor.info) as writers:
             vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,

@@ -8,16 +8,17 @@ Two phases.
    value depends on its whole catchment), the scaling constants (curvature
    statistics by row blocks, core.terrain.streamfit; flow by its min/max), the
    relief constant (by row blocks with a 6-row halo), the voids' distance map,
-   the nearest-value extension beyond the footprint and the list of tiles
-   holding voids. Four rasters of the input grid (first-filled DEM, flow
-   accumulation, void distance, classes) go to a temporary GeoTIFF beside the
-   output; every array of the whole grid is freed before phase 2. Peak memory is
+   the nearest-value extension beyond the footprint and the network windows:
+   the bounding box of the voids in each tile holding some (tiles.sparse_windows),
+   so the network runs on void cells plus its halo, not on whole tiles. Four
+   rasters of the input grid (first-filled DEM, flow accumulation, void
+   distance, classes) go to a temporary GeoTIFF beside the output; every array of the whole grid is freed before phase 2. Peak memory is
    this phase's: flow routing, 60–75 bytes per pixel of NumPy arrays measured on
    real terrain (GLOBAL_BYTES_PER_PIXEL; tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
-   block is copied; for each tile holding voids, a window with the network's
-   halo plus one pixel for the 3×3 derivatives is read back from the temporary
+   block is copied; for each void box, a window with the network's halo plus
+   one pixel for the 3×3 derivatives is read back from the temporary
    GeoTIFF, slope and curvatures are computed there, everything is scaled with
    the global constants, DS-HAT runs, and only void cells take its values. Memory
    here is one block plus one batch of tiles, whatever the raster's size.
@@ -45,7 +46,7 @@ from ..nodata.inpaint import inpaint
 from ..raster.grid import Grid
 from ..raster.io import GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
 from ..raster.space import check_space, raster_bytes
-from ..raster.tiles import sparse_tiles
+from ..raster.tiles import sparse_windows
 from ..terrain import DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives
 from ..terrain.cellsize import CellSizes, cell_sizes
 from ..terrain.flow import streams
@@ -69,8 +70,8 @@ class GlobalPass:
     scratch: str
     norms: NormaliserSet
     sigma: float
-    tiles: list            # (row0, col0, height, width) of the tiles holding voids
-    tile_side: int         # the side sparse_tiles chose (tiles start at its multiples)
+    tiles: list            # (row0, col0, height, width): each void-holding tile's void box
+    tile_side: int         # the tile side sparse_windows chose (boxes lie in its tiles)
     voids: int             # void groups to fill
     left_voids: int        # void groups left as nodata (max_void_size)
     filled: int            # cells to fill
@@ -129,23 +130,6 @@ def void_distance(fill: np.ndarray) -> np.ndarray:
         inside = labels[win] == i
         dist[win][inside] = ndimage.distance_transform_edt(fill[win])[inside]
     return dist
-
-
-def tile_side(tiles: list, shape: tuple[int, int], tile_size: int, min_tile: int) -> int:
-    """The side sparse_tiles chose: the largest candidate whose grid the tiles lie on."""
-    H, W = shape
-    size = tile_size
-    candidates = []
-    while True:
-        candidates.append(size)
-        if size // 2 < min_tile:
-            break
-        size //= 2
-    for s in candidates:
-        if all(r % s == 0 and c % s == 0 and h == min(s, H - r) and w == min(s, W - c)
-               for r, c, h, w in tiles):
-            return s
-    raise AssertionError("tiles not on a sparse_tiles grid")
 
 
 def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
@@ -213,8 +197,7 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
             writer.write_raw(dist[r0:r1].astype(np.float32), r0, 0, band["voids"])
             writer.write_raw(classes[r0:r1].astype(np.float32), r0, 0, band["classes"])
         del dist
-    tiles = sparse_tiles(fill, tile_size, halo, min_tile) if n_filled else []
-    side = tile_side(tiles, (H, W), tile_size, min_tile) if tiles else tile_size
+    side, tiles = sparse_windows(fill, tile_size, halo, min_tile) if n_filled else (tile_size, [])
     monitor.progress(1.0)
     return GlobalPass(scratch, fit.result(), sigma, tiles, side, n_fill, n_left, n_filled,
                       n_left_px)

@@ -72,10 +72,13 @@ def grid_tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int, int, i
             for r in range(0, H, size) for c in range(0, W, size)]
 
 
-def sparse_tiles(hit: np.ndarray, tile_size: int, halo: int,
-                 min_tile: int = 64) -> list[tuple[int, int, int, int]]:
-    """The tiles holding a True cell of `hit`, at the size (tile_size, /2, /4, … ≥ min_tile)
-    that covers them with the fewest pixels, halo included: sparse hits get small tiles."""
+def sparse_windows(hit: np.ndarray, tile_size: int, halo: int,
+                   min_tile: int = 64) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """(side, boxes): the True cells of `hit` cut by a grid of side×side tiles (side =
+    tile_size, /2, /4, … ≥ min_tile), each tile's part being the bounding box of its True
+    cells, (row0, col0, height, width). The side is the one whose boxes, each grown by the
+    halo, cover the fewest pixels: sparse hits (small voids) get small windows, and a
+    network runs on each box's cells plus its halo only."""
     best = None
     size = tile_size
     h, w = hit.shape
@@ -83,12 +86,21 @@ def sparse_tiles(hit: np.ndarray, tile_size: int, halo: int,
         nr, nc = -(-h // size), -(-w // size)
         padded = np.zeros((nr * size, nc * size), bool)
         padded[:h, :w] = hit
-        tiles_hit = padded.reshape(nr, size, nc, size).any(axis=(1, 3))
-        cost = int(tiles_hit.sum()) * (size + 2 * halo) ** 2
+        blocks = padded.reshape(nr, size, nc, size)
+        rows, cols = blocks.any(axis=3), blocks.any(axis=1)     # (nr, size, nc), (nr, nc, size)
+        has = cols.any(axis=2)
+        r0 = rows.argmax(axis=1)
+        r1 = size - rows[:, ::-1, :].argmax(axis=1)
+        c0 = cols.argmax(axis=2)
+        c1 = size - cols[:, :, ::-1].argmax(axis=2)
+        cost = int((((r1 - r0 + 2 * halo) * (c1 - c0 + 2 * halo))[has]).sum())
         if best is None or cost < best[0]:
-            best = (cost, size, tiles_hit)
+            best = (cost, size, has, r0, r1, c0, c1)
         if size // 2 < min_tile:
             break
         size //= 2
-    _, size, tiles_hit = best
-    return [t for t in grid_tiles(hit.shape, size) if tiles_hit[t[0] // size, t[1] // size]]
+    _, size, has, r0, r1, c0, c1 = best
+    boxes = [(int(i * size + r0[i, j]), int(j * size + c0[i, j]),
+              int(r1[i, j] - r0[i, j]), int(c1[i, j] - c0[i, j]))
+             for i, j in zip(*np.nonzero(has))]
+    return size, boxes

@@ -18,7 +18,7 @@ from demsr.core.raster.io import read_band, write_array  # noqa: E402
 from demsr.core.pipelines import voidrepair as vr  # noqa: E402
 from demsr.core.pipelines.dshat_inputs import prepare, read_spectral  # noqa: E402
 from demsr.core.nodata.find import classify_voids  # noqa: E402
-from demsr.core.raster.tiles import sparse_tiles  # noqa: E402
+from demsr.core.raster.tiles import sparse_windows  # noqa: E402
 from demsr.core.raster.warp import warp  # noqa: E402
 
 from _dshat_helpers import four_band_raster, holed_dem, tiny_dshat  # noqa: E402
@@ -205,7 +205,7 @@ def test_cancel_and_bad_input_leave_nothing(tmp_path, dems_dir, model_path):
     assert not (tmp_path / "out.tif").exists()
 
 
-def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, model_path):
+def test_sparse_voids_get_small_windows_and_the_same_values(tmp_path, dems_dir, model_path):
     import dataclasses
 
     from demsr.core.nets import checkpoint
@@ -218,23 +218,36 @@ def test_sparse_voids_get_small_tiles_and_the_same_values(tmp_path, dems_dir, mo
     prep = prepare(holed, grid, grid, classes)
     model = checkpoint.load(str(model_path)).build()
     halo = int(model.halo)
-    tiles = sparse_tiles(prep.voids > 0, 384, halo)
-    sizes = {max(h, w) for _, _, h, w in tiles}
-    assert max(sizes) < 384  # sparse voids: smaller tiles than asked for
+    hit = prep.voids > 0
+    side, boxes = sparse_windows(hit, 384, halo)
     covered = np.zeros(voids.shape, bool)
-    for r, c, h, w in tiles:
+    for r, c, h, w in boxes:
+        assert h > 0 and w > 0 and r // side == (r + h - 1) // side  # inside one tile
+        assert c // side == (c + w - 1) // side
         covered[r:r + h, c:c + w] = True
-    assert covered[voids].all() and covered.mean() < 0.5
+    # each box is its tile's void cells' bounding box: every void covered, little else
+    assert covered[hit].all() and covered.mean() < 0.05
+    for r, c, h, w in boxes:
+        box = hit[r:r + h, c:c + w]
+        assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
     # values on void cells are those of the network run on the whole raster at once
     sparse = vr.run_model(model, prep, "cpu", 384, 2, Monitor())
     whole = vr.run_model(model, dataclasses.replace(prep, same_grid=False), "cpu", 4096, 1,
                          Monitor())
     np.testing.assert_allclose(sparse[voids], whole[voids], atol=1e-3, rtol=0)
     np.testing.assert_array_equal(sparse[~covered], prep.dem[~covered])  # not run there
+    # two small voids far apart: two windows of their own cells, not two tiles
+    two = np.zeros((768, 768), bool)
+    two[10:15, 20:26] = two[700:705, 600:603] = True
+    assert sorted(sparse_windows(two, 384, halo)[1]) == [(10, 20, 5, 6), (700, 600, 5, 3)]
+    # a void across a tile border stays one window when splitting it costs more halo
+    across = np.zeros((768, 768), bool)
+    across[60:70, 90:100] = True
+    assert sparse_windows(across, 384, halo, 64)[1] == [(60, 90, 10, 10)]
     # dense voids keep the tile size asked for
     dense = np.zeros((768, 768), np.float32)
-    dense[::40, ::40] = 1.0
-    assert {max(h, w) for _, _, h, w in sparse_tiles(dense > 0, 384, halo)} == {384}
+    dense[::4, ::4] = 1.0
+    assert sparse_windows(dense > 0, 384, halo)[0] == 384
 
 
 def test_a_grid_too_big_for_the_memory_stops_before_work(tmp_path, dems_dir, model_path,
