@@ -14,23 +14,12 @@ import math
 
 import numpy as np
 
+from ..raster.warp import area_weights
+
 
 def area_matrix(n_src: int, n_dst: int, ratio: float, offset: float = 0.0) -> np.ndarray:
-    """(n_dst, n_src) weights: target cell i covers source cells [offset + i·ratio,
-    offset + (i+1)·ratio) (source pixel units, ratio ≥ 1 = each target cell is `ratio`
-    source cells wide); each weight is the overlap, rows normalised to sum 1 (parts of a
-    target cell beyond the source are ignored, as GDAL does)."""
-    if ratio <= 0 or n_src < 1 or n_dst < 1:
-        raise ValueError("area_matrix needs a positive ratio and non-empty grids")
-    lo = offset + np.arange(n_dst, dtype=np.float64)[:, None] * ratio
-    hi = lo + ratio
-    j = np.arange(n_src, dtype=np.float64)[None, :]
-    w = np.clip(np.minimum(hi, j + 1.0) - np.maximum(lo, j), 0.0, None)
-    w[w < 1e-12] = 0.0  # round-off slivers at cell borders
-    total = w.sum(axis=1, keepdims=True)
-    if (total <= 0).any():
-        raise ValueError("a target cell lies outside the source grid")
-    return w / total
+    """Dense core.raster.warp.area_weights (the engine's area average), for torch."""
+    return area_weights(n_src, n_dst, ratio, offset).toarray()
 
 
 def coarse_size(n_hr: int, factor: float) -> int:
