@@ -50,7 +50,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             "gdalwarp -r METHOD away from the raster edges (any factor up to 16).\n"
             "<b>MODEL</b>: a checkpoint (.pt) written by Train DEM SR; only with METHOD=model. "
             "Empty = bundled: ×2 runs resources/models/demsr_fast_x2.pt, factors below 2 "
-            "demsr_fast_x4_f1-2.pt (the ×4 network fine-tuned for them; its output goes onto "
+            "demsr_fast_x4_f1-2.pt (a narrow ×4 network trained for them; its output goes onto "
             "the requested grid by area average), above 2 up to 3.5 demsr_fast_x4_f2-4.pt "
             "(fine-tuned for them; cubic spline), ×4 and every other factor up to 8 "
             "demsr_fast_x4.pt (cubic spline), tile by tile without seams. "

@@ -11,11 +11,13 @@ DSHAT_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
 # through that finishing step for its range (the checkpoint records the same; a test checks
 # it). The engine tries them after a model of exactly the requested scale.
 # The factors listed are those the engine serves with the model: inside what it records
-# (trained for). demsr_fast_x4_f1-2: the ×4 model fine-tuned for (1, 2) through the area
-# average; ×1.5625 on the held-out DEMs 0.81× the RMSE of the best GDAL resampler (the ×4
-# model by the rule: 0.90×). demsr_fast_x4_f2-4: fine-tuned for [2, 4] through GDAL cubic
-# spline; ×2.5 0.90× (rule 0.93×), ×3 0.91× (0.91×), ×3.5 0.89× (0.90×), but ×3.75 0.913×
-# against 0.912×, so it serves (2, 3.5] (README, Quality; scripts/train_default.py).
+# (trained for). demsr_fast_x4_f1-2: a narrow ×4 network (24 channels, 4 blocks) trained for
+# (1, 2) through the area average; ×1.5625 on the held-out DEMs 0.79× the RMSE of the best
+# GDAL resampler (the ×4 model by the rule: 0.90×; the ×4 model fine-tuned for (1, 2), the
+# former bundled one: 0.81× at 2.5× the time). demsr_fast_x4_f2-4: fine-tuned for [2, 4]
+# through GDAL cubic spline; ×2.5 0.90× (rule 0.93×), ×3 0.91× (0.91×), ×3.5 0.89× (0.90×),
+# but ×3.75 0.913× against 0.912×, so it serves (2, 3.5] (README, Quality;
+# scripts/train_default.py).
 FACTOR_MODELS: list[tuple[str, int, float, float, str]] = [
     ("demsr_fast_x4_f1-2.pt", 4, 1.0, 2.0, "average"),
     ("demsr_fast_x4_f2-4.pt", 4, 2.0, 3.5, "cubicspline")]
