@@ -8,7 +8,7 @@ The area average between grids of one CRS (GDAL 'average') is the exception:
 it is separable, with plain overlaps as weights, so it is two sparse matrices
 (`area_weights`, the same weights training differentiates through,
 core/training/area.py). It equals gdalwarp -r average within float rounding
-(tests) in a quarter of GDAL's time on the engine's tiles.
+(tests) in about 40 % of GDAL's time on the engine's tiles.
 """
 from __future__ import annotations
 
