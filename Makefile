@@ -68,6 +68,7 @@ bench: install venv
 # seed 42, then the held-out evaluation tables.
 train-default: deps venv
 	$(VENV)/bin/python scripts/train_default.py --scale 2
+	$(VENV)/bin/python scripts/train_default.py --scale 3 --threads 1
 	$(VENV)/bin/python scripts/train_default.py --scale 4
 	$(VENV)/bin/python scripts/train_default.py --range 1 2 --threads 1
 	$(VENV)/bin/python scripts/train_default.py --range 2 4 --threads 1

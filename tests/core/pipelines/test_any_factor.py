@@ -109,7 +109,7 @@ def test_models_refuse_factors_they_do_not_cover(tmp_path, crop):
     assert not covers(4, 8.5) and not covers(4, 1.0) and not covers(2, 1.5)
 
 
-@pytest.mark.parametrize("factor", [1.5625, 2.5, 6])
+@pytest.mark.parametrize("factor", [1.5625, 2.5, 3, 6])
 def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, factor):
     """Aletsch (held out of training): LR = area average onto a grid `factor` coarser."""
     hr = dem_crop(dems_dir / "glacierflowmodel_aletsch_200m.tif", tmp_path / "hr.tif", 0, 0,
@@ -127,8 +127,9 @@ def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, 
         pred = _read(out)[0]
         assert pred.shape == hr.shape
         rmse[method] = compare(pred, hr, 200.0, 200.0).rmse
-        if method == "model":  # the rule: the (1, 2) model below ×2, (2, 3.5] the (2, 4)
-            want = ("demsr_fast_x4_f1-2.pt" if factor < 2 else "demsr_fast_x4_f2-4.pt"
+        if method == "model":  # the rule: exact scales first, the (1, 2) model below ×2,
+            want = ("demsr_fast_x3.pt" if factor == 3  # (2, 3.5] the (2, 4) model
+                    else "demsr_fast_x4_f1-2.pt" if factor < 2 else "demsr_fast_x4_f2-4.pt"
                     if factor <= 3.5 else "demsr_fast_x4.pt")
             assert want in res.method, res.method
     assert rmse["model"] < 0.97 * min(rmse[m] for m in ("lanczos", "cubicspline", "cubic"))
