@@ -260,13 +260,14 @@ def test_a_checkpoint_serves_the_factors_it_records_and_refuses_others(tmp_path,
 
 def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
     """The bundled factor-range models were trained for (record) the range bundled.py lets
-    them serve and its finish, and the engine's rule picks them inside it, the ×2/×4 models
-    at exactly ×2/×4."""
+    them serve and its finish, and the engine's rule picks them inside it, the ×2/×3/×4
+    models at exactly ×2/×3/×4."""
     from demsr.core.nets import bundled
     from demsr.core.pipelines.model_upsampler import resolve_model_path
 
     ranged = bundled.factor_models()
     assert len(ranged) == len(bundled.FACTOR_MODELS)  # every listed model is shipped
+    assert bundled.sr_scales() == [2, 3, 4]
     for path, scale, lo, hi, finish in ranged:
         ck = checkpoint.load(path)
         assert ck.verified and ck.scale == scale
@@ -275,7 +276,7 @@ def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
     src = Grid(Affine(10.0, 0, 5000.0, 0, -10.0, 9000.0), 64, 64, None)
     for factor in (1.5625, 2, 2.5, 3, 3.5, 3.75, 4, 6):
         got = os.path.basename(resolve_model_path(None, src, output_grid(src, factor)))
-        if factor in (2, 4):
+        if factor in bundled.sr_scales():  # an exact-scale model first
             assert got == f"demsr_fast_x{factor}.pt"
             continue
         inside = [p for p, _, lo, hi, _ in ranged if lo < factor <= hi]
