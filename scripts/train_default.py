@@ -57,7 +57,14 @@ HPARAMS: dict = {2: {}, 3: {"channels": 48, "blocks": 8}, 4: {"channels": 48, "b
 # (1, 2) reached ×1.5625 0.809 at 6.1× gdalwarp; the ×2 model fine-tuned through the area
 # average stayed at Lanczos's error (validation ratio 1.00): its ×2 grid is too coarse for
 # an area average onto grids 1–2× finer than the input.
-RANGES = {(2.0, 4.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt",
+# (2, 3): the ×3 model fine-tuned the same way through cubic spline; serves (2, 2.625]
+# (core/nets/bundled.py): ×2.25 0.874 (0.891 with the (2, 4) model), ×2.5 0.897 / slope
+# 0.900 (0.897 / 0.907), ×2.625 0.876 (0.881), ×2.75 0.895 (0.873).
+RANGES = {(2.0, 3.0): dict(init="demsr_fast_x3.pt", out="demsr_fast_x3_f2-3.pt",
+                           finish="cubicspline", learning_rate=3e-4, patch_size=96, epochs=10,
+                           steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=0.5,
+                           coarser_copies=(2, 3)),
+          (2.0, 4.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt",
                            finish="cubicspline", learning_rate=3e-4, patch_size=96, epochs=10,
                            steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=0.5,
                            coarser_copies=(2, 3)),

@@ -127,10 +127,11 @@ def test_bundled_model_beats_best_classical_on_held_out_dem(tmp_path, dems_dir, 
         pred = _read(out)[0]
         assert pred.shape == hr.shape
         rmse[method] = compare(pred, hr, 200.0, 200.0).rmse
-        if method == "model":  # the rule: exact scales first, the (1, 2) model below ×2,
-            want = ("demsr_fast_x3.pt" if factor == 3  # (2, 3.5] the (2, 4) model
-                    else "demsr_fast_x4_f1-2.pt" if factor < 2 else "demsr_fast_x4_f2-4.pt"
-                    if factor <= 3.5 else "demsr_fast_x4.pt")
+        if method == "model":  # the rule: exact scales first, then the factor-range models
+            want = ("demsr_fast_x3.pt" if factor == 3
+                    else "demsr_fast_x4_f1-2.pt" if factor < 2
+                    else "demsr_fast_x3_f2-3.pt" if factor <= 2.625
+                    else "demsr_fast_x4_f2-4.pt" if factor <= 3.5 else "demsr_fast_x4.pt")
             assert want in res.method, res.method
     assert rmse["model"] < 0.97 * min(rmse[m] for m in ("lanczos", "cubicspline", "cubic"))
 
