@@ -305,7 +305,8 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monito
         monitor.info(f"Input {g.width}×{g.height} px: {gp.voids} void(s), {gp.filled} cells to "
                      "fill" + (f"; {gp.left_voids} void(s) wider than {req.max_void_size:g} px "
                                "left as nodata" if gp.left_voids else "")
-                     + f"; {len(gp.tiles)} network window(s) in tiles of {gp.tile_side} px, streamed.")
+                     + f"; {len(gp.tiles)} network window(s) in tiles of {gp.tile_side} px, "
+                     "streamed.")
         monitor.check()
         with atomic_outputs(profiles, monitor.info) as writers:
             vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,

@@ -12,9 +12,10 @@ Two phases.
    the bounding box of the voids in each tile holding some (tiles.sparse_windows),
    so the network runs on void cells plus its halo, not on whole tiles. Four
    rasters of the input grid (first-filled DEM, flow accumulation, void
-   distance, classes) go to a temporary GeoTIFF beside the output; every array of the whole grid is freed before phase 2. Peak memory is
-   this phase's: flow routing, 60–75 bytes per pixel of NumPy arrays measured on
-   real terrain (GLOBAL_BYTES_PER_PIXEL; tests/core/pipelines/test_voidrepair_stream.py).
+   distance, classes) go to a temporary GeoTIFF beside the output; every array
+   of the whole grid is freed before phase 2. Peak memory is this phase's: flow
+   routing, 60–75 bytes per pixel of NumPy arrays measured on real terrain
+   (GLOBAL_BYTES_PER_PIXEL; tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
    block is copied; for each void box, a window with the network's halo plus
