@@ -60,14 +60,16 @@ def test_foreign_model_is_a_clear_error(tmp_path, crop):
 
 
 def test_bundled_default_per_scale(tmp_path, crop):
-    assert {2, 4} <= set(bundled_scales())
+    assert {2, 3, 4} <= set(bundled_scales())
     out = str(tmp_path / "b.tif")
     res = superresolve(SuperResolveRequest(str(crop), out, scale=2, method="model"))
     assert "demsr_fast_x2" in res.method
     data, _ = _read(out)
     assert data.shape == (180, 180) and np.isfinite(data).all()
     res = superresolve(SuperResolveRequest(str(crop), out, scale=3, method="model"))
-    assert "demsr_fast_x4" in res.method and _read(out)[0].shape == (270, 270)
+    assert "demsr_fast_x3.pt" in res.method and _read(out)[0].shape == (270, 270)
+    res = superresolve(SuperResolveRequest(str(crop), out, scale=6, method="model"))
+    assert "demsr_fast_x4.pt" in res.method and _read(out)[0].shape == (540, 540)
     with pytest.raises(DemSrError, match="no bundled model for a ×9"):
         superresolve(SuperResolveRequest(str(crop), str(tmp_path / "c.tif"), scale=9,
                                          method="model"))
