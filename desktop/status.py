@@ -24,7 +24,9 @@ def plugin_version() -> str:
 
 
 def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
-    """The best epoch's validation (held-out blocks) RMSE against the baseline it corrects."""
+    """The saved epoch's validation (held-out blocks) RMSE against the baseline it corrects:
+    the epoch with the lowest validation ratio, as training chose it (core/training/state.py),
+    else with the lowest RMSE (files written before the ratio was recorded)."""
     try:
         with open(metrics_csv, newline="") as fh:
             rows = [r for r in csv.DictReader(fh) if r.get("val_rmse")]
@@ -32,7 +34,8 @@ def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
         return "no metrics file"
     if not rows:
         return "no metrics"
-    best = min(rows, key=lambda r: float(r["val_rmse"]))
+    key = "val_ratio" if all(r.get("val_ratio") for r in rows) else "val_rmse"
+    best = min(rows, key=lambda r: float(r[key]))
     rmse, base = float(best["val_rmse"]), float(best["val_rmse_baseline"])
     return (f"held-out RMSE {rmse:.2f} m vs {baseline} {base:.2f} m "
             f"({100 * (rmse / base - 1):+.1f} %, epoch {best['epoch']})")
@@ -51,9 +54,9 @@ def bundled_models() -> list:
         if scale == max(scales):
             what += " (and every factor up to ×8 that no other model serves)"
         rows.append((os.path.basename(path), what, held_out_figures(path[:-3] + "_metrics.csv")))
-    for path, _scale, lo, hi, finish in bundled.factor_models():
+    for path, scale, lo, hi, finish in bundled.factor_models():
         rows.append((os.path.basename(path), f"Super-resolve DEM, factors above ×{lo:g} up to "
-                     f"×{hi:g} (×4 network, then {FINISH_WORDS.get(finish, finish)})",
+                     f"×{hi:g} (×{scale} network, then {FINISH_WORDS.get(finish, finish)})",
                      held_out_figures(path[:-3] + "_metrics.csv")))
     if os.path.isfile(bundled.DSHAT_MODEL):
         rows.append((os.path.basename(bundled.DSHAT_MODEL),

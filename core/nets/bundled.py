@@ -16,16 +16,16 @@ DSHAT_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
 # GDAL resampler (the ×4 model by the rule: 0.90×; the ×4 model fine-tuned for (1, 2), the
 # former bundled one: 0.81× at 2.5× the time). demsr_fast_x4_f2-4: fine-tuned for [2, 4]
 # through GDAL cubic spline; ×2.5 0.90× (rule 0.93×), ×3 0.91× (0.91×), ×3.5 0.89× (0.90×),
-# but ×3.75 0.913× against 0.912×, so it serves (2, 3.5] (README, Quality;
+# but ×3.75 0.913× against 0.912×, so it serves up to ×3.5 (README, Quality;
 # scripts/train_default.py).
 # demsr_fast_x3_f2-3: the ×3 model fine-tuned for [2, 3] through GDAL cubic spline; better
 # than demsr_fast_x4_f2-4 up to ×2.625 (×2.25 0.874× against 0.891×, ×2.5 slope 0.900×
 # against 0.907×, ×2.625 0.876× against 0.881×) but not at ×2.75 (0.895× against 0.873×),
-# so it serves (2, 2.625] and comes first.
+# so it serves (2, 2.625] and demsr_fast_x4_f2-4 (2.625, 3.5] (×3 itself: demsr_fast_x3).
 FACTOR_MODELS: list[tuple[str, int, float, float, str]] = [
     ("demsr_fast_x4_f1-2.pt", 4, 1.0, 2.0, "average"),
     ("demsr_fast_x3_f2-3.pt", 3, 2.0, 2.625, "cubicspline"),
-    ("demsr_fast_x4_f2-4.pt", 4, 2.0, 3.5, "cubicspline")]
+    ("demsr_fast_x4_f2-4.pt", 4, 2.625, 3.5, "cubicspline")]
 
 
 def sr_model_path(scale: int) -> str:

@@ -16,6 +16,16 @@ def test_bundled_models_list_factors_and_held_out_figures():
     assert "×2" in x2[1]
     rmse, base = map(float, re.search(r"RMSE ([\d.]+) m vs Lanczos ([\d.]+) m", x2[2]).groups())
     assert rmse < base  # the bundled model beats its baseline on held-out blocks
+    by_name = {r[0]: r for r in rows}
+    f23, f24 = by_name["demsr_fast_x3_f2-3.pt"], by_name["demsr_fast_x4_f2-4.pt"]
+    assert "above ×2 up to ×2.625 (×3 network, then cubic spline)" in f23[1]
+    assert "above ×2.625 up to ×3.5 (×4 network, then cubic spline)" in f24[1]
+    # the epoch shown is the one training saved (lowest validation ratio), as recorded
+    from demsr.core.nets import bundled, checkpoint
+
+    for name in ("demsr_fast_x3.pt", "demsr_fast_x4_f1-2.pt", "demsr_fast_x3_f2-3.pt"):
+        saved = checkpoint.load(f"{bundled.MODELS_DIR}/{name}").provenance["epochs"]
+        assert f"epoch {saved})" in by_name[name][2], (name, by_name[name][2], saved)
 
 
 def test_collect_reports_versions_and_the_device(qgis_app):
