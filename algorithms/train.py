@@ -184,6 +184,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             shared["gradient_weight"] = gradient_weight
         architecture = self.parameterAsEnumString(parameters, self.ARCHITECTURE, context)
         scale = self.parameterAsDouble(parameters, self.SCALE, context)
+        scale = int(scale) if scale.is_integer() else scale  # 2, not 2.0, in configs and logs
         max_scale = self.optional_number(parameters, self.MAX_SCALE, context)
         network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
@@ -194,13 +195,12 @@ class TrainAlgorithm(DemSrAlgorithm):
                                      "degradation; LOSS and DEGRADATION are ignored.")
             if feedback is not None and (max_scale is not None or network_scale is not None):
                 feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
-            cfg = DSHATTrainConfig(**shared, factors=[1, int(scale) if scale.is_integer()
-                                                      else scale],
+            cfg = DSHATTrainConfig(**shared, factors=[1, scale],
                                    references=layers(self.REFERENCES),
                                    spectral=layers(self.SPECTRAL))
         else:
             cfg = SRTrainConfig(**shared, architecture=architecture,
-                                scale=int(scale) if scale.is_integer() else scale,
+                                scale=scale,
                                 max_factor=max_scale, model_scale=int(network_scale or 0),
                                 degradation=degradation, loss=loss)
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .. import dependency_dir
-from ..core.nets import bundled
+from ..core.nets import bundled, coverage
 from .deps import torch_state
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,9 +41,6 @@ def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
             f"({100 * (rmse / base - 1):+.1f} %, epoch {best['epoch']})")
 
 
-FINISH_WORDS = {"average": "area average", "cubicspline": "cubic spline"}
-
-
 def bundled_models() -> list:
     """(file, what it covers, held-out figures) for each model in resources/models."""
     rows = []
@@ -55,8 +52,9 @@ def bundled_models() -> list:
             what += " (and every factor up to ×8 that no other model serves)"
         rows.append((os.path.basename(path), what, held_out_figures(path[:-3] + "_metrics.csv")))
     for path, scale, lo, hi, finish in bundled.factor_models():
+        how = coverage.FINISH_WORDS.get(finish, finish)
         rows.append((os.path.basename(path), f"Super-resolve DEM, factors above ×{lo:g} up to "
-                     f"×{hi:g} (×{scale} network, then {FINISH_WORDS.get(finish, finish)})",
+                     f"×{hi:g} (×{scale} network, then {how})",
                      held_out_figures(path[:-3] + "_metrics.csv")))
     if os.path.isfile(bundled.DSHAT_MODEL):
         rows.append((os.path.basename(bundled.DSHAT_MODEL),

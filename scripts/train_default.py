@@ -27,12 +27,11 @@ from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 # Settings per scale: bigger crops at ×4 so the LR patch keeps some size. The loss of
 # each scale is the one that did better on the held-out DEMs (scripts/evaluate.py).
 # Both train on block-mean ×2 and ×3 copies of the DEMs too (scale augmentation).
+WIDE = dict(patch_size=96, epochs=40, steps_per_epoch=100, batch_size=16, loss="l1",
+            gradient_weight=0.5, coarser_copies=(2, 3))
 SETTINGS = {2: dict(patch_size=64, epochs=40, steps_per_epoch=100, batch_size=32,
                     loss="mse", gradient_weight=0.1, coarser_copies=(2, 3)),
-            3: dict(patch_size=96, epochs=40, steps_per_epoch=100, batch_size=16,
-                    loss="l1", gradient_weight=0.5, coarser_copies=(2, 3)),
-            4: dict(patch_size=96, epochs=40, steps_per_epoch=100, batch_size=16,
-                    loss="l1", gradient_weight=0.5, coarser_copies=(2, 3))}
+            3: WIDE, 4: WIDE}
 
 # Architecture per scale: ×2 stays at the defaults for speed (the ×2 limit is 10× the time
 # of gdalwarp -r lanczos); ×4 runs on 16× fewer LR pixels and affords a wider, deeper net;
@@ -40,11 +39,12 @@ SETTINGS = {2: dict(patch_size=64, epochs=40, steps_per_epoch=100, batch_size=32
 # a ×4 network, reached 0.906 / 0.896 with one DEM's slope worse than GDAL).
 # Against the models without both (held-out elevation / slope ratios, scripts/evaluate.py):
 # ×2 0.905 / 0.896 → 0.899 / 0.887, ×4 0.897 / 0.906 → 0.895 / 0.898.
-HPARAMS: dict = {2: {}, 3: {"channels": 48, "blocks": 8}, 4: {"channels": 48, "blocks": 8}}
+WIDE_NET = {"channels": 48, "blocks": 8}
+HPARAMS: dict = {2: {}, 3: WIDE_NET, 4: WIDE_NET}
 
 # Factor-range models, each trained through the engine's finishing step for its range
 # (`finish`), one factor drawn per batch (core/training/sr_task.py); same data list, seed and
-# scale augmentation as ×4. Both are bundled (`make train-default`).
+# scale augmentation as ×4. All three are bundled (`make train-default`).
 # (2, 4): the bundled ×4 network fine-tuned through GDAL cubic spline (lower learning rate).
 # Held out (scripts/evaluate_factors.py --model): ×2.5 0.897 (rule 0.929), ×3 0.906 (0.914),
 # ×3.5 0.892 (0.896), ×3.75 0.913 (0.912: the engine serves (2, 3.5] with it,
@@ -60,14 +60,9 @@ HPARAMS: dict = {2: {}, 3: {"channels": 48, "blocks": 8}, 4: {"channels": 48, "b
 # (2, 3): the ×3 model fine-tuned the same way through cubic spline; serves (2, 2.625]
 # (core/nets/bundled.py): ×2.25 0.874 (0.891 with the (2, 4) model), ×2.5 0.897 / slope
 # 0.900 (0.897 / 0.907), ×2.625 0.876 (0.881), ×2.75 0.895 (0.873).
-RANGES = {(2.0, 3.0): dict(init="demsr_fast_x3.pt", out="demsr_fast_x3_f2-3.pt",
-                           finish="cubicspline", learning_rate=3e-4, patch_size=96, epochs=10,
-                           steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=0.5,
-                           coarser_copies=(2, 3)),
-          (2.0, 4.0): dict(init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt",
-                           finish="cubicspline", learning_rate=3e-4, patch_size=96, epochs=10,
-                           steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=0.5,
-                           coarser_copies=(2, 3)),
+FINE_TUNE = dict(WIDE, finish="cubicspline", learning_rate=3e-4, epochs=10)
+RANGES = {(2.0, 3.0): dict(FINE_TUNE, init="demsr_fast_x3.pt", out="demsr_fast_x3_f2-3.pt"),
+          (2.0, 4.0): dict(FINE_TUNE, init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt"),
           # smaller crops: near ×1 the LR input is nearly as large as the HR crop
           (1.0, 2.0): dict(init=None, model_scale=4, out="demsr_fast_x4_f1-2.pt",
                            hparams={"channels": 24, "blocks": 4, "back_projection": 0},
@@ -101,7 +96,7 @@ def main() -> None:
             name, finish = name[:-3] + f"_{a.finish}.pt", a.finish
         out = a.out or os.path.join(MODELS, name)
         lr = a.lr or spec.pop("learning_rate")
-        spec.pop("learning_rate", None)
+        spec.pop("learning_rate", None)  # when --lr was given
         s = settings_for(a, spec)
         cfg = SRTrainConfig(inputs=paths(TRAIN), output_model=out, architecture="fast",
                             scale=a.range[0], max_factor=a.range[1], init_weights=init,

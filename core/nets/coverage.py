@@ -28,6 +28,7 @@ MIN_ANY_FACTOR_SCALE = 4
 AVERAGE_BELOW = 0.5
 AUTO = "auto"
 FINISHES = (AUTO, "average", "cubicspline")
+FINISH_WORDS = {"average": "area average", "cubicspline": "cubic spline"}  # for messages
 MAX_RECORDED = 16.0
 
 

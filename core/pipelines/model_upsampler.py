@@ -29,27 +29,6 @@ from ..monitor import Monitor
 from ..raster.tiles import Tile
 from .upsamplers import TileInput, Upsampler
 from ..nets import bundled, checkpoint, coverage
-from ..nets.coverage import AVERAGE_BELOW, MIN_ANY_FACTOR_SCALE  # noqa: F401 - re-exported
-
-
-def covered_factors(scale: int) -> tuple[float, float]:
-    """Factors a ×scale model that records none serves, as (low, high]."""
-    return coverage.default_range(scale)
-
-
-def covers(scale: int, factor: float) -> bool:
-    """Whether a ×scale model that records no factors serves `factor` (the old rule)."""
-    return coverage.rule(scale).covers(factor)
-
-
-def finish_method(scale: int, factor: float) -> str:
-    """How a ×scale output goes onto a ×factor grid by the old rule: 'average' or
-    'cubicspline'."""
-    return coverage.rule(scale).finish_for(factor)
-
-
-def coverage_text(scales: list[int]) -> str:
-    return coverage.coverage_text([coverage.rule(s) for s in scales])
 
 
 def bundled_coverages() -> list[tuple[str, coverage.Coverage]]:
@@ -124,8 +103,8 @@ class ModelUpsampler(Upsampler):
         choice = select_device(device)
         exact = grid_factor(src, dst) == ckpt.scale
         finish = cov.finish_for(factor)
-        how = {"average": "area average", "cubicspline": "cubic spline"}
-        route = "" if exact else f", then {how[finish]} onto the ×{factor:.4g} grid"
+        route = ("" if exact else
+                 f", then {coverage.FINISH_WORDS[finish]} onto the ×{factor:.4g} grid")
         monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
                      f"{choice.description}.")
         if choice.note:

@@ -81,8 +81,7 @@ class Distributed(SingleProcess):
     def losses(self, losses: list) -> list:
         """Each batch's loss averaged over the processes' shares (equal shares: the loss of
         the whole batch)."""
-        t = self.torch.tensor(losses, dtype=self.torch.float64,
-                              device=f"cuda:{self.local_rank}" if self.cuda else "cpu")
+        t = self.torch.tensor(losses, dtype=self.torch.float64, device=self.device("cpu"))
         self.dist.all_reduce(t)
         return (t / self.world).tolist()
 

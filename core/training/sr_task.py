@@ -293,25 +293,22 @@ class SRTask(Task):
     def loss(self, model, rng: np.random.Generator, autocast):
         cfg, torch, fs = self.cfg, self.torch, self.factors
         p = cfg.patch_size
-        if fs.plain:
-            c = self.ctx * fs.net
-            crops, _ = self.patches.sample(cfg.batch_size, rng)
-            hr = torch.from_numpy(np.ascontiguousarray(crops[self.share]))[:, None].to(
-                self.device)
-            lr = degrade(hr, fs.net, cfg.degradation)
-            target = hr[..., c:c + p, c:c + p]
-            with autocast():
-                pred = model(lr)[..., c:c + p, c:c + p]
-            return sr_loss(pred.float(), target, patch_scale(lr), cfg.loss, cfg.gradient_weight)
-        factor = fs.draw(rng)
+        factor = fs.draw(rng)  # draws nothing for one factor
         crops, _ = self.patches.sample(cfg.batch_size, rng)
         hr = torch.from_numpy(np.ascontiguousarray(crops[self.share]))[:, None].to(self.device)
-        a_np, fin_np, c = fs.pair(self.crop, self.ctx, p, factor)
-        a, fin = to_torch(a_np, self.device), to_torch(fin_np, self.device)
-        lr = apply(hr, a, a)
-        with autocast():
-            out = model(lr)
-        pred = apply(out.float(), fin, fin)  # the engine's finishing step, differentiable
+        if fs.plain:
+            c = self.ctx * fs.net
+            lr = degrade(hr, fs.net, cfg.degradation)
+            with autocast():
+                out = model(lr)[..., c:c + p, c:c + p]
+            pred = out.float()
+        else:
+            a_np, fin_np, c = fs.pair(self.crop, self.ctx, p, factor)
+            a, fin = to_torch(a_np, self.device), to_torch(fin_np, self.device)
+            lr = apply(hr, a, a)
+            with autocast():
+                out = model(lr)
+            pred = apply(out.float(), fin, fin)  # the engine's finishing step, differentiable
         return sr_loss(pred, hr[..., c:c + p, c:c + p], patch_scale(lr), cfg.loss,
                        cfg.gradient_weight)
 
