@@ -114,8 +114,8 @@ def steepest_descent(z: np.ndarray, valid: np.ndarray, dist: np.ndarray,
             drop = np.subtract(zc, zn, dtype=np.float64)
             drop /= dist[k, r0:r1, None]
             better = drop > best            # NaN (nodata on either side) is never better
-            best[better] = drop[better]
-            code[better] = k
+            np.copyto(best, drop, where=better)
+            np.copyto(code, np.int8(k), where=better)
     return codes
 
 
@@ -135,8 +135,9 @@ def fill_depressions(pad: _Padded, monitor: Optional[Monitor] = None) -> np.ndar
     del codes
     while active.size:
         monitor.check()
-        nxt[active] = nxt[nxt[active]]
-        active = active[nxt[nxt[active]] != nxt[active]]
+        jump = nxt[nxt[active]]
+        nxt[active] = jump
+        active = active[nxt[jump] != jump]
     # Adjacent terminal cells have equal elevation (neither has a lower neighbour): one basin.
     labels, nbasins = ndimage.label(terminal, structure=np.ones((3, 3), bool))
     del terminal
@@ -165,12 +166,14 @@ def fill_depressions(pad: _Padded, monitor: Optional[Monitor] = None) -> np.ndar
     del lo_list, hi_list, w_list
     key = lo * (nbasins + 1) + hi
     del lo, hi
-    order = np.lexsort((wt, key))           # by pair, lowest pass first
+    order = np.argsort(key)                 # by pair; each pair's lowest pass kept
     key, wt = key[order], wt[order]
     del order
     first = np.ones(key.size, bool)
     first[1:] = key[1:] != key[:-1]
-    key, wt = key[first], wt[first]
+    starts = np.flatnonzero(first)
+    key, wt = key[starts], np.minimum.reduceat(wt, starts)
+    del starts
     lo, hi = key // (nbasins + 1), key % (nbasins + 1)
     del first, key
     monitor.progress(0.65)
@@ -321,7 +324,9 @@ def accumulate(rcv: np.ndarray, valid: np.ndarray, monitor: Optional[Monitor] = 
                ) -> np.ndarray:
     """Number of cells draining through each cell (itself included), float64, 0 off-grid.
 
-    Processes the drainage tree from its leaves in topological waves.
+    Processes the drainage tree from its leaves in topological waves. Within a wave,
+    donors sharing a receiver are split into rounds in which each receiver appears once
+    (at most 8: a cell has 8 neighbours), so plain fancy indexing adds them without a sort.
     """
     monitor = monitor or Monitor()
     n = rcv.size
@@ -329,6 +334,7 @@ def accumulate(rcv: np.ndarray, valid: np.ndarray, monitor: Optional[Monitor] = 
     has = rcv >= 0
     indeg = np.bincount(rcv[has], minlength=n).astype(np.int32)
     del has
+    owner = np.empty(n, np.int32)
     frontier = np.flatnonzero(valid & (indeg == 0)).astype(np.int32)
     total = max(int(valid.sum()), 1)
     done = 0
@@ -344,15 +350,17 @@ def accumulate(rcv: np.ndarray, valid: np.ndarray, monitor: Optional[Monitor] = 
         src, r = frontier[down], r[down]
         if r.size == 0:
             break
-        order = np.argsort(r, kind="stable")
-        r, src = r[order], src[order]
-        start = np.ones(r.size, bool)
-        start[1:] = r[1:] != r[:-1]
-        starts = np.flatnonzero(start)
-        targets = r[starts]
-        acc[targets] += np.add.reduceat(acc[src], starts)
-        indeg[targets] -= np.diff(np.append(starts, r.size)).astype(np.int32)
-        frontier = targets[indeg[targets] == 0]
+        targets = r
+        while src.size:
+            owner[r] = np.arange(r.size, dtype=np.int32)
+            first = owner[r] == np.arange(r.size, dtype=np.int32)
+            t = r[first]
+            acc[t] += acc[src[first]]
+            indeg[t] -= 1
+            src, r = src[~first], r[~first]
+        targets = targets[indeg[targets] == 0]
+        owner[targets] = np.arange(targets.size, dtype=np.int32)
+        frontier = targets[owner[targets] == np.arange(targets.size, dtype=np.int32)]
     monitor.progress(1.0)
     return acc
 
