@@ -13,6 +13,7 @@ ALGORITHMS = [
     ("demsr:superresolve", "Super-resolve DEM…"),
     ("demsr:voidrepair", "Void repair/SR (DS-HAT)…"),
     ("demsr:derivatives", "Terrain derivatives…"),
+    ("demsr:evaluate", "Evaluate DEM…"),
     ("demsr:train", "Train DEM SR…"),
 ]
 

@@ -27,7 +27,8 @@ MIN_ANY_FACTOR_SCALE = 4
 # alone, and GDAL's Lanczos rings when shrinking by less than 2).
 AVERAGE_BELOW = 0.5
 AUTO = "auto"
-FINISHES = (AUTO, "average", "cubicspline")
+FINISH_METHODS = ("average", "cubicspline")  # what training and the engine can apply
+FINISHES = (AUTO, *FINISH_METHODS)
 FINISH_WORDS = {"average": "area average", "cubicspline": "cubic spline"}  # for messages
 MAX_RECORDED = 16.0
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from ..nets.coverage import FINISH_METHODS
 from ..raster.warp import area_weights
 
 
@@ -46,9 +47,6 @@ def degrade_area(hr, factor: float):
     a_x = a_y if w == h and hr.shape[-1] == hr.shape[-2] else \
         to_torch(area_matrix(hr.shape[-1], w, factor), hr.device)
     return apply(hr, a_y, a_x)
-
-
-FINISHES = ("average", "cubicspline")
 
 
 def gdal_matrix(n_src: int, n_dst: int, ratio: float, offset: float, method: str) -> np.ndarray:
@@ -84,6 +82,6 @@ def finish_matrix(n_lr: int, scale: int, factor: float, first: int, size: int,
         raise ValueError(f"a ×{scale} output cannot be area-averaged onto a ×{factor:g} grid")
     if method == "average":
         return area_matrix(n_lr * scale, size, ratio, offset=first * ratio)
-    if method not in FINISHES:
+    if method not in FINISH_METHODS:
         raise ValueError(f"unknown finish '{method}'")
     return gdal_matrix(n_lr * scale, size, ratio, first * ratio, method)

@@ -31,7 +31,7 @@ from ..evaluation.metrics import cell_size_m, horn_slope, psnr, ssim
 from ..monitor import Monitor
 from ..raster.warp import resample
 from ..nets import coverage
-from .area import FINISHES, apply, area_matrix, coarse_size, finish_matrix, to_torch
+from .area import apply, area_matrix, coarse_size, finish_matrix, to_torch
 from .config import SRTrainConfig
 from .degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
@@ -200,9 +200,9 @@ class SRTask(Task):
         self.lo, self.hi = lo, hi
         if cfg.degradation not in DEGRADATIONS:
             raise DemSrError(f"Unknown degradation '{cfg.degradation}'.")
-        if cfg.finish not in FINISHES:
+        if cfg.finish not in coverage.FINISH_METHODS:
             raise DemSrError(f"Unknown finishing step '{cfg.finish}'; use one of "
-                             f"{', '.join(FINISHES)}.")
+                             f"{', '.join(coverage.FINISH_METHODS)}.")
         if cfg.loss not in LOSSES:
             raise DemSrError(f"Unknown loss '{cfg.loss}'.")
         if not cfg.init_weights:  # else the network's scale is known once it is read

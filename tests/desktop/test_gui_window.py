@@ -57,7 +57,7 @@ def test_zip_installs_through_the_plugin_manager_and_adds_a_menu(gui_run, tmp_pa
     out, r = gui_run
     assert r["installed_dir"] and r["active"]
     assert r["menu"] == ["Super-resolve DEM…", "Void repair/SR (DS-HAT)…",
-                         "Terrain derivatives…", "Train DEM SR…",
+                         "Terrain derivatives…", "Evaluate DEM…", "Train DEM SR…",
                          "Install / repair dependencies…", "Status & dependencies…"]
     assert r["toolbar_button"]
     assert r["target_decimals"] >= 9
