@@ -78,7 +78,8 @@ def sparse_windows(hit: np.ndarray, tile_size: int, halo: int,
     tile_size, /2, /4, … ≥ min_tile), each tile's part being the bounding box of its True
     cells, (row0, col0, height, width). The side is the one whose boxes, each grown by the
     halo, cover the fewest pixels: sparse hits (small voids) get small windows, and a
-    network runs on each box's cells plus its halo only."""
+    network runs on each box's cells plus its halo only. Boxes come smallest first, so
+    a batch (padded to its largest box) holds boxes of similar size."""
     best = None
     size = tile_size
     h, w = hit.shape
@@ -103,4 +104,4 @@ def sparse_windows(hit: np.ndarray, tile_size: int, halo: int,
     boxes = [(int(i * size + r0[i, j]), int(j * size + c0[i, j]),
               int(r1[i, j] - r0[i, j]), int(c1[i, j] - c0[i, j]))
              for i, j in zip(*np.nonzero(has))]
-    return size, boxes
+    return size, sorted(boxes, key=lambda b: (b[2], b[3], b[0], b[1]))
