@@ -320,6 +320,14 @@ def _break_ties_by_mask(zf: np.ndarray, mask: np.ndarray, rcv: np.ndarray,
         rcv[cells] = nb[np.arange(cells.size), k]
 
 
+def _one_per_value(idx: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Mask keeping one position of each distinct value of `idx` (without sorting);
+    `owner` is scratch space indexed by value."""
+    pos = np.arange(idx.size, dtype=np.int32)
+    owner[idx] = pos
+    return owner[idx] == pos
+
+
 def accumulate(rcv: np.ndarray, valid: np.ndarray, monitor: Optional[Monitor] = None
                ) -> np.ndarray:
     """Number of cells draining through each cell (itself included), float64, 0 off-grid.
@@ -352,15 +360,13 @@ def accumulate(rcv: np.ndarray, valid: np.ndarray, monitor: Optional[Monitor] = 
             break
         targets = r
         while src.size:
-            owner[r] = np.arange(r.size, dtype=np.int32)
-            first = owner[r] == np.arange(r.size, dtype=np.int32)
+            first = _one_per_value(r, owner)
             t = r[first]
             acc[t] += acc[src[first]]
             indeg[t] -= 1
             src, r = src[~first], r[~first]
         targets = targets[indeg[targets] == 0]
-        owner[targets] = np.arange(targets.size, dtype=np.int32)
-        frontier = targets[owner[targets] == np.arange(targets.size, dtype=np.int32)]
+        frontier = targets[_one_per_value(targets, owner)]
     monitor.progress(1.0)
     return acc
 
