@@ -69,6 +69,16 @@ def measure(cmd: list[str]) -> dict:
     return result
 
 
+def _row(label: str, mpx: float, ours: dict, gdal: dict) -> dict:
+    """One case's figures: throughput and peak memory of both, and the time ratio."""
+    return dict(case=label, output_mpx=round(mpx, 1),
+                ours_mpx_s=round(mpx / ours["seconds"], 2),
+                ours_peak_rss_mb=round(ours["peak_rss_mb"]),
+                gdal_mpx_s=round(mpx / gdal["seconds"], 2),
+                gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
+                time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
+
+
 def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str) -> dict:
     """Same output grid for both: round(size × SCALE) pixels over the input's extent."""
     with rasterio.open(src) as ds:
@@ -79,14 +89,9 @@ def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str) -> di
                     "-ot", "Float32", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE",
                     "-co", "PREDICTOR=3", "-co", "BIGTIFF=IF_SAFER", str(src),
                     str(WORK / "gdal.tif")])
-    mpx = w * h / 1e6
-    row = dict(case=label, output_mpx=round(mpx, 1),
-               ours_mpx_s=round(mpx / ours["seconds"], 2), ours_peak_rss_mb=round(ours["peak_rss_mb"]),
-               gdal_mpx_s=round(mpx / gdal["seconds"], 2), gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
-               time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
     for f in ("ours.tif", "gdal.tif"):
         (WORK / f).unlink(missing_ok=True)
-    return row
+    return _row(label, w * h / 1e6, ours, gdal)
 
 
 def holed(src: Path, path: Path, coverage: float = 0.08, seed: int = 2026) -> Path:
@@ -118,13 +123,9 @@ def voidrepair_vs_gdal(src: Path, label: str) -> dict:
     # -co takes several values: -md after it ends the list before the file names
     gdal = measure(["gdal_fillnodata.py", "-q", "-co", "TILED=YES", "COMPRESS=DEFLATE",
                     "PREDICTOR=3", "-md", "256", str(src), str(WORK / "gdal.tif")])
-    row = dict(case=label, output_mpx=round(mpx, 1),
-               ours_mpx_s=round(mpx / ours["seconds"], 2), ours_peak_rss_mb=round(ours["peak_rss_mb"]),
-               gdal_mpx_s=round(mpx / gdal["seconds"], 2), gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
-               time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
     for f in ("ours.tif", "mask.tif", "gdal.tif"):
         (WORK / f).unlink(missing_ok=True)
-    return row
+    return _row(label, mpx, ours, gdal)
 
 
 # name → (label, target time ratio or None, how to run it)
