@@ -65,10 +65,10 @@ def build_upsampler(req: SuperResolveRequest, src: DemSource, dst: Grid,
     if req.method in CLASSICAL_METHODS:
         return ClassicalUpsampler(req.method, src.grid, dst)
     if req.method == MODEL_METHOD:
-        from .model_upsampler import ModelUpsampler
+        from .blend import model_upsampler
 
-        return ModelUpsampler.for_grids(req.model_path, src.grid, dst, req.device,
-                                         req.batch_size, monitor)
+        return model_upsampler(req.model_path, src.grid, dst, req.device, req.batch_size,
+                               monitor)
     raise DemSrError(f"Unknown method '{req.method}'. Use one of: {', '.join(METHODS)}.")
 
 
