@@ -141,6 +141,8 @@ def _cases() -> dict:
         "sr-model-x2": ("2000² ×2 model", 3.0, sr(mid, 2, "model", "2000² ×2 model")),
         "sr-model-x1.5625": ("2000² ×1.5625 model", 3.0,
                              sr(mid, 1.5625, "model", "2000² ×1.5625 model")),
+        # the bundled blend (two routes averaged, core/pipelines/blend.py)
+        "sr-model-x2.5": ("2000² ×2.5 model", None, sr(mid, 2.5, "model", "2000² ×2.5 model")),
         "sr-model-x4": ("2000² ×4 model", None, sr(mid, 4, "model", "2000² ×4 model")),
         "voids-8": ("2000² void repair", None, vr("holed_2000.tif", 0.08, "2000² void repair")),
         # real SRTM/ALOS voids are usually sparse: the network then runs on small tiles only

@@ -1,4 +1,4 @@
-"""The bundled blend between ×2 and ×3.25: two routes averaged, seamless, and better than
+"""The bundled blend between ×2 and ×3: two routes averaged, seamless, and better than
 either route and GDAL where the rule alone was worse than GDAL."""
 import numpy as np
 import pytest
