@@ -9,7 +9,8 @@ serves and which finish it gets is core/nets/coverage.py: what the checkpoint re
 else the rule older models were made under (s alone; from s = 4 up any f in (1, 2s],
 area average up to s/2, cubic spline above). Bundled: ×2 runs the ×2 model, ×4 the ×4
 model, a factor inside a bundled factor-range model's range that model, every other
-factor in (1, 8] the ×4 model by the rule. Measured quality per factor: docs/quality.md
+factor in (1, 8] the ×4 model by the rule; between ×2 and ×3 the engine averages that model
+with a chain of two bundled models (blend.py). Measured quality per factor: docs/quality.md
 (scripts/evaluate_factors.py). A factor outside a model's coverage is an error that lists
 what it covers, rather than a silent classical resample.
 """
