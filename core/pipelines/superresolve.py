@@ -102,7 +102,8 @@ def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile, has_voids: bool
     Without voids only cells beyond the input's extent can be invalid, and the
     input need not be read again.
     """
-    rows, cols = np.arange(tile.row0, tile.row0 + tile.height), np.arange(tile.col0, tile.col0 + tile.width)
+    rows = np.arange(tile.row0, tile.row0 + tile.height)
+    cols = np.arange(tile.col0, tile.col0 + tile.width)
     r, _ = source_index(src.grid, dst, rows, np.zeros_like(rows))
     _, c = source_index(src.grid, dst, np.zeros_like(cols), cols)
     if not has_voids:
