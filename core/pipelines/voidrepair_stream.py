@@ -48,7 +48,8 @@ from ..raster.grid import Grid
 from ..raster.io import GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
 from ..raster.space import check_space, raster_bytes
 from ..raster.tiles import sparse_windows
-from ..terrain import DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives
+from ..terrain import (DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet,
+                       compute_derivatives)
 from ..terrain.cellsize import CellSizes, cell_sizes
 from ..terrain.flow import streams
 from ..terrain.streamfit import StreamedFit
