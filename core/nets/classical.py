@@ -43,21 +43,42 @@ def lanczos_weights(scale: int) -> torch.Tensor:
     return torch.tensor(k, dtype=torch.float64)[:, None].float()
 
 
+def bilinear_weights(scale: int) -> torch.Tensor:
+    """(s², 1, 3, 3) kernels: sub-pixel (jy, jx) of an LR cell as PyTorch's bilinear
+    upsampling (align_corners=False) gives it from the 3×3 cells around it; with edges
+    repeated this equals F.interpolate(mode='bilinear') exactly, borders included."""
+    taps = []
+    for j in range(scale):
+        d = (j + 0.5) / scale - 0.5
+        taps.append([-d, 1.0 + d, 0.0] if d < 0 else [0.0, 1.0 - d, d])
+    k = [[[a * b for b in wx] for a in wy] for wy in taps for wx in taps]
+    return torch.tensor(k, dtype=torch.float64)[:, None].float()
+
+
+def subpixels(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) → (B,s²,H,W): each LR cell's s×s sub-pixels as channels (pixel_shuffle
+    order), by a fixed kernel of `weights` (lanczos_weights or bilinear_weights); edges
+    repeated (the engine pads tiles the same way). Working in this layout until one final
+    pixel_shuffle saves the ×s grid's copies and pooling."""
+    r = weights.shape[-1] // 2
+    return F.conv2d(F.pad(x, (r,) * 4, mode="replicate"), weights.to(x.dtype))
+
+
 def lanczos_up(x: torch.Tensor, scale: int, weights: torch.Tensor) -> torch.Tensor:
-    """(B,1,H,W) → (B,1,sH,sW); edges repeated (the engine pads tiles the same way)."""
-    y = F.conv2d(F.pad(x, (LANCZOS_A,) * 4, mode="replicate"), weights.to(x.dtype))
-    return F.pixel_shuffle(y, scale)
+    """(B,1,H,W) → (B,1,sH,sW)."""
+    return F.pixel_shuffle(subpixels(x, weights), scale)
 
 
 def block_mean(y: torch.Tensor, scale: int) -> torch.Tensor:
     return F.avg_pool2d(y, scale)
 
 
-def back_project(y: torch.Tensor, lr: torch.Tensor, scale: int, weights: torch.Tensor,
+def back_project(y: torch.Tensor, lr: torch.Tensor, weights: torch.Tensor,
                  steps: int) -> torch.Tensor:
-    """Iterative back-projection: y += up(lr − blockmean(y)), `steps` times."""
+    """Iterative back-projection in sub-pixel layout (B,s²,H,W): y += up(lr − blockmean(y)),
+    `steps` times; an LR cell's block mean is the mean over its sub-pixel channels."""
     for _ in range(steps):
-        y = y + lanczos_up(lr - block_mean(y, scale), scale, weights)
+        y = y + subpixels(lr - y.mean(dim=1, keepdim=True), weights)
     return y
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import classical
 from .local_norm import NORM_LIMITS, local_stats, normalisation_config, stats_radius
@@ -50,6 +49,8 @@ class FastSR(nn.Module):
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
         self.register_buffer("lanczos", classical.lanczos_weights(self.scale), persistent=False)
+        self.register_buffer("bilinear", classical.bilinear_weights(self.scale),
+                             persistent=False)
 
     @property
     def halo(self) -> int:
@@ -66,9 +67,8 @@ class FastSR(nn.Module):
         h = f
         for conv in self.body:
             h = self.act(conv(h))
-        r = self.shuffle(self.tail(h + f) + self.linear(z))
-        base = classical.lanczos_up(x, self.scale, self.lanczos)
-        spread_up = F.interpolate(spread * float(self.norm["gain"]), scale_factor=self.scale,
-                                  mode="bilinear", align_corners=False)
-        return classical.back_project(base + spread_up * r, x, self.scale, self.lanczos,
-                                      int(self.hparams["back_projection"]))
+        r = self.tail(h + f) + self.linear(z)              # (B, s², H, W): sub-pixels
+        spread_up = classical.subpixels(spread * float(self.norm["gain"]), self.bilinear)
+        y = classical.subpixels(x, self.lanczos) + spread_up * r
+        y = classical.back_project(y, x, self.lanczos, int(self.hparams["back_projection"]))
+        return self.shuffle(y)

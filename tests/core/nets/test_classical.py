@@ -10,6 +10,7 @@ from affine import Affine
 import demsr  # noqa: F401 - puts the private torch folder on sys.path
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 from demsr.core.nets import classical, registry  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
@@ -46,7 +47,7 @@ def test_back_projection_restores_block_means_and_lowers_error(hr, scale):
     lr = torch.from_numpy(degrade_array(hr, scale))[None, None]
     w = classical.lanczos_weights(scale)
     up = classical.lanczos_up(lr, scale, w)
-    bp = classical.back_project(up, lr, scale, w, 2)
+    bp = F.pixel_shuffle(classical.back_project(classical.subpixels(lr, w), lr, w, 2), scale)
     b = 4 * scale
     gap = lambda y: (classical.block_mean(y, scale) - lr)[..., 4:-4, 4:-4].abs().mean()  # noqa
     assert gap(bp) < 0.2 * gap(up)
@@ -61,6 +62,18 @@ def test_untrained_fast_is_lanczos_plus_back_projection(hr):
     w = classical.lanczos_weights(2)
     with torch.no_grad():
         out = model(lr)
-    expect = classical.back_project(classical.lanczos_up(lr, 2, w), lr, 2, w,
-                                    model.hparams["back_projection"])
+    expect = F.pixel_shuffle(classical.back_project(classical.subpixels(lr, w), lr, w,
+                                                    model.hparams["back_projection"]), 2)
     assert torch.allclose(out, expect, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bilinear_subpixels_equal_torch_bilinear_upsampling(hr, scale):
+    """The sub-pixel kernels FastSR scales its residual with are PyTorch's bilinear
+    upsampling (align_corners=False), borders included."""
+    x = torch.from_numpy(degrade_array(hr, scale))[None, None]
+    ours = F.pixel_shuffle(classical.subpixels(x, classical.bilinear_weights(scale)), scale)
+    torch_up = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    assert ours.shape == torch_up.shape
+    assert torch.allclose(ours, torch_up, atol=1e-4, rtol=0)  # metres, float32 sums
+    assert (ours - torch_up).abs().max() < 1e-6 * float(x.abs().max()) + 1e-5
