@@ -171,9 +171,12 @@ def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid,
 
     started = time.perf_counter()
     with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp:
+        # its log names the temporary files as what they are, not by their hidden names
+        step = replace(monitor.sub(0.0, 0.5), info=lambda m: monitor.info(
+            m.replace(dem_tmp, "the repaired input grid (temporary)")
+             .replace(mask_tmp, "its mask (temporary)")))
         same = voidrepair(replace(req, output_path=dem_tmp, mask_path=mask_tmp,
-                                  target_grid_path=None, target_resolution=None),
-                          monitor.sub(0.0, 0.5))
+                                  target_grid_path=None, target_resolution=None), step)
         monitor.check()
         with rasterio.Env(**GDAL_ENV), rasterio.open(mask_tmp) as ds:
             src_mask = ds.read(1)
