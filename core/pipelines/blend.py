@@ -111,6 +111,5 @@ def model_upsampler(model_path: Optional[str], src: Grid, dst: Grid, device: str
                               ModelUpsampler.for_grids(None, mid, dst, device, batch_size,
                                                        monitor), src, mid)]
     monitor.info(f"At ×{grid_ratio(src, dst):.4g} the bundled models' output is the mean of "
-                 "two routes: the rule's model, and the (1, 2) model onto a grid twice as "
-                 "coarse followed by the ×2 model.")
+                 f"two routes: {members[0].name}; and {members[1].name}.")
     return MeanUpsampler(members)
