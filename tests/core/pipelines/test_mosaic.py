@@ -100,6 +100,17 @@ def test_non_integer_factor_from_a_vrt_equals_the_merged_raster(split, tmp_path)
           1e-4)
 
 
+def test_blended_factor_over_workers_equals_the_merged_raster(split, tmp_path):
+    """10 m → 4 m (×2.5): the bundled models' mean of two routes (core/pipelines/blend.py)
+    stays seamless across the workers' windows."""
+    folder, tiles = split
+    res = run_mosaic(MosaicRequest(tiles, str(tmp_path / "b"), method="model",
+                                   target_resolution=4.0, scale=None, workers=2, tile_size=64))
+    assert res.computed == 4
+    _same(res.vrt_path, _merged(folder, method="model", target_resolution=4.0, scale=None),
+          2e-3)
+
+
 def test_a_crashed_worker_leaves_complete_tiles_only_and_a_rerun_finishes(split, tmp_path,
                                                                           monkeypatch):
     folder, tiles = split
