@@ -1,5 +1,5 @@
-"""Classical operators inside a network: Lanczos upsampling, block mean and
-back-projection, as fixed (untrained) torch layers.
+"""Classical operators inside a network: Lanczos and bilinear upsampling and block-mean
+back-projection, as fixed (untrained) torch layers in sub-pixel layout.
 
 Block-mean back-projection makes an upsampled DEM consistent with the
 coarse cells it came from (the mean of each s×s block equals its LR cell).
@@ -62,15 +62,6 @@ def subpixels(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     pixel_shuffle saves the ×s grid's copies and pooling."""
     r = weights.shape[-1] // 2
     return F.conv2d(F.pad(x, (r,) * 4, mode="replicate"), weights.to(x.dtype))
-
-
-def lanczos_up(x: torch.Tensor, scale: int, weights: torch.Tensor) -> torch.Tensor:
-    """(B,1,H,W) → (B,1,sH,sW)."""
-    return F.pixel_shuffle(subpixels(x, weights), scale)
-
-
-def block_mean(y: torch.Tensor, scale: int) -> torch.Tensor:
-    return F.avg_pool2d(y, scale)
 
 
 def back_project(y: torch.Tensor, lr: torch.Tensor, weights: torch.Tensor,
