@@ -10,12 +10,15 @@ Two phases.
    relief constant (by row blocks with a 6-row halo), the voids' distance map,
    the nearest-value extension beyond the footprint and the network windows:
    the bounding box of the voids in each tile holding some (tiles.sparse_windows),
-   so the network runs on void cells plus its halo, not on whole tiles. Four
-   rasters of the input grid (first-filled DEM, flow accumulation, void
-   distance, classes) go to a temporary GeoTIFF beside the output; every array
-   of the whole grid is freed before phase 2. Peak memory is this phase's: flow
-   routing, 60–75 bytes per pixel of NumPy arrays measured on real terrain
-   (GLOBAL_BYTES_PER_PIXEL; tests/core/pipelines/test_voidrepair_stream.py).
+   so the network runs on void cells plus its halo, not on whole tiles. Flow
+   routing, the longest step, runs in a second thread (core.background) while
+   the rest of this phase runs beside it. Four rasters of the input grid
+   (first-filled DEM, flow accumulation, void distance, classes) go to a
+   temporary GeoTIFF beside the output; every array of the whole grid is freed
+   before phase 2. Peak memory is this phase's: flow routing and, beside it, the
+   curvatures kept for their percentile, 65–85 bytes per pixel of NumPy arrays
+   measured on real terrain (GLOBAL_BYTES_PER_PIXEL;
+   tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
    block is copied; for each void box, a window with the network's halo plus
@@ -32,6 +35,7 @@ in the network.
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass
 from typing import Callable
 
@@ -40,6 +44,7 @@ import rasterio
 from rasterio.windows import Window
 from scipy import ndimage
 
+from ..background import beside
 from ..monitor import Monitor
 from ..nodata.fill import fill_nearest
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid, warn_sentinels
@@ -59,9 +64,9 @@ SCRATCH_BANDS = ("dem", "flow_accumulation", "voids", "classes")
 BLOCK_PIXELS = 1 << 18      # rows per block of the global passes: about this many cells
 RELIEF_HALO = 6             # two 7×7 box means
 GTIFF_BLOCK = 256
-# NumPy peak of the global pass per input pixel, flow routing's (tracemalloc, real terrain:
-# 61–67 on 1000² and 2000² SRTM mosaics, 74 between 384² and 768² lidar mosaics, whose
-# flats cost more); rounded up.
+# NumPy peak of the global pass per input pixel: flow routing's and, beside it, the other
+# global arrays' (tracemalloc, real terrain: 82 on the 2000² SRTM mosaic of `make bench`,
+# 80 between 384² and 768² lidar mosaics; 66 and 76 when flow routing ran alone); rounded up.
 GLOBAL_BYTES_PER_PIXEL = 100
 
 
@@ -134,6 +139,11 @@ def void_distance(fill: np.ndarray) -> np.ndarray:
     return dist
 
 
+def _flow_accumulation(surface: np.ndarray, grid: Grid, monitor: Monitor) -> np.ndarray:
+    return compute_derivatives(surface, grid, ("flow_accumulation",),
+                               monitor=monitor)["flow_accumulation"]
+
+
 def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
                 min_tile: int, sigma_radius: int, scratch: str,
                 monitor: Monitor) -> GlobalPass:
@@ -153,28 +163,24 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
     n_left_px = int((classes == LEFT).sum())
     del fill
     monitor.check()
-    # Flow routing first, while little else is held: it needs the most memory.
-    acc = compute_derivatives(surface, grid, ("flow_accumulation",),
-                              monitor=monitor.sub(0.15, 0.6))["flow_accumulation"]
+    # Flow routing, the longest step, runs in a second thread beside everything else
+    # here, which is array work too (curvature and relief statistics, the void distance
+    # map, the temporary rasters); its result is the last thing written.
+    route = partial(_flow_accumulation, surface, grid)
     fit = StreamedFit(DSHAT_DERIVATIVES)
-    for r0, r1 in _blocks(H, W):
-        fit.add("flow_accumulation", acc[r0:r1])
     profile = dict(driver="GTiff", width=W, height=H, count=len(SCRATCH_BANDS),
                    dtype="float32", crs=grid.crs, transform=grid.transform, nodata=None,
                    tiled=True, blockxsize=GTIFF_BLOCK, blockysize=GTIFF_BLOCK,
-                   BIGTIFF="IF_SAFER")
+                   interleave="band", BIGTIFF="IF_SAFER")
     check_space([(scratch, raster_bytes(W, H, len(SCRATCH_BANDS)))],
                 "temporary rasters of the input grid, beside the output")
-    with rasterio.Env(**GDAL_ENV), rasterio.open(scratch, "w", **profile) as out:
+    band = {name: i + 1 for i, name in enumerate(SCRATCH_BANDS)}
+    with beside(route, monitor) as routed, rasterio.Env(**GDAL_ENV), \
+            rasterio.open(scratch, "w", **profile) as out:
         writer = RasterWriter(out, 0.0, scratch)
-        band = {name: i + 1 for i, name in enumerate(SCRATCH_BANDS)}
-        for r0, r1 in _blocks(H, W):
-            writer.write_raw(acc[r0:r1], r0, 0, band["flow_accumulation"])
-        del acc
-        monitor.check()
         sizes = cell_sizes(grid)
         # The exact 95th percentile needs two passes over the curvatures; they are kept
-        # from the first (12 bytes per pixel, less than flow routing's peak, now freed).
+        # from the first (12 bytes per pixel).
         curv = []
         for r0, r1 in _blocks(H, W):
             monitor.check()
@@ -186,7 +192,7 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
                 for name, values in block.items():
                     fit.add2(name, values)
         del curv
-        monitor.progress(0.75)
+        monitor.progress(0.3)
         dem_in = fill_nearest(surface)  # beyond the footprint: the nearest value
         del surface
         valid = classes == VALID
@@ -198,13 +204,19 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
             writer.write_raw(dem_in[r0:r1].astype(np.float32, copy=False), r0, 0, band["dem"])
         del dem_in, valid
         sigma = max(total / count, 1e-3) if count else 1.0
-        monitor.progress(0.85)
+        monitor.progress(0.45)
         fill = classes == FILLED
         dist = void_distance(fill)
         for r0, r1 in _blocks(H, W):
             writer.write_raw(dist[r0:r1].astype(np.float32), r0, 0, band["voids"])
             writer.write_raw(classes[r0:r1].astype(np.float32), r0, 0, band["classes"])
         del dist
+        monitor.progress(0.55)
+        acc = routed()
+        for r0, r1 in _blocks(H, W):
+            fit.add("flow_accumulation", acc[r0:r1])
+            writer.write_raw(acc[r0:r1], r0, 0, band["flow_accumulation"])
+        del acc
     side, tiles = sparse_windows(fill, tile_size, halo, min_tile) if n_filled else (tile_size, [])
     monitor.progress(1.0)
     return GlobalPass(scratch, fit.result(), sigma, tiles, side, n_fill, n_left, n_filled,

@@ -154,3 +154,33 @@ def test_streamed_phase_memory_does_not_grow_with_the_raster(tmp_path, dems_dir,
     # the global pass grows with the raster, at most by its documented bytes per pixel
     assert big[0] - small[0] < vs.GLOBAL_BYTES_PER_PIXEL * (768 ** 2 - 384 ** 2)
     assert big[0] > 4 * big[1]  # what stays global is the part that dominates here
+
+
+def test_cancel_during_flow_routing_leaves_nothing_running_or_written(tmp_path, dems_dir,
+                                                                    model_path):
+    """Flow routing runs in a second thread beside the rest of the global pass: a cancel
+    it sees stops the run, no output or temporary file stays, no thread outlives the run."""
+    import os
+    import threading
+
+    from demsr.core.errors import Cancelled
+
+    src = tmp_path / "in" / "holed.tif"
+    src.parent.mkdir()
+    holed_dem(dems_dir / SAGEHEN, src, 100, 100, 300, 300, seed=3, coverage=0.01)
+    from_flow = []
+
+    def cancelled():
+        if threading.current_thread().name.startswith("demsr-beside"):
+            from_flow.append(1)
+        return len(from_flow) >= 3
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Cancelled):
+        vr.voidrepair(vr.VoidRepairRequest(str(src), str(out / "o.tif"), str(out / "m.tif"),
+                                           model_path=str(model_path), device="cpu"),
+                      Monitor(cancelled=cancelled))
+    assert len(from_flow) >= 3                     # flow routing did check, in its thread
+    assert os.listdir(out) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("demsr-beside")]
