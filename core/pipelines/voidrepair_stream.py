@@ -235,21 +235,21 @@ def tile_inputs(ds, gp: GlobalPass, sizes: CellSizes, grid: Grid, r0: int, c0: i
     a0, b0 = max(r0, 0), max(c0, 0)                 # the window inside the raster
     a1, b1 = min(r0 + hs, H), min(c0 + ws, W)
     e0, f0, e1, f1 = max(a0 - 1, 0), max(b0 - 1, 0), min(a1 + 1, H), min(b1 + 1, W)
-    band = {name: i + 1 for i, name in enumerate(SCRATCH_BANDS)}
-    dem = _read(ds, band["dem"], e0, f0, e1, f1)
-    classes = _read(ds, band["classes"], e0, f0, e1, f1)
+    # one read of all the bands (the derivatives' window holds the network's)
+    bands = dict(zip(SCRATCH_BANDS, ds.read(window=Window(f0, e0, f1 - f0, e1 - e0))))
+    dem, classes = bands["dem"], bands["classes"]
     surface = np.where(classes < NODATA, dem, np.float32(np.nan)).astype(np.float32)
     der = surface_derivatives(surface, _rows(sizes, e0, e1),
                               {"slope"} | set(CURVATURES))
     inner = (slice(a0 - e0, a1 - e0), slice(b0 - f0, b1 - f0))
-    acc = _read(ds, band["flow_accumulation"], a0, b0, a1, b1)
+    acc = bands["flow_accumulation"][inner]
     der = {name: der[name][inner] for name in DSHAT_DERIVATIVES if name in der}
     der["flow_accumulation"] = acc
     der["streams"] = streams(acc, DEFAULT_STREAM_THRESHOLD)
     ordered = {name: der[name] for name in DSHAT_DERIVATIVES}
     aux = np.stack(list(gp.norms.apply(ordered).values())).astype(np.float32, copy=False)
     np.nan_to_num(aux, copy=False, nan=0.0)
-    voids = _read(ds, band["voids"], a0, b0, a1, b1)
+    voids = bands["voids"][inner]
     pads = ((a0 - r0, r0 + hs - a1), (b0 - c0, c0 + ws - b1))
 
     def pad(x):

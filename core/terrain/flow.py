@@ -84,15 +84,6 @@ class _Padded:
             out[idx] = idx + off
         return out
 
-    def pairs(self, dr: int, dc: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-        """Slices of the padded grid that pair every cell with its (dr, dc) neighbour."""
-        hp, wp = self.z.shape
-        rows_a = slice(max(0, -dr), hp - max(0, dr))
-        rows_b = slice(max(0, dr), hp - max(0, -dr))
-        cols_a = slice(max(0, -dc), wp - max(0, dc))
-        cols_b = slice(max(0, dc), wp - max(0, -dc))
-        return (rows_a, cols_a), (rows_b, cols_b)
-
 
 def steepest_descent(z: np.ndarray, valid: np.ndarray, dist: np.ndarray,
                      monitor: Optional[Monitor] = None) -> np.ndarray:
@@ -147,16 +138,18 @@ def fill_depressions(pad: _Padded, monitor: Optional[Monitor] = None) -> np.ndar
     monitor.check()
 
     # Basin graph: node 0 = the outside (edges and voids), edge weight = lowest pass.
+    # Each cell is paired with its E, S, SE and SW neighbours at flat offsets of the padded
+    # grid; a pair that wraps across a row holds a padding cell, which is not valid.
     lo_list, hi_list, w_list = [], [], []
-    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        sa, sb = pad.pairs(dr, dc)
-        ba, bb = basin[sa], basin[sb]
-        cross = (ba != bb) & valid[sa] & valid[sb]
-        ba, bb = ba[cross], bb[cross]
+    flat_basin, flat_valid, flat_z = basin.ravel(), valid.ravel(), z.ravel()
+    for off in (1, pad.wp, pad.wp + 1, pad.wp - 1):
+        a, b = flat_basin[:-off], flat_basin[off:]
+        cell = np.flatnonzero((a != b) & flat_valid[:-off] & flat_valid[off:])
+        ba, bb = a[cell], b[cell]
         lo_list.append(np.minimum(ba, bb))
         hi_list.append(np.maximum(ba, bb))
-        w_list.append(np.maximum(z[sa][cross], z[sb][cross]))
-        del cross, ba, bb
+        w_list.append(np.maximum(flat_z[cell], flat_z[cell + off]))
+        del cell, ba, bb
     lo_list.append(np.zeros(int(pad.outlet.sum()), basin.dtype))
     hi_list.append(basin[pad.outlet])
     w_list.append(z[pad.outlet])
@@ -290,7 +283,8 @@ def _flat_mask(zf: np.ndarray, flat: np.ndarray, flat_idx: np.ndarray, pad: _Pad
         away = _bfs_distance(high, flat, zf, pad.offsets, monitor)
         labels, nlab = ndimage.label(flat.reshape(pad.z.shape), structure=np.ones((3, 3), bool))
         labels = labels.ravel()
-        top = ndimage.maximum(away, labels, index=np.arange(nlab + 1)).astype(np.int32)
+        top = np.zeros(nlab + 1, np.int32)    # each flat's largest distance from higher land
+        np.maximum.at(top, labels[flat_idx], away[flat_idx])
         reached = flat_idx[away[flat_idx] > 0]
         mask[reached] += top[labels[reached]] - away[reached]
     return mask
