@@ -35,8 +35,8 @@ in the network.
 from __future__ import annotations
 
 import math
-from functools import partial
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
