@@ -52,8 +52,10 @@ BYTES_PER_TARGET_PIXEL, FIXED_BYTES = 100, 800_000_000
 # Streamed repair on the input grid (voidrepair_stream): flow routing over the whole grid is
 # what stays in memory (measured: see STREAM_* below and docs/benchmarks.md).
 MAX_STREAM_PIXELS = 2_000_000_000   # flow routing indexes cells with int32
-# The global pass's NumPy peak (voidrepair_stream.GLOBAL_BYTES_PER_PIXEL) + PyTorch and model.
-STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 100, 800_000_000
+# Peak RSS of whole qgis_process runs (QGIS, PyTorch and model included), 1 % voids:
+# 0.72 / 0.69 GB on 2000² SRTM / lidar mosaics, 1.37 / 1.40 GB on 4000² ones, i.e.
+# 54–59 bytes per input pixel plus 0.46–0.51 GB; rounded up.
+STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 65, 800_000_000
 MIN_TILE = 64                 # smallest network tile side when voids are sparse
 MASK_NODATA = 255
 

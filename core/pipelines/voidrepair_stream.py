@@ -16,8 +16,8 @@ Two phases.
    (first-filled DEM, flow accumulation, void distance, classes) go to a
    temporary GeoTIFF beside the output; every array of the whole grid is freed
    before phase 2. Peak memory is this phase's: flow routing and, beside it, the
-   curvatures kept for their percentile, 65–85 bytes per pixel of NumPy arrays
-   measured on real terrain (GLOBAL_BYTES_PER_PIXEL;
+   curvatures kept for their percentile, about 45 bytes per pixel of NumPy arrays
+   plus 60 MB measured on 4–16 Mpx of real terrain (GLOBAL_BYTES_PER_PIXEL;
    tests/core/pipelines/test_voidrepair_stream.py).
 2. Streamed, in blocks of lcm(network tile, 256) pixels (aligned with the
    output's GeoTIFF blocks and the network tiles, each written once): the input
@@ -64,9 +64,11 @@ SCRATCH_BANDS = ("dem", "flow_accumulation", "voids", "classes")
 BLOCK_PIXELS = 1 << 18      # rows per block of the global passes: about this many cells
 RELIEF_HALO = 6             # two 7×7 box means
 GTIFF_BLOCK = 256
-# NumPy peak of the global pass per input pixel: flow routing's and, beside it, the other
-# global arrays' (tracemalloc, real terrain: 82 on the 2000² SRTM mosaic of `make bench`,
-# 80 between 384² and 768² lidar mosaics; 66 and 76 when flow routing ran alone); rounded up.
+# Bound on the growth of the global pass's NumPy peak per input pixel: flow routing's and,
+# beside it, the other global arrays' (tracemalloc, real terrain, 1 % voids: 77 between
+# 384² and 768² lidar mosaics, where flow routing's batched temporaries still grow with
+# the flat cells; from 2000² to 4000² SRTM and lidar mosaics 45 per pixel over a fixed
+# 60 MB, i.e. 60 and 49 per pixel in all). voidrepair.STREAM_* budget the whole process.
 GLOBAL_BYTES_PER_PIXEL = 100
 
 
