@@ -65,10 +65,11 @@ BLOCK_PIXELS = 1 << 18      # rows per block of the global passes: about this ma
 RELIEF_HALO = 6             # two 7×7 box means
 GTIFF_BLOCK = 256
 # Bound on the growth of the global pass's NumPy peak per input pixel: flow routing's and,
-# beside it, the other global arrays' (tracemalloc, real terrain, 1 % voids: 77 between
-# 384² and 768² lidar mosaics, where flow routing's batched temporaries still grow with
-# the flat cells; from 2000² to 4000² SRTM and lidar mosaics 45 per pixel over a fixed
-# 60 MB, i.e. 60 and 49 per pixel in all). voidrepair.STREAM_* budget the whole process.
+# beside it, the other global arrays' (tracemalloc, real terrain, 1 % voids: 74 between
+# 384² and 768² mosaics of the 10 m Sagehen DEM (the test), where flow routing's batched
+# temporaries still grow with the flat cells; from 2000² to 4000² SRTM and lidar mosaics
+# 45 per pixel over a fixed 60 MB, i.e. 60 and 49 in all). voidrepair.STREAM_* budget the
+# whole process.
 GLOBAL_BYTES_PER_PIXEL = 100
 
 
