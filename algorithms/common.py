@@ -70,11 +70,12 @@ def user_errors():
 def raster_source(layer: QgsRasterLayer, parameter: str) -> str:
     """The file GDAL can open behind a raster layer parameter."""
     if layer is None:
-        raise QgsProcessingException(tr(f"{parameter}: no raster layer given, or it cannot be loaded."))
+        raise QgsProcessingException(
+            tr(f"{parameter}: no raster layer given, or it cannot be loaded."))
     if layer.providerType() != "gdal":
         raise QgsProcessingException(tr(
-            f"{parameter}: layer '{layer.name()}' comes from the '{layer.providerType()}' provider; "
-            "only file-based (GDAL) rasters are supported. Save it as a GeoTIFF first "
+            f"{parameter}: layer '{layer.name()}' comes from the '{layer.providerType()}' "
+            "provider; only file-based (GDAL) rasters are supported. Save it as a GeoTIFF first "
             "(right click ▸ Export ▸ Save As…)."))
     return layer.source()
 

@@ -1,1 +1,2 @@
-"""QGIS desktop only: menu, dialogs, dependency installer, result styles (never loaded by qgis_process)."""
+"""QGIS desktop only: menu, dialogs, dependency installer, result styles (never loaded
+by qgis_process)."""

@@ -57,7 +57,8 @@ def main() -> int:
     best = min((r for r in rows if r[0] != "model"), key=lambda r: r[1])
     print(f"\nSuper-resolved ×{SCALE} with qgis_process run demsr:superresolve "
           "(errors against the original 1 m DEM):\n")
-    print(f"{'method':<12} {'elev. RMSE (m)':>15} {'slope RMSE (°)':>15} {'vs best GDAL':>13}  output")
+    print(f"{'method':<12} {'elev. RMSE (m)':>15} {'slope RMSE (°)':>15} "
+          f"{'vs best GDAL':>13}  output")
     for method, rmse, srmse, out in rows:
         print(f"{method:<12} {rmse:>15.3f} {srmse:>15.3f} {rmse / best[1]:>12.2f}×  {out}")
     model = rows[0]

@@ -105,7 +105,8 @@ def main():
                 er.append(ratio)
                 sr.append(sratio)
                 worst = max(worst, ratio)
-                lines.append(f"| {os.path.basename(path)} | {TERRAIN.get(os.path.basename(path), '')}"
+                name = os.path.basename(path)
+                lines.append(f"| {name} | {TERRAIN.get(name, '')}"
                              f" | ×{scale} | {best} | {r[best].rmse:.4g} | {r['model'].rmse:.4g} | "
                              f"{ratio:.3f} | {r['bp'].rmse / r[best].rmse:.3f} | {bs:.3g} | "
                              f"{r['model'].slope_rmse:.3g} | {sratio:.3f} |")

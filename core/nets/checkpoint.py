@@ -197,9 +197,10 @@ def _unreadable(name: str, exc: Exception) -> DemSrError:
     if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
         return DemSrError(
             f"'{name}' is not a readable DEM SR model file: it contains Python objects or "
-            "code besides tensors, which a safe load refuses to run (it may be a checkpoint from another program, or a malicious "
-            "file); nothing in it was executed. Give a .pt file written by 'Train DEM SR', or "
-            "leave MODEL empty to use the bundled model.")
+            "code besides tensors, which a safe load refuses to run (it may be a checkpoint "
+            "from another program, or a malicious file); nothing in it was executed. Give a "
+            ".pt file written by 'Train DEM SR', or leave MODEL empty to use the bundled "
+            "model.")
     return DemSrError(
         f"'{name}' is not a readable DEM SR model file ({type(exc).__name__}: {text}). It may "
         "be truncated or damaged: give a .pt file written by 'Train DEM SR' (copy it again if "

@@ -1,4 +1,5 @@
-"""QGIS-side fixtures: qgis_process running the plugin that `make install` put in the user's profile."""
+"""QGIS-side fixtures: qgis_process running the plugin that `make install` put in the user's
+profile."""
 import os
 import subprocess
 from pathlib import Path

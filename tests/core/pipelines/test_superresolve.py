@@ -205,7 +205,8 @@ def _smooth_dem(path, size):
         for row0 in range(0, size, 256):
             rows = np.arange(row0, min(row0 + 256, size), dtype=np.float32)
             z = 100 * np.sin(x / 97.0)[None, :] + 80 * np.cos(rows / 61.0)[:, None]
-            ds.write(z.astype(np.float32), 1, window=rasterio.windows.Window(0, row0, size, len(rows)))
+            ds.write(z.astype(np.float32), 1,
+                     window=rasterio.windows.Window(0, row0, size, len(rows)))
 
 
 def test_memory_does_not_grow_with_raster_size(tmp_path):

@@ -46,7 +46,8 @@ def test_short_training_lowers_validation_rmse(hr_dem, tmp_path):
     with open(res.metrics_csv) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    assert {"val_rmse", "val_rmse_baseline", "val_slope_rmse", "val_ssim", "val_psnr"} <= set(rows[0])
+    assert {"val_rmse", "val_rmse_baseline", "val_slope_rmse", "val_ssim",
+            "val_psnr"} <= set(rows[0])
     assert os.path.getsize(res.curves_png) > 1000
     assert not os.path.exists(resume_path(str(out)))
 
