@@ -4,43 +4,74 @@ joined before returning.
 NumPy, SciPy and PyTorch release the GIL inside their array loops, so two array-heavy
 tasks in two threads use two cores. Python-heavy work (imports, many small arrays) does
 not: keep it out of the window.
+
+Everything the work reports (progress, warnings) reaches the caller's monitor from the
+caller's thread only, so a QGIS feedback object sees one thread and a progress bar that
+only moves forward.
 """
 from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WaitTimeout  # not the builtin before 3.11
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, Optional, TypeVar
 
 from .monitor import Monitor
 
 T = TypeVar("T")
+POLL_SECONDS = 0.1  # how often a caller waiting for the result reports the work's progress
+
+
+class Beside(Generic[T]):
+    """The caller's handle on work running beside it."""
+
+    def __init__(self, future: Future, warnings: list[str], latest: list[float],
+                 progress: Optional[Callable[[float], None]], monitor: Monitor):
+        self._future, self._warnings, self._latest = future, warnings, latest
+        self._progress, self._monitor = progress, monitor
+
+    def report(self) -> None:
+        """Pass the work's latest progress on (call it from the caller's own loops)."""
+        if self._progress is not None:
+            self._progress(self._latest[0])
+
+    def result(self) -> T:
+        """Wait for the work (reporting its progress meanwhile); its value, or its error."""
+        while True:
+            try:
+                value = self._future.result(timeout=POLL_SECONDS)
+                break
+            except WaitTimeout:
+                self.report()
+        self.report()
+        for message in self._warnings:
+            self._monitor.warning(message)
+        self._warnings.clear()
+        return value
 
 
 @contextmanager
-def beside(work: Callable[[Monitor], T], monitor: Monitor) -> Iterator[Callable[[], T]]:
-    """Run work(m) in a thread while the with-block runs; the block calls the yielded
-    function for its result (re-raising its error). When the block fails or is cancelled,
-    the work stops at its next m.check() and is waited for, so no thread outlives the
-    block. The work's warnings reach `monitor` from the caller's thread, with its result;
-    its progress is not reported (the caller's is)."""
+def beside(work: Callable[[Monitor], T], monitor: Monitor,
+           progress: Optional[Callable[[float], None]] = None) -> Iterator[Beside[T]]:
+    """Run work(m) in a thread while the with-block runs. The block takes the result with
+    handle.result() (re-raising the work's error); m's progress goes to `progress` when
+    the block calls handle.report() or waits in result(), its warnings to `monitor` with
+    the result. When the block fails or is cancelled, the work stops at its next
+    m.check() and is waited for, so no thread outlives the block."""
     stop = threading.Event()
     warnings: list[str] = []
-    inner = Monitor(cancelled=lambda: stop.is_set() or monitor.cancelled(),
+    latest = [0.0]
+
+    def note(fraction: float) -> None:
+        latest[0] = max(latest[0], min(max(fraction, 0.0), 1.0))
+
+    inner = Monitor(progress=note, cancelled=lambda: stop.is_set() or monitor.cancelled(),
                     warning=warnings.append)
     pool = ThreadPoolExecutor(1, thread_name_prefix="demsr-beside")
     future: Future = pool.submit(work, inner)
-
-    def result() -> T:
-        value = future.result()
-        for message in warnings:
-            monitor.warning(message)
-        warnings.clear()
-        return value
-
     try:
-        yield result
+        yield Beside(future, warnings, latest, progress, monitor)
     finally:
         stop.set()
         pool.shutdown(wait=True)
-

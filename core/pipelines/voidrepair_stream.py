@@ -168,7 +168,8 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
     monitor.check()
     # Flow routing, the longest step, runs in a second thread beside everything else
     # here, which is array work too (curvature and relief statistics, the void distance
-    # map, the temporary rasters); its result is the last thing written.
+    # map, the temporary rasters); its result is the last thing written, and its progress
+    # is this pass's.
     route = partial(_flow_accumulation, surface, grid)
     fit = StreamedFit(DSHAT_DERIVATIVES)
     profile = dict(driver="GTiff", width=W, height=H, count=len(SCRATCH_BANDS),
@@ -178,7 +179,8 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
     check_space([(scratch, raster_bytes(W, H, len(SCRATCH_BANDS)))],
                 "temporary rasters of the input grid, beside the output")
     band = {name: i + 1 for i, name in enumerate(SCRATCH_BANDS)}
-    with beside(route, monitor) as routed, rasterio.Env(**GDAL_ENV), \
+    with beside(route, monitor, monitor.sub(0.15, 0.95).progress) as routed, \
+            rasterio.Env(**GDAL_ENV), \
             rasterio.open(scratch, "w", **profile) as out:
         writer = RasterWriter(out, 0.0, scratch)
         sizes = cell_sizes(grid)
@@ -187,6 +189,7 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
         curv = []
         for r0, r1 in _blocks(H, W):
             monitor.check()
+            routed.report()
             curv.append(_curvatures(surface, sizes, r0, r1))
             for name, values in curv[-1].items():
                 fit.add(name, values)
@@ -195,27 +198,25 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
                 for name, values in block.items():
                     fit.add2(name, values)
         del curv
-        monitor.progress(0.3)
         dem_in = fill_nearest(surface)  # beyond the footprint: the nearest value
         del surface
         valid = classes == VALID
         total, count = 0.0, 0
         for r0, r1 in _blocks(H, W):
             monitor.check()
+            routed.report()
             s, n = _relief_sum(dem_in, valid, r0, r1, sigma_radius)
             total, count = total + s, count + n
             writer.write_raw(dem_in[r0:r1].astype(np.float32, copy=False), r0, 0, band["dem"])
         del dem_in, valid
         sigma = max(total / count, 1e-3) if count else 1.0
-        monitor.progress(0.45)
         fill = classes == FILLED
         dist = void_distance(fill)
         for r0, r1 in _blocks(H, W):
             writer.write_raw(dist[r0:r1].astype(np.float32), r0, 0, band["voids"])
             writer.write_raw(classes[r0:r1].astype(np.float32), r0, 0, band["classes"])
         del dist
-        monitor.progress(0.55)
-        acc = routed()
+        acc = routed.result()
         for r0, r1 in _blocks(H, W):
             fit.add("flow_accumulation", acc[r0:r1])
             writer.write_raw(acc[r0:r1], r0, 0, band["flow_accumulation"])

@@ -184,3 +184,20 @@ def test_cancel_during_flow_routing_leaves_nothing_running_or_written(tmp_path, 
     assert len(from_flow) >= 3                     # flow routing did check, in its thread
     assert os.listdir(out) == []
     assert not [t for t in threading.enumerate() if t.name.startswith("demsr-beside")]
+
+
+def test_progress_only_grows_and_comes_from_the_calling_thread(tmp_path, dems_dir, model_path):
+    """Flow routing reports from its own thread; the run's progress still reaches the
+    caller's monitor from the caller's thread, in order, up to 1."""
+    import threading
+
+    src = tmp_path / "holed.tif"
+    holed_dem(dems_dir / SAGEHEN, src, 100, 100, 300, 300, seed=4, coverage=0.01)
+    seen = []
+    vr.voidrepair(vr.VoidRepairRequest(str(src), str(tmp_path / "o.tif"), str(tmp_path / "m.tif"),
+                                       model_path=str(model_path), device="cpu"),
+                  Monitor(progress=lambda f: seen.append((threading.get_ident(), f))))
+    values = [f for _, f in seen]
+    assert {t for t, _ in seen} == {threading.get_ident()}
+    assert values == sorted(values) and values[-1] == 1.0
+    assert len(set(values)) > 5
