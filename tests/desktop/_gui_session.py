@@ -117,6 +117,61 @@ def main():
     result["steps"].append("result")
     save()
 
+    # Void repair/SR from the menu, on a copy of the DEM with holes: flow routing runs in a
+    # second thread inside the algorithm's QGIS task.
+    import numpy as np
+    from osgeo import gdal
+
+    holed_path = os.path.join(OUT, "lidar_2m_holed.tif")
+    gdal.Translate(holed_path, DEM)
+    ds = gdal.Open(holed_path, gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    z = band.ReadAsArray().astype(np.float32)
+    holes = np.zeros(z.shape, bool)
+    holes[40:52, 60:75] = True
+    holes[100:106, 20:40] = True
+    band.SetNoDataValue(-32768.0)
+    z[holes] = -32768.0
+    band.WriteArray(z)
+    ds = band = None
+    result["holes"] = int(holes.sum())
+    holed = iface.addRasterLayer(holed_path, "lidar_2m_holed")
+    iface.setActiveLayer(holed)
+    action = next(a for a in sub.actions() if a.text().startswith("Void repair"))
+    action.trigger()
+    dialog = plugin.ui.menu.dialog
+    repaired_path = os.path.join(OUT, "lidar_2m_repaired.tif")
+    mask_path = os.path.join(OUT, "lidar_2m_filled.tif")
+    dialog.setParameters({"INPUT": holed.id(), "DEVICE": "cpu", "OUTPUT": repaired_path,
+                          "FILLED_MASK": mask_path})
+    dialog.runButton().click()
+
+    def repaired():
+        return any(lyr.source() == repaired_path
+                   for lyr in QgsProject.instance().mapLayers().values())
+    result["voidrepair_finished"] = wait_until(repaired, 240)
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, 30)
+    from qgis.PyQt.QtWidgets import QProgressBar, QTextEdit
+
+    bar = dialog.findChild(QProgressBar)
+    result["voidrepair_progress"] = bar.value() if bar is not None else None
+    log = dialog.findChild(QTextEdit, "txtLog")
+    result["voidrepair_log"] = log.toPlainText()[-1500:] if log is not None else ""
+    shot("voidrepair.png", dialog)
+    dialog.close()
+    result["voidrepair_layers"] = sorted(
+        lyr.name() for lyr in QgsProject.instance().mapLayers().values()
+        if lyr.source() in (repaired_path, mask_path))
+    out = gdal.Open(repaired_path)
+    if out is not None:
+        rb = out.GetRasterBand(1)
+        values = rb.ReadAsArray()
+        result["voidrepair_nodata_in_holes"] = int((values[holes] == rb.GetNoDataValue()).sum())
+        result["voidrepair_kept_outside"] = bool(np.array_equal(values[~holes], z[~holes]))
+    out = None
+    result["steps"].append("voidrepair")
+    save()
+
     # Status & dependencies dialog.
     status = plugin.ui.open_status()
     wait_until(lambda: False, 0.5)

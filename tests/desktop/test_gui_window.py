@@ -74,6 +74,18 @@ def test_super_resolve_from_its_dialog_loads_a_named_styled_layer(gui_run):
     assert lo < hi
 
 
+def test_void_repair_from_its_dialog_fills_the_holes_in_the_background(gui_run):
+    """Void repair run from its menu entry in the QGIS window (a QGIS task; flow routing in
+    a second thread inside it): the holes are filled, the rest kept, the layers loaded."""
+    out, r = gui_run
+    assert r["voidrepair_finished"], r.get("voidrepair_log")
+    assert r["voidrepair_nodata_in_holes"] == 0 and r["holes"] > 100
+    assert r["voidrepair_kept_outside"]
+    assert "Wrote" in r["voidrepair_log"], r["voidrepair_log"]
+    assert r["voidrepair_progress"] in (0, 100)   # finished (QGIS resets the bar when done)
+    assert len(r["voidrepair_layers"]) >= 2, r["voidrepair_layers"]
+
+
 def test_status_and_missing_torch_message(gui_run):
     out, r = gui_run
     assert "Bundled models" in r["status_text"] and "demsr_fast_x2.pt" in r["status_text"]
@@ -86,6 +98,7 @@ def test_status_and_missing_torch_message(gui_run):
 def test_screenshots_are_not_blank(gui_run):
     out, r = gui_run
     names = {Path(p).name for p in r["screenshots"]}
-    assert {"menu.png", "dialog.png", "result.png", "status.png", "installer.png"} <= names
+    assert {"menu.png", "dialog.png", "result.png", "voidrepair.png", "status.png",
+            "installer.png"} <= names
     for p in r["screenshots"]:
         assert not_blank(Path(p)) > 20, p
