@@ -27,7 +27,6 @@ nothing is routed across them.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
@@ -96,8 +95,7 @@ def steepest_descent(z: np.ndarray, valid: np.ndarray, dist: np.ndarray,
     """
     h, w = z.shape[0] - 2, z.shape[1] - 2
     codes = np.full((h, w), NO_DIRECTION, np.int8)
-
-    def block(r0: int) -> None:
+    for r0 in range(0, h, BLOCK_ROWS):
         if monitor is not None:
             monitor.check()
         r1 = min(r0 + BLOCK_ROWS, h)
@@ -111,10 +109,6 @@ def steepest_descent(z: np.ndarray, valid: np.ndarray, dist: np.ndarray,
             better = drop > best            # NaN (nodata on either side) is never better
             np.copyto(best, drop, where=better)
             np.copyto(code, np.int8(k), where=better)
-
-    # Row blocks are independent: two threads use a core the caller may leave idle.
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(block, range(0, h, BLOCK_ROWS)))
     return codes
 
 
