@@ -53,10 +53,9 @@ from ..raster.grid import Grid
 from ..raster.io import GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
 from ..raster.space import check_space, raster_bytes
 from ..raster.tiles import sparse_windows
-from ..terrain import (DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet,
-                       compute_derivatives)
+from ..terrain import DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet
 from ..terrain.cellsize import CellSizes, cell_sizes
-from ..terrain.flow import streams
+from ..terrain.flow import flow_accumulation, streams
 from ..terrain.streamfit import StreamedFit
 from ..terrain.surface import CURVATURES, surface_derivatives
 
@@ -142,11 +141,6 @@ def void_distance(fill: np.ndarray) -> np.ndarray:
     return dist
 
 
-def _flow_accumulation(surface: np.ndarray, grid: Grid, monitor: Monitor) -> np.ndarray:
-    return compute_derivatives(surface, grid, ("flow_accumulation",),
-                               monitor=monitor)["flow_accumulation"]
-
-
 def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
                 min_tile: int, sigma_radius: int, scratch: str,
                 monitor: Monitor) -> GlobalPass:
@@ -170,7 +164,8 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
     # here, which is array work too (curvature and relief statistics, the void distance
     # map, the temporary rasters); its result is the last thing written, and its progress
     # is this pass's.
-    route = partial(_flow_accumulation, surface, grid)
+    sizes = cell_sizes(grid)
+    route = partial(flow_accumulation, surface, sizes)
     fit = StreamedFit(DSHAT_DERIVATIVES)
     profile = dict(driver="GTiff", width=W, height=H, count=len(SCRATCH_BANDS),
                    dtype="float32", crs=grid.crs, transform=grid.transform, nodata=None,
@@ -183,7 +178,6 @@ def global_pass(src: DemSource, max_void_size: float, halo: int, tile_size: int,
             rasterio.Env(**GDAL_ENV), \
             rasterio.open(scratch, "w", **profile) as out:
         writer = RasterWriter(out, 0.0, scratch)
-        sizes = cell_sizes(grid)
         # The exact 95th percentile needs two passes over the curvatures; they are kept
         # from the first (12 bytes per pixel).
         curv = []
