@@ -277,22 +277,22 @@ def verify_written(tmp: str, profile: dict, dest: str) -> None:
                                 f"not {want[0]}×{want[1]}×{want[2]} {want[3]}")
     if profile.get("driver", "GTiff") != "GTiff":
         return
-    from osgeo import gdal
-
     size = os.path.getsize(tmp)
-    ds = gdal.Open(tmp)
-    if ds is None:
-        raise WriteFailed(dest, "the finished file cannot be read back")
-    for b in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(b)
-        bx, by = band.GetBlockSize()
-        for y in range(-(-ds.RasterYSize // by)):
-            for x in range(-(-ds.RasterXSize // bx)):
-                off = band.GetMetadataItem(f"BLOCK_OFFSET_{x}_{y}", "TIFF")
-                n = band.GetMetadataItem(f"BLOCK_SIZE_{x}_{y}", "TIFF")
-                if not off or not n or int(off) == 0 or int(off) + int(n) > size:
-                    raise WriteFailed(dest, f"block {x},{y} of band {b} is missing or cut off "
-                                            f"(file of {size:,} bytes)")
+    # GDAL's TIFF metadata through rasterio (core needs no osgeo bindings): every block's
+    # offset and size must lie inside the file.
+    try:
+        with rasterio.open(tmp) as ds:
+            bx, by = ds.block_shapes[0][1], ds.block_shapes[0][0]
+            for b in range(1, ds.count + 1):
+                for y in range(-(-ds.height // by)):
+                    for x in range(-(-ds.width // bx)):
+                        off = ds.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b)
+                        n = ds.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=b)
+                        if not off or not n or int(off) == 0 or int(off) + int(n) > size:
+                            raise WriteFailed(dest, f"block {x},{y} of band {b} is missing or "
+                                                    f"cut off (file of {size:,} bytes)")
+    except WRITE_ERRORS as exc:
+        raise WriteFailed(dest, f"the finished file cannot be read back ({_detail(exc)})") from None
 
 
 def _explain(exc: WriteFailed, outputs: Sequence[tuple[str, dict]]) -> DemSrError:
