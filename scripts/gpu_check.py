@@ -240,7 +240,7 @@ def main() -> int:
             print(f"gpu-check: FAILED — no CUDA device: {choice.note or choice.description}. "
                   "(--cpu-smoke runs the same code on the CPU.)", file=sys.stderr)
             return 2
-        device = choice.device
+        device = "cuda"  # the DEVICE choice a user makes; select_device names cuda:0
         print(f"gpu-check on {choice.description}, torch {torch.__version__}", flush=True)
     os.makedirs(a.out, exist_ok=True)
     result = dict(device=device, smoke=smoke, torch=torch.__version__)

@@ -61,6 +61,12 @@ class Checkpoint:
         inputs made by `channels_last()`."""
         import torch
 
+        if str(device).startswith("cuda"):
+            # cuDNN runs fp32 convolutions in TF32 by default on Ampere and later: on an H200
+            # that moved Super-resolve's output 0.014 m from the CPU's and made it depend on
+            # the batch size (make gpu-check). Inference keeps full fp32.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         return self.build().to(device).to(memory_format=torch.channels_last)
 
 
