@@ -67,7 +67,7 @@ class Stepper:
     def __init__(self, opt, device: str, torch):
         self.opt, self.torch = opt, torch
         self.amp = device.startswith("cuda")
-        self.scaler = torch.cuda.amp.GradScaler() if self.amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
 
     def autocast(self):
         """Context for the forward pass (half precision where safe, on CUDA only)."""
