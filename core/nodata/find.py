@@ -32,6 +32,11 @@ from ..raster.tiles import row_blocks
 
 # Pixel classes: data, void to fill, outside the footprint, void left as nodata.
 VALID, FILLED, NODATA, LEFT = 0, 1, 2, 3
+# Void repair's FILLED_MASK: where each output cell came from.
+MASK_KEPT, MASK_FILLED, MASK_AUXILIARY, MASK_NODATA = 0, 1, 2, 255
+MASK_MEANING = {MASK_KEPT: "kept from the input", MASK_FILLED: "filled by the first fill or "
+                "the model", MASK_AUXILIARY: "filled from the auxiliary DEM",
+                MASK_NODATA: "nodata in OUTPUT"}
 
 
 def require_valid(valid_cells: int, path: str, band: int) -> None:
@@ -138,10 +143,35 @@ def count_voids(src: DemSource, monitor: Monitor) -> int:
 
 
 def classify_voids(dem: np.ndarray, max_void_size: float = 0.0) -> tuple[np.ndarray, int, int]:
+    """(classes, voids to fill, voids left) of a band in memory (NaN = nodata)."""
+    return classify_mask(~np.isfinite(dem), max_void_size)
+
+
+def nodata_mask(src: DemSource, monitor: Monitor) -> tuple[np.ndarray, int]:
+    """(nodata cells as a boolean raster, valid cell count), read block by block (1 byte per
+    pixel held); warns about voids filled with an undeclared sentinel value."""
+    g = src.grid
+    nan = np.empty((g.height, g.width), bool)
+    scan = SentinelScan()
+    with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
+        for row0, rows in row_blocks(g.height, g.width):
+            monitor.check()
+            block = read_band(ds, src.band, Window(0, row0, g.width, rows))
+            np.isnan(block, out=nan[row0:row0 + rows])
+            scan.add(block)
+            monitor.progress((row0 + rows) / g.height)
+    valid = int(nan.size - np.count_nonzero(nan))
+    require_valid(valid, src.path, src.band)
+    text = scan.warning(src.path, src.band, src.nodata)
+    if text:
+        monitor.warning(text)
+    return nan, valid
+
+
+def classify_mask(nan: np.ndarray, max_void_size: float = 0.0) -> tuple[np.ndarray, int, int]:
     """(classes, voids to fill, voids left): NaN groups touching the border are NODATA,
     the others FILLED, or LEFT when wider than max_void_size pixels (2 × the largest
     distance of a void cell from valid data)."""
-    nan = ~np.isfinite(dem)
     classes = np.where(nan, NODATA, VALID).astype(np.uint8)
     if not nan.any():
         return classes, 0, 0

@@ -17,7 +17,7 @@ their bounding box, so the cost follows the void area, not the raster.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -59,37 +59,67 @@ def _solve_group(z: np.ndarray, unknown: np.ndarray, biharmonic: bool) -> np.nda
     return spsolve(a, rhs)
 
 
+def void_groups(fill: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """(window, unknown cells of the window) for each group of void cells (voids within
+    _MARGIN cells of each other together), the window being the group's box grown by
+    _MARGIN. Needs only the mask: the streamed repair reads each window from the file."""
+    groups, _ = ndimage.label(ndimage.binary_dilation(fill, iterations=_MARGIN),
+                              structure=np.ones((3, 3), bool))
+    h, w = fill.shape
+    for i, box in enumerate(ndimage.find_objects(groups), start=1):
+        if box is None:
+            continue
+        win = (slice(max(box[0].start - _MARGIN, 0), min(box[0].stop + _MARGIN, h)),
+               slice(max(box[1].start - _MARGIN, 0), min(box[1].stop + _MARGIN, w)))
+        unknown = fill[win] & (groups[win] == i)
+        if unknown.any():
+            yield win, unknown
+
+
+def solvable(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """The unknown cells whose 4-connected piece of the window (existing or unknown cells)
+    holds at least one known cell: the others have no boundary value to take."""
+    nodes = np.isfinite(z) | unknown
+    pieces, _ = ndimage.label(nodes)
+    anchored = np.unique(pieces[np.isfinite(z) & nodes])
+    return unknown & np.isin(pieces, anchored[anchored > 0])
+
+
+def fill_window(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """Values for the `unknown` cells of window `z` (NaN = absent, or unknown), in the
+    order of z[unknown]; NaN where a cell cannot be reached from known data."""
+    out = np.full(int(unknown.sum()), np.nan)
+    ok = solvable(z, unknown)
+    if not ok.any():
+        return out
+    z = np.where(unknown & ~ok, np.nan, z)
+    # Solve for the anomaly from the mean: better conditioned for high elevations.
+    offset = float(np.nanmean(np.where(ok, np.nan, z)))
+    big = int(ok.sum()) > BIHARMONIC_MAX
+    vals = _solve_group(z - offset, ok, biharmonic=not big)
+    full = np.full(z.shape, np.nan)
+    full[ok] = vals + offset
+    return full[unknown]
+
+
 def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None) -> np.ndarray:
     """A float32 copy of `dem` with the cells of `fill` (NaN there) filled smoothly.
 
     Cells that are NaN but not in `fill` stay NaN and are not used. A group of
-    void cells with no valid cell around it stays NaN.
+    void cells with no valid cell around it stays NaN. Each group is solved from the
+    input's data only (never from another group's fill), so the result does not depend on
+    the order of the groups or on how the raster is read.
     """
     monitor = monitor or Monitor()
     out = np.array(dem, dtype=np.float32, copy=True)
     fill = fill & ~np.isfinite(out)
     if not fill.any():
         return out
-    groups, n = ndimage.label(ndimage.binary_dilation(fill, iterations=_MARGIN),
-                              structure=np.ones((3, 3), bool))
-    boxes = ndimage.find_objects(groups)
-    h, w = out.shape
-    for i, box in enumerate(boxes, start=1):
+    groups = list(void_groups(fill))
+    for i, (win, unknown) in enumerate(groups, start=1):
         monitor.check()
-        r0, r1 = max(box[0].start - _MARGIN, 0), min(box[0].stop + _MARGIN, h)
-        c0, c1 = max(box[1].start - _MARGIN, 0), min(box[1].stop + _MARGIN, w)
-        unknown = fill[r0:r1, c0:c1] & (groups[r0:r1, c0:c1] == i)
-        window = out[r0:r1, c0:c1].astype(np.float64)
-        window[~np.isfinite(window) & ~unknown] = np.nan
-        known = np.isfinite(window)
-        if not known.any():
-            continue
-        # Solve for the anomaly from the rim mean: better conditioned for high elevations.
-        offset = float(window[known].mean())
-        big = int(unknown.sum()) > BIHARMONIC_MAX
-        vals = _solve_group(window - offset, unknown, biharmonic=not big)
-        target = out[r0:r1, c0:c1]
-        target[unknown] = (vals + offset).astype(np.float32)
-        monitor.progress(i / n)
-    out[~np.isfinite(out) & fill] = np.nan
+        window = np.asarray(dem[win], dtype=np.float64)
+        window[unknown] = np.nan
+        out[win][unknown] = fill_window(window, unknown).astype(np.float32)
+        monitor.progress(i / len(groups))
     return out

@@ -98,3 +98,42 @@ def synthetic_voids(dem: np.ndarray, rng: np.random.Generator, coverage: float =
             mask[t0:t1, l0:l1] |= blob[t0 - top:t1 - top, l0 - left:l1 - left]
     mask &= valid
     return mask
+
+
+def synthetic_auxiliary(dem: np.ndarray, rng: np.random.Generator, factor: float = 4.0,
+                        error: float = 0.01, bias: float = 0.02, shift: float = 0.25,
+                        voids: float = 0.0, smooth: float = 8.0
+                        ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A second DEM of the same area as another product would give it, for training and
+    evaluation of the auxiliary-DEM fills: `dem` (NaN = nodata) area-averaged over cells
+    `factor` times larger whose grid is shifted by `shift` of a cell in x and y, plus a
+    smooth random error (Gaussian-filtered noise, `smooth` coarse cells wide) of standard
+    deviation `error` × relief, plus `bias` × relief, with `voids` of its own (coverage).
+
+    Returns (the coarse array, NaN = nodata; (factor, row offset, column offset) of its
+    grid in `dem` pixels): the coarse cell (i, j) covers dem rows offset + i·factor …
+    and columns likewise. Relief = 99th − 1st percentile of the valid cells.
+    """
+    from scipy import ndimage
+
+    from ..raster.warp import area_weights
+    from .fill import fill_nearest
+
+    valid = np.isfinite(dem)
+    lo, hi = np.percentile(dem[valid], [1, 99])
+    relief = max(float(hi - lo), 1e-3)
+    off = float(shift) * factor
+    h, w = dem.shape
+    nh, nw = int((h - off) // factor), int((w - off) // factor)
+    a_y = area_weights(h, nh, factor, off)
+    a_x = area_weights(w, nw, factor, off)
+    base = fill_nearest(np.where(valid, dem, np.nan)).astype(np.float64)
+    coarse = a_y @ base @ a_x.T
+    gone = a_y @ (~valid).astype(np.float64) @ a_x.T > 0.5   # mostly nodata: nodata
+    noise = ndimage.gaussian_filter(rng.standard_normal((nh, nw)), smooth, mode="reflect")
+    noise *= error * relief / max(float(noise.std()), 1e-12)
+    out = coarse + noise + bias * relief
+    out[gone] = np.nan
+    if voids > 0:
+        out[synthetic_voids(np.where(gone, np.nanmean(out), out), rng, coverage=voids)] = np.nan
+    return out.astype(np.float32), (float(factor), off, off)

@@ -56,19 +56,7 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
     filled = inpaint(dem, classes == FILLED, monitor.sub(0.0, 0.3))
     monitor.check()
     same = same_grid(src, dst)
-    if same:
-        dem_t, cls_t = filled, classes
-    else:
-        method = "lanczos" if is_finer(src, dst) else "average"
-        base = fill_nearest(filled)
-        pad = 4  # repeat the edge cells beyond the raster, as the super-resolve engine does
-        base = np.pad(base, pad, mode="edge")
-        t = src.transform * src.transform.translation(-pad, -pad)
-        if same_crs(src, dst) and method == "lanczos":
-            dem_t = resample(base, t, (dst.height, dst.width), dst.transform, method, src.crs)
-        else:
-            dem_t = warp(base, Grid(t, base.shape[1], base.shape[0], src.crs), dst, method)
-        cls_t = warp(classes, src, dst, "nearest", nodata=NODATA, dtype=np.uint8)
+    dem_t, cls_t = onto_grid(filled, classes, src, dst)
     monitor.progress(0.45)
     monitor.check()
     valid_t = cls_t < NODATA
@@ -100,6 +88,27 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
     monitor.progress(1.0)
     return Prepared(dem=dem_in.astype(np.float32), classes=cls_t, voids=voids, aux=aux_arr,
                     sigma=sigma, same_grid=same, original=dem if same else None)
+
+
+def onto_grid(filled: np.ndarray, classes: np.ndarray, src: Grid, dst: Grid
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A void-free DEM and its void classes onto dst: Lanczos when dst is finer (edge cells
+    repeated beyond the raster, as the super-resolve engine does), area average when
+    coarser; classes by nearest neighbour (a target pixel is "filled" when its centre lies in
+    a void). Values beyond the footprint are the nearest valid ones (mask them with the
+    classes)."""
+    if same_grid(src, dst):
+        return filled, classes
+    method = "lanczos" if is_finer(src, dst) else "average"
+    base = fill_nearest(filled)
+    pad = 4
+    base = np.pad(base, pad, mode="edge")
+    t = src.transform * src.transform.translation(-pad, -pad)
+    if same_crs(src, dst) and method == "lanczos":
+        dem_t = resample(base, t, (dst.height, dst.width), dst.transform, method, src.crs)
+    else:
+        dem_t = warp(base, Grid(t, base.shape[1], base.shape[0], src.crs), dst, method)
+    return dem_t, warp(classes, src, dst, "nearest", nodata=NODATA, dtype=np.uint8)
 
 
 def read_spectral(path: str, bands: int) -> tuple[np.ndarray, Grid]:
@@ -135,6 +144,25 @@ def load_model(model_path: Optional[str]):
 
 def spectral_bands_of(ckpt) -> int:
     return sum(1 for c in ckpt.hparams.get("aux_channels", []) if c.startswith(SPECTRAL_PREFIX))
+
+
+AUXILIARY_CHANNEL = "aux_delta"   # the auxiliary DEM's channel in a DS-HAT support stream
+
+
+def check_auxiliary(ckpt, path: str, has_aux: bool) -> None:
+    """Errors when a model trained with an auxiliary DEM runs without one, or the reverse."""
+    trained = AUXILIARY_CHANNEL in ckpt.hparams.get("aux_channels", [])
+    name = os.path.basename(path)
+    if trained and not has_aux:
+        raise DemSrError(
+            f"Model '{name}' was trained with an auxiliary DEM in its support stream and cannot "
+            "run without one. Give AUXILIARY (another DEM of the area, any CRS and resolution), "
+            "or use METHOD=fill.")
+    if has_aux and not trained:
+        raise DemSrError(
+            f"Model '{name}' was trained without an auxiliary DEM and cannot use AUXILIARY. Use "
+            "METHOD=delta (or auto) to fill the voids from AUXILIARY, or clear AUXILIARY to run "
+            "this model.")
 
 
 def check_channels(ckpt, path: str, has_spectral: bool) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -33,17 +33,19 @@ from ..devices import import_torch, select_device
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..monitor import Monitor
-from ..nodata.find import (FILLED, LEFT, NODATA, VALID, classify_voids, require_valid,
-                          warn_sentinels)
+from ..nodata.auxiliary import open_auxiliary
+from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODATA, NODATA,
+                          VALID, classify_voids, require_valid, warn_sentinels)
 from ..paths import check_distinct_paths
-from ..raster.grid import Grid, grid_ratio, overlap_bounds, same_crs, same_grid, target_grid
-from ..raster.io import (GDAL_ENV, atomic_output, atomic_outputs, check_output_path,
+from ..raster.grid import Grid, is_finer, overlap_bounds, same_crs, same_grid, target_grid
+from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
 from ..raster.space import require_room
 from ..raster.warp import warp
 from ..raster.tiles import grid_tiles, sparse_windows, window
-from .dshat_inputs import Prepared, check_channels, load_model, prepare, read_spectral
+from .dshat_inputs import (Prepared, check_auxiliary, check_channels, load_model, prepare,
+                           read_spectral)
 
 MAX_TARGET_PIXELS = 100_000_000
 # Peak memory of a run, measured on 1–9 Mpx targets: about 75 bytes per target pixel plus a
@@ -57,7 +59,19 @@ MAX_STREAM_PIXELS = 2_000_000_000   # flow routing indexes cells with int32
 # 54–59 bytes per input pixel plus 0.46–0.51 GB; rounded up.
 STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES = 65, 800_000_000
 MIN_TILE = 64                 # smallest network tile side when voids are sparse
-MASK_NODATA = 255
+# Classical repair (METHOD=fill/delta, voidfill): masks of the input grid while the void
+# groups are found (about 6 bytes per pixel), the filled cells, one group's window.
+CLASSICAL_BYTES_PER_PIXEL, CLASSICAL_FIXED_BYTES = 8, 300_000_000
+
+METHODS = ("auto", "fill", "delta", "model")
+CLASSICAL = ("fill", "delta")
+# Why METHOD=auto picks what it picks: the held-out figures of docs/quality.md (RMSE in voids,
+# geometric mean over the validation DEMs, scripts/evaluate_voids.py).
+AUTO_FILL_WHY = ("the bundled terrain-only DS-HAT changes the biharmonic first fill by under "
+                 "2 % in voids on held-out DEMs (docs/quality.md) at several times the time")
+AUTO_DELTA_WHY = ("delta surface fill from AUXILIARY: 0.52× the first fill's RMSE in voids on "
+                  "held-out DEMs (docs/quality.md); no bundled model is trained with auxiliary "
+                  "DEMs")
 
 
 @dataclass
@@ -71,6 +85,8 @@ class VoidRepairRequest:
     spectral_path: Optional[str] = None       # raster whose bands 1–4 are Sentinel-2 B1–B4
     model_path: Optional[str] = None          # None = bundled default
     device: str = "auto"
+    method: str = "auto"                      # auto, fill, delta or model (METHODS)
+    auxiliary_path: Optional[str] = None      # a second DEM of the area (any CRS, resolution)
     max_void_size: float = 0.0                # input px; wider voids stay nodata (0 = fill all)
     tile_size: int = 384
     batch_size: int = 2
@@ -87,6 +103,8 @@ class VoidRepairResult:
     left_pixels: int      # target pixels of voids left as nodata (max_void_size)
     device: str
     seconds: float
+    method: str = ""
+    from_auxiliary: int = 0   # target pixels filled from the auxiliary DEM
 
 
 def batch_infer(model, device: str) -> Callable:
@@ -163,54 +181,147 @@ def superresolve_route(src: Grid, dst: Grid) -> bool:
     return True
 
 
-def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid,
-                              monitor: Monitor) -> VoidRepairResult:
-    """DS-HAT on the input grid (only tiles with voids run), then METHOD=model onto dst; the
-    mask is the input-grid mask taken onto dst with nearest neighbour."""
-    from dataclasses import replace
+def _on_input_grid(req: VoidRepairRequest, src, aux, method: str, monitor: Monitor,
+                   dem_tmp: str, mask_tmp: str) -> VoidRepairResult:
+    """The repair on the input grid into two temporary files; its log names them as what
+    they are, not by their hidden names."""
+    step = replace(monitor, info=lambda m: monitor.info(
+        m.replace(dem_tmp, "the repaired input grid (temporary)")
+         .replace(mask_tmp, "its mask (temporary)")))
+    return _repair_here(replace(req, output_path=dem_tmp, mask_path=mask_tmp), src, src.grid,
+                        aux, method, step, time.perf_counter())
 
+
+def _commit(profiles: list, dem_path: str, dst: Grid, mask: np.ndarray, monitor: Monitor
+            ) -> None:
+    """OUTPUT (copied block by block from a finished temporary raster on dst) and
+    FILLED_MASK written together: both replace their destinations, or neither does."""
+    from ..raster.tiles import row_blocks
+
+    with atomic_outputs(profiles, monitor.info) as (writer, mw), \
+            rasterio.Env(**GDAL_ENV), rasterio.open(dem_path) as ds:
+        for row0, rows in row_blocks(dst.height, dst.width):
+            monitor.check()
+            writer.write(read_band(ds, 1, rasterio.windows.Window(0, row0, dst.width, rows)),
+                         row0, 0)
+        mw.write_raw(mask)
+        monitor.check()
+
+
+def _finish(req: VoidRepairRequest, dst: Grid, same: VoidRepairResult, mask: np.ndarray,
+            how: str, device: str, started: float, monitor: Monitor) -> VoidRepairResult:
+    filled = int(((mask == MASK_FILLED) | (mask == MASK_AUXILIARY)).sum())
+    from_aux = int((mask == MASK_AUXILIARY).sum())
+    # voids left by max_void_size, in target pixels (input count × area ratio)
+    left = int(round(same.left_pixels * (same.grid.res[0] * same.grid.res[1])
+                     / (dst.res[0] * dst.res[1])))
+    seconds = time.perf_counter() - started
+    monitor.progress(1.0)
+    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels; voids "
+                 f"repaired on the input grid, then {how}) in {seconds:.1f} s.")
+    return VoidRepairResult(req.output_path, req.mask_path, dst, same.voids, filled, left,
+                            device, seconds, same.method, from_aux)
+
+
+def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
+                              profiles: list, monitor: Monitor) -> VoidRepairResult:
+    """The repair on the input grid (only what holds voids), then Super-resolve DEM's
+    METHOD=model onto dst; the mask is the input-grid mask taken onto dst with nearest
+    neighbour. Both outputs are committed together at the end."""
     from .superresolve import SuperResolveRequest, superresolve
 
     started = time.perf_counter()
-    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp:
-        # its log names the temporary files as what they are, not by their hidden names
-        step = replace(monitor.sub(0.0, 0.5), info=lambda m: monitor.info(
-            m.replace(dem_tmp, "the repaired input grid (temporary)")
-             .replace(mask_tmp, "its mask (temporary)")))
-        same = voidrepair(replace(req, output_path=dem_tmp, mask_path=mask_tmp,
-                                  target_grid_path=None, target_resolution=None), step)
+    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp, \
+            scratch_path(req.output_path + ".sr") as sr_tmp:
+        same = _on_input_grid(req, src, aux, method, monitor.sub(0.0, 0.45), dem_tmp,
+                              mask_tmp)
         monitor.check()
         with rasterio.Env(**GDAL_ENV), rasterio.open(mask_tmp) as ds:
             src_mask = ds.read(1)
         mask = warp(src_mask, src.grid, dst, "nearest", nodata=MASK_NODATA, dtype=np.uint8)
         del src_mask
-        sr = superresolve(SuperResolveRequest(dem_tmp, req.output_path, grid=dst,
+        sr = superresolve(SuperResolveRequest(dem_tmp, sr_tmp, grid=dst,
                                               method="model", device=req.device,
                                               tile_size=req.tile_size, batch_size=1),
-                          monitor.sub(0.5, 0.98))
-        try:
-            with atomic_output(req.mask_path, gtiff_profile(dst, MASK_NODATA,
-                                                            dtype="uint8")) as mw:
-                mw.ds.write(mask, 1)
-        except BaseException:
-            os.remove(req.output_path)
-            raise
-    filled = int((mask == 1).sum())
-    # voids left by max_void_size, in target pixels (input count × area ratio)
-    left = int(round(same.left_pixels * grid_ratio(src.grid, dst) ** 2))
-    seconds = time.perf_counter() - started
-    monitor.progress(1.0)
-    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels; voids "
-                 f"repaired on the input grid, then {sr.method}) in {seconds:.1f} s.")
-    return VoidRepairResult(req.output_path, req.mask_path, dst, same.voids, filled, left,
-                            sr.device, seconds)
+                          replace(monitor.sub(0.45, 0.9), info=lambda m: monitor.info(
+                              m.replace(sr_tmp, "the output (temporary)"))))
+        _commit(profiles, sr_tmp, dst, mask, monitor.sub(0.9, 0.99))
+    return _finish(req, dst, same, mask, sr.method, sr.device, started, monitor)
+
+
+def _repair_then_warp(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
+                      profiles: list, monitor: Monitor) -> VoidRepairResult:
+    """A classical repair on the input grid, then the DEM onto dst as DS-HAT's inputs go
+    there (dshat_inputs.onto_grid: Lanczos when finer, area average when coarser) and the
+    mask by nearest neighbour; for another CRS, a coarser grid or a factor no bundled model
+    covers."""
+    from .dshat_inputs import onto_grid
+
+    started = time.perf_counter()
+    pixels = dst.width * dst.height
+    if pixels > MAX_TARGET_PIXELS:
+        raise DemSrError(
+            f"The target grid has {dst.width}×{dst.height} pixels, more than the "
+            f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory for "
+            "another CRS or a coarser grid. Split the DEM into parts (Raster ▸ Extraction ▸ "
+            "Clip) or choose a coarser target.")
+    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp:
+        same = _on_input_grid(req, src, aux, method, monitor.sub(0.0, 0.6), dem_tmp,
+                              mask_tmp)
+        monitor.check()
+        with rasterio.Env(**GDAL_ENV), rasterio.open(dem_tmp) as ds, \
+                rasterio.open(mask_tmp) as ms:
+            dem, src_mask = read_band(ds, 1), ms.read(1)
+        classes = np.where(src_mask == MASK_NODATA, NODATA, VALID).astype(np.uint8)
+        dem_t, cls_t = onto_grid(dem, classes, src.grid, dst)
+        del dem, classes
+        mask = warp(src_mask, src.grid, dst, "nearest", nodata=MASK_NODATA, dtype=np.uint8)
+        del src_mask
+        dem_t = np.where(cls_t < NODATA, dem_t, np.nan).astype(np.float32)
+        del cls_t
+        if not np.isfinite(dem_t).any():
+            raise DemSrError("The target grid does not overlap the DEM's data: every target "
+                             "pixel would be nodata. Check TARGET_GRID (its extent and CRS).")
+        with atomic_outputs(profiles, monitor.info) as (writer, mw):
+            writer.write(dem_t, 0, 0)
+            mw.write_raw(mask)
+            monitor.check()
+    kind = "Lanczos" if is_finer(src.grid, dst) else "area average"
+    return _finish(req, dst, same, mask, f"GDAL {kind} onto the target grid", "cpu", started,
+                   monitor)
+
+
+def choose_method(req: VoidRepairRequest, has_aux: bool) -> tuple[str, str]:
+    """(method, why) for the request; errors on a method that cannot run."""
+    asked = (req.method or "auto").lower()
+    if asked not in METHODS:
+        raise DemSrError(f"Unknown METHOD '{req.method}'. Use one of: {', '.join(METHODS)}.")
+    if asked == "delta" and not has_aux:
+        raise DemSrError("METHOD=delta fills voids from a second DEM of the area: give it as "
+                         "AUXILIARY (any CRS and resolution), or use METHOD=fill or auto.")
+    if asked in CLASSICAL and req.spectral_path:
+        raise DemSrError(f"SPECTRAL is used only by METHOD=model; METHOD={asked} does not read "
+                         "it. Clear SPECTRAL, or choose METHOD=model with a model trained with "
+                         "spectral bands.")
+    if asked != "auto":
+        return asked, "as chosen"
+    if req.model_path or req.spectral_path:
+        return "model", "a MODEL or SPECTRAL was given"
+    if has_aux:
+        return "delta", AUTO_DELTA_WHY
+    return "fill", AUTO_FILL_WHY
+
+
+METHOD_NAMES = {"fill": "biharmonic first fill", "delta": "delta surface fill",
+                "model": "DS-HAT model"}
 
 
 def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> VoidRepairResult:
     monitor = monitor or Monitor()
     started = time.perf_counter()
     check_distinct_paths({"INPUT": req.input_path, "TARGET_GRID": req.target_grid_path,
-                          "SPECTRAL": req.spectral_path, "MODEL": req.model_path},
+                          "SPECTRAL": req.spectral_path, "MODEL": req.model_path,
+                          "AUXILIARY": req.auxiliary_path},
                          {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path, monitor.info)
@@ -222,8 +333,87 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     if not _overlaps(src.grid, dst):
         raise DemSrError("The target grid does not overlap the input DEM (after reprojection "
                          "to its CRS): choose a target grid that covers the DEM.")
+    aux = open_auxiliary(req.auxiliary_path, src.grid) if req.auxiliary_path else None
+    method, why = choose_method(req, aux is not None)
+    monitor.info(f"Method: {METHOD_NAMES[method]} (METHOD={req.method or 'auto'}"
+                 + (f": {why}" if why != "as chosen" else "") + ").")
+    if method == "fill" and aux is not None:
+        monitor.warning("METHOD=fill does not read AUXILIARY: use METHOD=delta or auto to fill "
+                        "voids from it.")
+    if method == "fill" and req.model_path:
+        monitor.warning(f"METHOD={method} does not use MODEL.")
+    nodata = output_nodata(src.nodata)
+    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
+                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
     if superresolve_route(src.grid, dst):
-        return _repair_then_superresolve(req, src, dst, monitor)
+        require_room(profiles, "OUTPUT and FILLED_MASK")
+        return _repair_then_superresolve(req, src, dst, aux, method, profiles, monitor)
+    if method in CLASSICAL and not same_grid(src.grid, dst):
+        require_room(profiles, "OUTPUT and FILLED_MASK")
+        return _repair_then_warp(req, src, dst, aux, method, profiles, monitor)
+    return _repair_here(req, src, dst, aux, method, monitor, started)
+
+
+def _repair_here(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
+                 monitor: Monitor, started: float) -> VoidRepairResult:
+    """The repair onto dst by `method` (classical methods: dst is the input grid)."""
+    nodata = output_nodata(src.nodata)
+    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
+                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    if method in CLASSICAL:
+        return _repair_classical(req, src, aux if method == "delta" else None, profiles,
+                                 monitor, started)
+    return _repair_model(req, src, dst, aux is not None, profiles, monitor, started)
+
+
+def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor: Monitor,
+                      started: float) -> VoidRepairResult:
+    """METHOD=fill or delta on the input grid, streamed (voidfill)."""
+    from .voidfill import repair_classical
+
+    g = src.grid
+    pixels = g.width * g.height
+    if pixels > MAX_STREAM_PIXELS:
+        raise DemSrError(
+            f"The DEM has {g.width}×{g.height} pixels, more than the "
+            f"{MAX_STREAM_PIXELS // 1_000_000} million that void repair indexes. Split the "
+            "DEM into parts (Raster ▸ Extraction ▸ Clip).")
+    require_room(profiles, "OUTPUT and FILLED_MASK")
+    need = CLASSICAL_BYTES_PER_PIXEL * pixels + CLASSICAL_FIXED_BYTES
+    free = available_bytes()
+    if free is not None and need > free:
+        raise DemSrError(
+            f"Void repair of a {g.width}×{g.height} DEM holds its void masks in memory and "
+            f"needs about {gigabytes(need)}; {gigabytes(free)} is available. Close other "
+            "programs or split the DEM into parts (Raster ▸ Extraction ▸ Clip).")
+    with atomic_outputs(profiles, monitor.info) as writers:
+        r = repair_classical(src, aux, req.max_void_size, writers, monitor.sub(0.0, 0.99))
+        monitor.check()
+    monitor.info(f"Input {g.width}×{g.height} px: {r.voids} void(s), {r.filled} cells filled"
+                 + (f"; {r.left_voids} void(s) wider than {req.max_void_size:g} px left as "
+                    "nodata" if r.left_voids else "") + ".")
+    if aux is not None:
+        if r.uncovered:
+            monitor.warning(
+                f"AUXILIARY does not cover {r.uncovered} of the {r.filled} void cells "
+                f"({100 * r.uncovered / max(r.filled, 1):.3g} %): they were filled by the first "
+                f"fill and are marked {MASK_FILLED} in FILLED_MASK ({MASK_AUXILIARY} = from the "
+                "auxiliary DEM).")
+        if r.rim_warning:
+            monitor.warning(r.rim_warning)
+    seconds = time.perf_counter() - started
+    monitor.progress(1.0)
+    detail = (f"{r.filled} filled pixels, {r.from_auxiliary} from the auxiliary DEM"
+              if aux is not None else f"{r.filled} filled pixels")
+    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({detail}) in {seconds:.1f} s.")
+    method = "delta" if aux is not None else "fill"
+    return VoidRepairResult(req.output_path, req.mask_path, src.grid, r.voids, r.filled, r.left,
+                            "cpu", seconds, method, r.from_auxiliary)
+
+
+def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profiles: list,
+                  monitor: Monitor, started: float) -> VoidRepairResult:
+    """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid."""
     stream = same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
     pixels = dst.width * dst.height
     limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
@@ -233,9 +423,6 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{limit // 1_000_000} million that void repair {held}. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
-    nodata = output_nodata(src.nodata)
-    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
-                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
     require_room(profiles, "OUTPUT and FILLED_MASK")
     per_pixel, fixed = ((STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES) if stream
                         else (BYTES_PER_TARGET_PIXEL, FIXED_BYTES))
@@ -249,6 +436,7 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
     ckpt, model_path = load_model(req.model_path)
+    check_auxiliary(ckpt, model_path, has_aux)
     from ..nets.checkpoint import integrity_note
 
     if integrity_note(ckpt, model_path):
@@ -292,7 +480,9 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels) in "
                  f"{seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, dst, n_fill, filled, left_t,
-                            choice.description, seconds)
+                            choice.description, seconds, "model")
+
+
 
 
 def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monitor: Monitor,
