@@ -1,4 +1,4 @@
-"""demsr:voidrepair — fill DEM voids and super-resolve onto a target grid with DS-HAT."""
+"""demsr:voidrepair — fill DEM voids (first fill, a second DEM, or DS-HAT) onto a target grid."""
 from __future__ import annotations
 
 from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.pipelines.voidrepair import VoidRepairRequest, voidrepair
+from ..core.pipelines.voidrepair import METHODS, VoidRepairRequest, voidrepair
 from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
 
 
@@ -20,6 +20,8 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
     BAND = "BAND"
     TARGET_GRID = "TARGET_GRID"
     TARGET_RESOLUTION = "TARGET_RESOLUTION"
+    METHOD = "METHOD"
+    AUXILIARY = "AUXILIARY"
     SPECTRAL = "SPECTRAL"
     MODEL = "MODEL"
     DEVICE = "DEVICE"
@@ -31,51 +33,65 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
     def shortHelpString(self):  # noqa: N802
         return self.with_labels(self.tr(
             "Fills the voids (nodata holes) of a DEM and, optionally, brings it onto a finer "
-            "or different grid, with the DS-HAT network guided by terrain derivatives and, "
-            "optionally, Sentinel-2 bands. Outputs a void-free DEM on the target grid and a "
-            "mask of the pixels that were filled.\n\n"
+            "or different grid. Voids are filled from a second DEM of the area when you have "
+            "one (delta surface fill), else by a smooth biharmonic fill; the DS-HAT network is "
+            "available as METHOD=model. Outputs a void-free DEM on the target grid and a mask "
+            "of where each filled pixel came from.\n\n"
             "<b>INPUT</b>: the DEM with voids (e.g. ALOS 12.5 m, SRTM with radar voids). A "
             "void is a nodata region that does not touch the raster border; nodata connected "
             "to the border is outside the DEM's footprint and stays nodata.\n"
             "<b>BAND</b>: the elevation band.\n"
+            "<b>METHOD</b>: auto (default: delta when AUXILIARY is given, else fill — what "
+            "measured best, see the log), fill (biharmonic first fill only: continues slopes "
+            "across a void; no PyTorch), delta (needs AUXILIARY: the auxiliary DEM plus the "
+            "DEM − auxiliary difference interpolated across each void from its rim; no "
+            "PyTorch), model (DS-HAT; MODEL, SPECTRAL).\n"
+            "<b>AUXILIARY</b>: optional second DEM of the area (Copernicus GLO-30/90, ASTER "
+            "GDEM, NASADEM, a national or older survey DEM): any CRS, resolution and vertical "
+            "offset; it may have voids of its own (void cells it does not cover get the first "
+            "fill and are counted in the log). A constant or smooth offset between the two is "
+            "removed; a median difference over 50 m at the void rims, or a different spread, "
+            "is warned about (another unit or vertical datum?).\n"
             "<b>TARGET_GRID</b>: optional reference raster whose CRS, extent and pixel size "
             "the output takes (any CRS; e.g. an 8 m grid for a 12.5 m DEM, ×1.5625).\n"
             "<b>TARGET_RESOLUTION</b>: optional output pixel size in the input's CRS units, "
             "grid anchored at the input's top-left corner (as gdalwarp -tr). With neither "
             "TARGET_GRID nor TARGET_RESOLUTION the output is on the input's own grid (pure "
-            "void repair: valid cells are kept exactly, only voids change).\n"
+            "void repair: valid cells are kept exactly, only voids change). On a finer grid of "
+            "the same CRS the voids are repaired on the input grid and Super-resolve DEM's "
+            "bundled model takes the result onto the target grid.\n"
             "<b>SPECTRAL</b>: optional raster whose first four bands are Sentinel-2 B1–B4, in "
-            "any CRS and resolution (it is warped onto the target grid). Only for models "
-            "trained with spectral bands; such a model refuses to run without them, and a "
-            "terrain-only model (like the bundled one) refuses them.\n"
-            "<b>MODEL</b>: a DS-HAT checkpoint (.pt) from Train DEM SR with ARCHITECTURE=dshat; "
-            "empty = the bundled terrain-only model (resources/models/demsr_dshat.pt).\n"
-            "<b>DEVICE</b>: auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps.\n"
+            "any CRS and resolution (it is warped onto the target grid). Only for METHOD=model "
+            "with a model trained with spectral bands; such a model refuses to run without "
+            "them, and a terrain-only model (like the bundled one) refuses them.\n"
+            "<b>MODEL</b>: a DS-HAT checkpoint (.pt) from Train DEM SR with ARCHITECTURE=dshat "
+            "(METHOD=model); empty = the bundled terrain-only model "
+            "(resources/models/demsr_dshat.pt).\n"
+            "<b>DEVICE</b>: auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps "
+            "(METHOD=model).\n"
             "<b>MAX_VOID_SIZE</b>: voids wider than this many input pixels (twice the largest "
-            "distance of a void cell from valid data) are left as nodata; 0 fills every void. "
-            "Beyond about 60 px (the largest voids the bundled model was trained on) the fill "
-            "is mostly the smooth first fill.\n"
-            "<b>TILE_SIZE</b> (advanced): target pixels per network tile side; tiles overlap by "
-            "the network's context, so the result does not depend on it. On the input's own "
-            "grid the network runs only on the bounding box of each tile's voids plus its "
-            "context, and sparse voids get smaller tiles (down to 64 px) when that means "
-            "less work.\n"
+            "distance of a void cell from valid data) are left as nodata; 0 fills every void.\n"
+            "<b>TILE_SIZE</b> (advanced, METHOD=model): target pixels per network tile side; "
+            "tiles overlap by the network's context, so the result does not depend on it.\n"
             "<b>OUTPUT</b>: the repaired DEM, Float32 GeoTIFF; no nodata inside the footprint "
             "(except voids left by MAX_VOID_SIZE).\n"
-            "<b>FILLED_MASK</b>: Byte GeoTIFF, 1 = filled (target pixel centre in a void), "
-            "0 = from data, 255 = nodata in OUTPUT.\n\n"
-            "How: voids get a biharmonic first fill on the input grid (it continues slopes "
-            "across a void), the DEM goes onto the target grid with GDAL Lanczos, slope, "
-            "curvatures, flow accumulation and streams (1500 cells) of that surface feed the "
-            "network's support stream, which corrects the first fill. The whole target grid is "
-            "held in memory (about 100 bytes per pixel at peak, at most 100 million pixels). "
-            "Cancelling leaves no output file behind."))
+            "<b>FILLED_MASK</b>: Byte GeoTIFF: 0 = kept from the input, 1 = filled by the first "
+            "fill or the model, 2 = filled from the auxiliary DEM, 255 = nodata in OUTPUT "
+            "(target pixel centre in a void counts as filled).\n\n"
+            "Memory: fill and delta hold only masks of the input grid (about 8 bytes per "
+            "pixel) and read each void's window from the file; the model routes flow over the "
+            "whole input grid (about 65 bytes per pixel), or holds the target grid in memory on "
+            "another CRS. Cancelling leaves no output file behind."))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("DEM with voids")))
         self.addParameter(QgsProcessingParameterBand(
             self.BAND, self.tr("Elevation band"), defaultValue=1,
             parentLayerParameterName=self.INPUT, optional=True))
+        self.add_enum(self.METHOD, "Method", METHODS, "auto")
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.AUXILIARY, self.tr("Auxiliary DEM of the area (another product)"),
+            optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.TARGET_GRID, self.tr("Target grid (reference raster)"), optional=True))
         target = QgsProcessingParameterNumber(
@@ -115,6 +131,8 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             target_grid_path=self.optional_layer(parameters, self.TARGET_GRID, context),
             target_resolution=target if target > 0 else None,
             spectral_path=self.optional_layer(parameters, self.SPECTRAL, context),
+            method=self.parameterAsEnumString(parameters, self.METHOD, context),
+            auxiliary_path=self.optional_layer(parameters, self.AUXILIARY, context),
             model_path=self.parameterAsFile(parameters, self.MODEL, context) or None,
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             max_void_size=self.parameterAsDouble(parameters, self.MAX_VOID_SIZE, context),
@@ -122,7 +140,8 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
         )
         self.check_paths({self.INPUT: request.input_path,
                           self.TARGET_GRID: request.target_grid_path,
-                          self.SPECTRAL: request.spectral_path, self.MODEL: request.model_path},
+                          self.SPECTRAL: request.spectral_path, self.MODEL: request.model_path,
+                          self.AUXILIARY: request.auxiliary_path},
                          {self.OUTPUT: output, self.FILLED_MASK: mask})
         with user_errors():
             result = voidrepair(request, monitor_for(feedback))

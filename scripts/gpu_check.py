@@ -130,7 +130,7 @@ def voidrepair_check(work: str, device: str, smoke: bool) -> dict:
     for dev in (device, "cpu"):
         dem, mask = (os.path.join(work, f"void_{dev.replace(':', '')}{s}.tif")
                      for s in ("", "_mask"))
-        r = voidrepair(VoidRepairRequest(path, dem, mask, device=dev))
+        r = voidrepair(VoidRepairRequest(path, dem, mask, device=dev, method="model"))
         with rasterio.open(dem) as ds:
             out[dev] = (read_band(ds, 1), r)
     filled, res_dev = out[device]
