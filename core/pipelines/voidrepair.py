@@ -37,7 +37,8 @@ from ..nodata.auxiliary import open_auxiliary
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODATA, NODATA,
                           VALID, classify_voids, require_valid, warn_sentinels)
 from ..paths import check_distinct_paths
-from ..raster.grid import Grid, is_finer, overlap_bounds, same_crs, same_grid, target_grid
+from ..raster.grid import (Grid, grid_ratio, is_finer, overlap_bounds, same_crs, same_grid,
+                           target_grid)
 from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
@@ -291,6 +292,37 @@ def _repair_then_warp(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
                    monitor)
 
 
+# A pairs model's trained grid change covers the requested one within this ratio.
+GRID_FACTOR_TOLERANCE = 1.25
+
+
+def grid_change_model(model_path: Optional[str], src: Grid, dst: Grid, monitor: Monitor
+                      ) -> bool:
+    """Whether the DS-HAT checkpoint was trained for the grid change itself (pairs mode: LR
+    DEM → a reference's finer grid, the DS-HAT paper's use): then it runs on the target grid,
+    as it was trained, instead of repairing on the input grid and leaving the grid change to
+    Super-resolve DEM's models. Warns when the requested factor is outside what it saw."""
+    from .dshat_inputs import load_model
+
+    ckpt, path = load_model(model_path)
+    prov = ckpt.provenance or {}
+    if prov.get("mode") != "pairs" and prov.get("task") != "grid change":
+        return False
+    name = os.path.basename(path)
+    trained = [float(f) for f in prov.get("grid_factors") or []]
+    f = (grid_ratio(src, dst) if same_crs(src, dst) else
+         float(np.sqrt(src.res[0] * src.res[1] / (dst.res[0] * dst.res[1]))))
+    said = "/".join(f"×{t:g}" for t in trained) or "an unrecorded factor"
+    monitor.info(f"Model {name} was trained from LR/reference pairs for the grid change "
+                 f"({said}): it runs on the target grid (×{f:.4g}).")
+    if trained and not (min(trained) / GRID_FACTOR_TOLERANCE <= f
+                        <= max(trained) * GRID_FACTOR_TOLERANCE):
+        monitor.warning(f"Model {name} was trained for {said}; this target grid is ×{f:.4g}, "
+                        "outside that: expect a poorer result, or train a model for this "
+                        "factor.")
+    return True
+
+
 def choose_method(req: VoidRepairRequest, has_aux: bool) -> tuple[str, str]:
     """(method, why) for the request; errors on a method that cannot run."""
     asked = (req.method or "auto").lower()
@@ -345,6 +377,9 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     nodata = output_nodata(src.nodata)
     profiles = [(req.output_path, gtiff_profile(dst, nodata)),
                 (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    if method == "model" and not same_grid(src.grid, dst) and grid_change_model(
+            req.model_path, src.grid, dst, monitor):
+        return _repair_here(req, src, dst, aux, method, monitor, started)
     if superresolve_route(src.grid, dst):
         require_room(profiles, "OUTPUT and FILLED_MASK")
         return _repair_then_superresolve(req, src, dst, aux, method, profiles, monitor)

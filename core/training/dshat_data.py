@@ -20,7 +20,7 @@ from ..monitor import Monitor
 from ..nodata.synthetic import synthetic_voids
 from ..nodata.find import FILLED, classify_voids
 from ..pipelines.dshat_inputs import Prepared, prepare
-from ..raster.grid import Grid
+from ..raster.grid import Grid, same_crs
 from ..raster.io import GDAL_ENV, open_dem, read_band
 from .degrade import degrade_array
 from .patches import window_count
@@ -67,6 +67,20 @@ def pair_scene(lr_path: str, ref_path: str, spectral=None,
     truth, rgrid = load_dem(ref_path)
     classes, _, _ = classify_voids(lr)
     return Scene(prepare(lr, lgrid, rgrid, classes, spectral, monitor), truth)
+
+
+def pair_factor(lr_path: str, ref_path: str) -> float:
+    """How many times finer the reference's cells are than the LR DEM's (the geometric mean of
+    x and y, by ground size: across CRSs through the grids' extents)."""
+    lr, ref = open_dem(lr_path).grid, open_dem(ref_path).grid
+    if not same_crs(lr, ref):
+        from rasterio.warp import transform_bounds
+
+        b = transform_bounds(lr.crs, ref.crs, *lr.bounds, densify_pts=21)
+        lr_res = ((b[2] - b[0]) / lr.width, (b[3] - b[1]) / lr.height)
+    else:
+        lr_res = lr.res
+    return float(np.sqrt(lr_res[0] / ref.res[0] * lr_res[1] / ref.res[1]))
 
 
 def windows(scenes: list[Scene], ok: list[np.ndarray], crop: int, n: int,

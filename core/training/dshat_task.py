@@ -28,7 +28,8 @@ from ..errors import DemSrError
 from ..monitor import Monitor
 from ..pipelines import dshat_inputs
 from .config import DSHATTrainConfig
-from .dshat_data import Scene, batch, load_dem, pair_scene, synthetic_scene, windows
+from .dshat_data import (Scene, batch, load_dem, pair_factor, pair_scene, synthetic_scene,
+                         windows)
 from .patches import Raster, make_patch_set
 from .runner import Task, check_inputs_output, check_run_settings
 
@@ -170,6 +171,9 @@ class DSHATTask(Task):
         self.keep = [next(i for i, r in enumerate(rasters) if r is kr)
                      for kr in self.patches.rasters]
         self.factors = [1] if cfg.references else [int(f) for f in cfg.factors]
+        # pairs: the grid change each LR DEM → reference makes (what the model is for)
+        self.grid_factors = sorted({round(pair_factor(cfg.inputs[i], cfg.references[i]), 4)
+                                    for i in self.keep}) if cfg.references else []
 
         t0 = time.perf_counter()
         val_scenes = self._scenes(cfg.seed + 7919, monitor.sub(0.0, 0.02))
@@ -243,6 +247,9 @@ class DSHATTask(Task):
                     references=[os.path.basename(p) for p in cfg.references],
                     spectral=[os.path.basename(p) for p in cfg.spectral],
                     mode="pairs" if cfg.references else "synthetic voids",
+                    # what the model is for (core.pipelines.voidrepair chooses the route by it)
+                    task="grid change" if cfg.references else "repair",
+                    grid_factors=self.grid_factors, auxiliary_dem=False,
                     factors=self.factors, void_coverage=cfg.void_coverage,
                     void_sizes_px=[5, 60], degradation="blockmean", seed=cfg.seed,
                     patch_size=cfg.patch_size, batch_size=cfg.batch_size,

@@ -107,6 +107,52 @@ def test_train_from_pairs_with_spectral_bands(tmp_path, dems_dir):
                                      output_model=str(out), **FAST))
 
 
+def test_a_pairs_model_records_its_grid_change_and_runs_on_the_target_grid(tmp_path, dems_dir):
+    """Trained LR (12.5 m) → reference (8 m): the checkpoint says so, and on a target grid it
+    runs there itself (not repair-then-Super-resolve), giving exactly the target's grid; a
+    synthetic-voids model on the same request takes the Super-resolve route."""
+    truth, _, _, hgrid = holed_dem(dems_dir / "longyearbyen_1995_20m_xdem.tif",
+                                   tmp_path / "unused.tif", 300, 300, 125, 125, pixel_size=8.0)
+    ref = tmp_path / "ref.tif"
+    write_array(str(ref), truth, hgrid)
+    lgrid = Grid(hgrid.transform * hgrid.transform.scale(1.5625), 80, 80, hgrid.crs)
+    from demsr.core.raster.warp import warp
+
+    lr = warp(truth, hgrid, lgrid, "average")
+    lr[30:38, 40:47] = np.nan
+    lr_path = tmp_path / "lr.tif"
+    write_array(str(lr_path), lr, lgrid)
+    out = tmp_path / "pairs.pt"
+    run_training(DSHATTrainConfig(inputs=[str(lr_path)], references=[str(ref)],
+                                  output_model=str(out), **FAST))
+    p = checkpoint.load(str(out)).provenance
+    assert p["task"] == "grid change" and p["grid_factors"] == [1.5625]
+    assert p["auxiliary_dem"] is False
+    log, warnings = [], []
+    voidrepair(VoidRepairRequest(str(lr_path), str(tmp_path / "o.tif"), str(tmp_path / "m.tif"),
+                                 model_path=str(out), target_grid_path=str(ref), device="cpu"),
+               Monitor(info=log.append, warning=warnings.append))
+    assert any("runs on the target grid (×1.562" in m for m in log), log
+    assert not any("repaired on the input grid" in m for m in log) and not warnings
+    with rasterio.open(tmp_path / "o.tif") as o, rasterio.open(ref) as r:
+        assert (o.transform, o.shape, o.crs) == (r.transform, r.shape, r.crs)
+        assert np.isfinite(read_band(o, 1)).all()
+    # ×3 is outside what it saw: it still runs there, with a warning
+    voidrepair(VoidRepairRequest(str(lr_path), str(tmp_path / "o3.tif"), str(tmp_path / "m3.tif"),
+                                 model_path=str(out), target_resolution=12.5 / 3,
+                                 device="cpu"), Monitor(warning=warnings.append))
+    assert any("outside that" in w for w in warnings), warnings
+    # a synthetic-voids model: repaired on the input grid, then Super-resolve DEM's route
+    syn = tmp_path / "syn.pt"
+    run_training(DSHATTrainConfig(inputs=[str(ref)], output_model=str(syn), **FAST))
+    assert checkpoint.load(str(syn)).provenance["task"] == "repair"
+    log.clear()
+    voidrepair(VoidRepairRequest(str(lr_path), str(tmp_path / "s.tif"), str(tmp_path / "sm.tif"),
+                                 model_path=str(syn), target_grid_path=str(ref), device="cpu"),
+               Monitor(info=log.append))
+    assert any("repaired on the input grid" in m for m in log), log
+
+
 def test_cancel_keeps_best_and_resumes(tmp_path, dems_dir):
     a = tmp_path / "a.tif"
     dem_crop(dems_dir / "flopy_sagehen_10m.tif", a, 200, 200, 110)
