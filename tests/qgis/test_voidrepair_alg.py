@@ -42,8 +42,9 @@ def test_registered_with_public_parameters_and_help(provider):
     assert isinstance(outputs["OUTPUT"], QgsProcessingOutputRasterLayer)
     assert isinstance(outputs["FILLED_MASK"], QgsProcessingOutputRasterLayer)
     names = {p.name() for p in alg.parameterDefinitions()}
-    assert {"INPUT", "BAND", "TARGET_GRID", "TARGET_RESOLUTION", "SPECTRAL", "MODEL", "DEVICE",
-            "OUTPUT", "FILLED_MASK"} <= names
+    assert {"INPUT", "BAND", "METHOD", "AUXILIARY", "TARGET_GRID", "TARGET_RESOLUTION",
+            "SPECTRAL", "MODEL", "DEVICE", "OUTPUT", "FILLED_MASK"} <= names
+    assert alg.parameterDefinition("METHOD").options() == ["auto", "fill", "delta", "model"]
     for name in names:
         label = alg.parameterDefinition(name).description()  # help names the form's labels
         assert f"<b>{label}</b> ({name})" in alg.shortHelpString(), f"no help for {name}"
@@ -131,3 +132,44 @@ def test_qgis_process_reports_a_channel_mismatch(qgis_process, dems_dir, tmp_pat
     assert proc.returncode != 0
     assert "terrain channels only" in proc.stdout + proc.stderr
     assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.slow
+def test_qgis_process_fills_voids_from_an_auxiliary_dem(qgis_process, dems_dir, tmp_path):
+    """A second DEM of the area in another CRS (WGS 84), 3× coarser and 7 m off: METHOD=auto
+    takes it (delta surface fill), the mask says which cells came from it; METHOD=delta
+    without it is refused with advice and leaves nothing."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    src = tmp_path / "holed.tif"
+    truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 200, 200, 150, 150, seed=3)
+    aux = tmp_path / "aux_wgs84.tif"
+    with rasterio.open(dems_dir / SAGEHEN) as ds:
+        dt, w, h = calculate_default_transform(ds.crs, "EPSG:4326", ds.width // 3,
+                                               ds.height // 3, *ds.bounds)
+        geo = np.full((h, w), np.nan, np.float32)
+        reproject(read_band(ds, 1) - 7.0, geo, src_transform=ds.transform, src_crs=ds.crs,
+                  dst_transform=dt, dst_crs="EPSG:4326", resampling=Resampling.average,
+                  src_nodata=np.nan, dst_nodata=np.nan)
+    with rasterio.open(aux, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=dt, nodata=np.nan) as out:
+        out.write(geo, 1)
+    out, mask = tmp_path / "out.tif", tmp_path / "mask.tif"
+    proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", f"AUXILIARY={aux}",
+                        f"OUTPUT={out}", f"FILLED_MASK={mask}")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Method: delta surface fill (METHOD=auto" in proc.stdout + proc.stderr
+    dem, _, _ = _read(out)
+    _, m, _ = _read(mask)
+    assert (m[voids] == 2).mean() > 0.99 and np.array_equal(dem[~voids], truth[~voids])
+    fill_out = tmp_path / "fill.tif"
+    proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", "METHOD=fill",
+                        f"OUTPUT={fill_out}", f"FILLED_MASK={tmp_path / 'fm.tif'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rmse = lambda d: float(np.sqrt(np.mean((d[voids] - truth[voids]) ** 2)))  # noqa: E731
+    assert rmse(dem) < 0.7 * rmse(_read(fill_out)[0])
+    proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", "METHOD=delta",
+                        f"OUTPUT={tmp_path / 'x.tif'}", f"FILLED_MASK={tmp_path / 'xm.tif'}")
+    assert proc.returncode != 0
+    assert "give it as AUXILIARY" in proc.stdout + proc.stderr
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "xm.tif").exists()
