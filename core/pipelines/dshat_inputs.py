@@ -146,28 +146,30 @@ def spectral_bands_of(ckpt) -> int:
     return sum(1 for c in ckpt.hparams.get("aux_channels", []) if c.startswith(SPECTRAL_PREFIX))
 
 
-AUXILIARY_CHANNEL = "aux_delta"   # the auxiliary DEM's channel in a DS-HAT support stream
-
-
 def check_auxiliary(ckpt, path: str, has_aux: bool) -> None:
-    """Errors when a model trained with an auxiliary DEM runs without one, or the reverse."""
-    trained = AUXILIARY_CHANNEL in ckpt.hparams.get("aux_channels", [])
-    name = os.path.basename(path)
-    if trained and not has_aux:
+    """DS-HAT models take no auxiliary DEM yet (none is trained with one): AUXILIARY with
+    METHOD=model is refused with what to do instead."""
+    if has_aux:
         raise DemSrError(
-            f"Model '{name}' was trained with an auxiliary DEM in its support stream and cannot "
-            "run without one. Give AUXILIARY (another DEM of the area, any CRS and resolution), "
-            "or use METHOD=fill.")
-    if has_aux and not trained:
-        raise DemSrError(
-            f"Model '{name}' was trained without an auxiliary DEM and cannot use AUXILIARY. Use "
-            "METHOD=delta (or auto) to fill the voids from AUXILIARY, or clear AUXILIARY to run "
-            "this model.")
+            f"Model '{os.path.basename(path)}' was trained without an auxiliary DEM and cannot "
+            "use AUXILIARY. Use METHOD=delta (or auto) to fill the voids from AUXILIARY, or "
+            "clear AUXILIARY to run this model.")
 
 
 def check_channels(ckpt, path: str, has_spectral: bool) -> int:
-    """Number of spectral bands the model needs; errors on a channel-set mismatch."""
+    """Number of spectral bands the model needs; errors on a channel-set mismatch, and on
+    channels this pipeline does not make (the network would read the wrong inputs)."""
+    from ..terrain import DSHAT_DERIVATIVES
+
+    channels = list(ckpt.hparams.get("aux_channels", []))
     n = spectral_bands_of(ckpt)
+    made = [*DSHAT_DERIVATIVES, *(f"{SPECTRAL_PREFIX}{i + 1}" for i in range(n))]
+    if channels != made:
+        raise DemSrError(
+            f"Model '{os.path.basename(path)}' reads the channels {', '.join(channels)}; this "
+            f"version makes {', '.join(made)} in that order. Use a model trained with this "
+            "version (Train DEM SR, ARCHITECTURE=dshat), or leave MODEL empty for the bundled "
+            "one.")
     name = os.path.basename(path)
     if n and not has_spectral:
         raise DemSrError(

@@ -547,4 +547,4 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monito
     monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({gp.filled} filled pixels) in "
                  f"{seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, src.grid, gp.voids, gp.filled,
-                            gp.left, choice.description, seconds)
+                            gp.left, choice.description, seconds, "model")

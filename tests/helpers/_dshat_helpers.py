@@ -14,14 +14,16 @@ TINY = {"features": 8, "growth": 4, "blocks": 1, "dense_blocks": 2, "convs": 2,
         "support_features": 8, "se_blocks": 1, "se_radius": 3, "elev_radius": 2}
 
 
-def tiny_dshat(path, spectral: bool = False, seed: int = 0, dilations=()):
-    """Save a small DS-HAT with random non-zero weights everywhere (so every input matters)."""
+def tiny_dshat(path, spectral: bool = False, seed: int = 0, dilations=(), channels=None):
+    """Save a small DS-HAT with random non-zero weights everywhere (so every input matters);
+    `channels` overrides its support-stream channel names."""
     import torch
 
     from demsr.core.nets import checkpoint, registry
 
     torch.manual_seed(seed)
-    model = registry.build("dshat", 1, dict(TINY, aux_channels=SPECTRAL if spectral else TERRAIN,
+    names = channels or (SPECTRAL if spectral else TERRAIN)
+    model = registry.build("dshat", 1, dict(TINY, aux_channels=list(names),
                                             dilations=list(dilations)))
     with torch.no_grad():
         for p in model.parameters():

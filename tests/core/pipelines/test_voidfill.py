@@ -19,7 +19,7 @@ from demsr.core.pipelines import voidrepair as vr
 from demsr.core.raster.grid import Grid
 from demsr.core.raster.io import read_band, write_array
 
-from _dshat_helpers import holed_dem
+from _dshat_helpers import TERRAIN, holed_dem, tiny_dshat
 
 ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
@@ -223,3 +223,19 @@ def test_finer_target_with_an_auxiliary_goes_through_the_superresolve_engine(tmp
         assert dem.shape == (192, 192) and np.isfinite(dem).all()
         assert (mask == MASK_AUXILIARY).sum() == res.from_auxiliary > 0
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-3, rtol=0)
+
+
+def test_a_model_reading_channels_the_pipeline_does_not_make_is_refused(tmp_path, dems_dir):
+    """e.g. an auxiliary-DEM channel, or the terrain channels in another order: refused
+    before any work, with what to do (the network would read the wrong inputs)."""
+    holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 64, 64)
+    for name, channels in (("aux", [*TERRAIN, "aux_delta"]), ("order", TERRAIN[::-1])):
+        model = tmp_path / f"{name}.pt"
+        tiny_dshat(model, channels=channels)
+        with pytest.raises(DemSrError, match="this version makes slope, plan_curvature"):
+            _repair(tmp_path, tmp_path / "holed.tif", "o", model_path=str(model), device="cpu")
+        assert not (tmp_path / "o.tif").exists()
+    model = tmp_path / "ok.pt"
+    tiny_dshat(model)
+    res, *_ = _repair(tmp_path, tmp_path / "holed.tif", "o", model_path=str(model), device="cpu")
+    assert res.method == "model" and res.filled_pixels > 0
