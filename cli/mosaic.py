@@ -21,7 +21,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", help="checkpoint (default: the bundled model for the factor)")
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1, help="local worker processes")
-    where.add_argument("--scheduler", help="address of a Dask scheduler (tcp://host:8786)")
+    where.add_argument("--scheduler", help="a Dask scheduler's address (tcp://host:8786) or its "
+                       "--scheduler-file: run on that cluster's workers")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda (one GPU per worker)")
     ap.add_argument("--band", type=int, default=1)
     ap.add_argument("--tile-size", type=int, default=1024)

@@ -32,7 +32,7 @@ class MosaicRequest:
     sr: SuperResolveRequest = field(
         default_factory=lambda: SuperResolveRequest("", "", method="model"))
     workers: int = 1                           # local worker processes (no scheduler)
-    scheduler: Optional[str] = None            # address of a Dask scheduler: use its cluster
+    scheduler: Optional[str] = None            # Dask scheduler address (or scheduler file)
     name: str = "mosaic"                       # OUT/<name>.vrt
     suffix: Optional[str] = None               # tile outputs <stem><suffix>.tif; "_x<scale>"
 

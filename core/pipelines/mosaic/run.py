@@ -50,12 +50,15 @@ def _local_gpus(req: MosaicRequest) -> int:
 
 @contextmanager
 def _client(req: MosaicRequest, workers: int, gpus: int, threads: int) -> Iterator:
-    """A Dask client on the given scheduler, or on a LocalCluster of `workers` processes
-    (one task at a time each, with its share of the cores, or one GPU each)."""
+    """A Dask client on the given scheduler (address or scheduler file), or on a LocalCluster
+    of `workers` processes (one task at a time each, with its share of the cores, or one GPU
+    each)."""
     distributed = _distributed()
     if req.scheduler:
+        where = dict(scheduler_file=req.scheduler) if os.path.isfile(req.scheduler) \
+            else dict(address=req.scheduler)  # dask scheduler --scheduler-file FILE
         try:
-            client = distributed.Client(req.scheduler, timeout="30s")
+            client = distributed.Client(**where, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise DemSrError(f"No Dask scheduler answers at '{req.scheduler}' ({exc}). Start "
                              "one (dask scheduler), or leave --scheduler out to run on this "
