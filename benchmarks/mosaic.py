@@ -63,7 +63,8 @@ def main(argv=None) -> int:
     mpx = (2 * a.size) ** 2 / 1e6
     row = dict(size=a.size, output_mpx=mpx, workers=a.workers, cores=os.cpu_count(),
                load_before=load,
-               load_after=[round(v, 2) for v in os.getloadavg()], one_process_s=round(one["seconds"], 1),
+               load_after=[round(v, 2) for v in os.getloadavg()],
+               one_process_s=round(one["seconds"], 1),
                one_process_mpx_s=round(mpx / one["seconds"], 2),
                one_process_peak_rss_mb=round(one["peak_rss_mb"]),
                mosaic_s=round(dask["seconds"], 1), mosaic_mpx_s=round(mpx / dask["seconds"], 2),

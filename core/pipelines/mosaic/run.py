@@ -16,6 +16,7 @@ from ...errors import Cancelled, DemSrError
 from ...monitor import Monitor
 from .plan import (WORK, Job, MosaicRequest, MosaicResult, claim_folder, job_grid, plan,
                    source_vrt, tile_done, write_vrt)
+from . import tile
 from .tile import CANCEL, TileSettings, run_tile
 
 GPU = "GPU"             # the worker resource a tile asks for when it runs on a GPU
@@ -69,7 +70,8 @@ def _client(req: MosaicRequest, workers: int, gpus: int, threads: int) -> Iterat
     env = {"OMP_NUM_THREADS": str(threads)}
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR, env=env, resources={GPU: 1} if gpus else None)
+        silence_logs=logging.CRITICAL, env=env, resources={GPU: 1} if gpus else None,
+        preload=[tile.__name__])  # tile.dask_setup: the workers leave Ctrl-C to the run
     try:
         with distributed.Client(cluster) as client:
             yield client

@@ -7,6 +7,7 @@ which the run removes. Needs OUT and the inputs on a filesystem every worker see
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import uuid
@@ -47,6 +48,13 @@ def _cancel_flag(work: str):
             last[0], last[1] = now, os.path.exists(path) or not os.path.isdir(work)
         return last[1]
     return cancelled
+
+
+def dask_setup(worker) -> None:
+    """Preload of the run's own local workers: Ctrl-C in a terminal reaches the whole
+    process group, but only the run should act on it (it stops the tiles cleanly), so these
+    workers ignore it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_setup(settings: TileSettings) -> None:

@@ -213,6 +213,36 @@ def test_command_line_on_a_scheduler_by_address(split, tmp_path, cluster):
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
+def test_ctrl_c_stops_the_command_line_and_leaves_no_partial_file(split, tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group: the run and its local
+    workers) while tiles are being written: the run stops them, keeps only complete tiles,
+    writes no VRT and exits 1."""
+    folder, tiles = split
+    out = tmp_path / "ctrlc"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "demsr", "mosaic", *tiles, "--out", str(out),
+                             "--method", "model", "--device", "cpu", "--tile-size", "64",
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        work = out / WORK
+        if work.is_dir() and any(n.endswith(".partial.tif") for n in os.listdir(work)):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+        time.sleep(0.01)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "interrupted (Ctrl-C)" in err, err
+    kept = sorted(os.listdir(out))
+    assert kept[0] == ".demsr_mosaic.json" and "mosaic.vrt" not in kept and len(kept) < 5
+    merged, t = _merged(folder, method="model", scale=2)
+    for name in kept[1:]:  # finished tiles only, each equal to its part of the merged raster
+        got, tw = _read(out / name)
+        c0, r0 = ~t * (tw.c, tw.f)
+        part = merged[round(r0):round(r0) + got.shape[0], round(c0):round(c0) + got.shape[1]]
+        np.testing.assert_allclose(got, part, atol=1e-3)
+
+
 def test_tiles_on_different_grids_are_refused(split, tmp_path):
     folder, tiles = split
     shifted = tmp_path / "shifted.tif"
