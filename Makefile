@@ -7,7 +7,8 @@ PLUGIN_DIR := $(QGIS_PROFILE)/python/plugins/demsr
 DEPS_DIR := $(QGIS_PROFILE)/python/demsr-deps
 VENV := .venv
 QGIS_PROCESS := scripts/qgis_process
-PLUGIN_FILES := metadata.txt __init__.py plugin.py LICENSE README.md algorithms core desktop resources
+PLUGIN_FILES := metadata.txt __init__.py __main__.py plugin.py LICENSE README.md algorithms cli core \
+	desktop resources
 export DEMSR_DEPS_DIR := $(DEPS_DIR)
 export PIP_CONSTRAINT := $(CURDIR)/scripts/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -27,15 +28,22 @@ system:
 	@scripts/setup_system.sh
 
 # torch goes into a folder the plugin puts on sys.path, so QGIS and qgis_process find it.
-deps: system $(DEPS_DIR)/.installed
+deps: system $(DEPS_DIR)/.installed $(DEPS_DIR)/.extras-installed
 $(DEPS_DIR)/.installed: scripts/requirements-plugin.txt scripts/constraints.txt
 	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-plugin.txt
 	@# pip --target ignores system packages: never let a second numpy shadow QGIS's.
 	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
 	touch $@
 
+# The optional extras (Dask distributed, for `python -m demsr mosaic`), after torch.
+$(DEPS_DIR)/.extras-installed: scripts/requirements-extras.txt $(DEPS_DIR)/.installed
+	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-extras.txt
+	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
+	touch $@
+
 venv: system $(VENV)/.installed
-$(VENV)/.installed: scripts/requirements-test.txt scripts/constraints.txt
+$(VENV)/.installed: scripts/requirements-test.txt scripts/requirements-extras.txt \
+		scripts/constraints.txt
 	$(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -r scripts/requirements-test.txt
 	touch $@

@@ -222,7 +222,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             if feedback is not None:
                 feedback.pushInfo(f"Training configuration written to {export}. To train on N "
                                   f"GPUs: torchrun --nproc_per_node=N -m "
-                                  f"demsr.core.training.distributed --config {export}")
+                                  f"demsr train --config {export}")
             if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context):
                 return {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export}
         monitor = monitor_for(feedback)

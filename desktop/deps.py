@@ -9,6 +9,9 @@ from dataclasses import dataclass
 MIN_TORCH = (2, 0)
 # The CPU build the installer proposes; the same version `make deps` installs.
 TORCH_PIN = "2.13.0"
+# Optional "extras", never needed inside QGIS: Dask distributed for `python -m demsr mosaic`
+# (the same pins as scripts/requirements-extras.txt, which `make deps` installs).
+EXTRAS = ["dask[distributed]==2026.8.0"]
 
 
 @dataclass(frozen=True)

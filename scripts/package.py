@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "demsr"
 # What the plugin needs at run time; tests, scripts, benchmarks and build outputs stay out.
-INCLUDE = ["metadata.txt", "__init__.py", "plugin.py", "LICENSE", "README.md",
-           "algorithms", "core", "desktop", "resources"]
+INCLUDE = ["metadata.txt", "__init__.py", "__main__.py", "plugin.py", "LICENSE", "README.md",
+           "algorithms", "cli", "core", "desktop", "resources"]
 EXCLUDE = ["__pycache__", "*.pyc", "*.pyo", ".git*", "__MACOSX", ".DS_Store", "*.aux.xml",
            "*.pt.resume", "*~"]
 

@@ -2,9 +2,9 @@
 
     torchrun --nproc_per_node=N scripts/train_distributed.py --config run.json
 
-The same as `torchrun --nproc_per_node=N -m demsr.core.training.distributed --config run.json`
-with the folder holding the `demsr` package on PYTHONPATH; this script puts the checkout's
-(build/pkg/demsr) there first. torchrun itself needs a Python that imports torch.
+The same as `torchrun --nproc_per_node=N -m demsr train --config run.json` with the folder
+holding the `demsr` package on PYTHONPATH; this script puts the checkout's (build/pkg/demsr)
+there first. torchrun itself needs a Python that imports torch.
 """
 import sys
 
@@ -12,7 +12,7 @@ from working_tree import use_working_tree
 
 use_working_tree()
 
-from demsr.core.training.distributed import main  # noqa: E402
+from demsr.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -23,3 +23,9 @@ def use_working_tree() -> Path:
         sys.path.insert(0, str(PKG_PARENT))
     import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
     return ROOT
+
+
+if __name__ == "__main__":
+    # `PYTHONPATH=$(python3 scripts/working_tree.py) python3 -m demsr …` runs the checkout.
+    use_working_tree()
+    print(PKG_PARENT)

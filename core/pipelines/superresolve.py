@@ -46,7 +46,7 @@ class SuperResolveRequest:
     batch_size: int = 1                        # one 1024² tile is enough work for a GPU
     grid: Optional[Grid] = None                # exact output grid (same CRS); overrides both
     # (row0, col0, height, width) of the output grid: compute and write only this window
-    # (a file on the window's grid), e.g. one tile of a mosaic split over workers (mosaic.py)
+    # (a file on the window's grid), e.g. one tile of a mosaic split over workers (mosaic/tile.py)
     window: Optional[tuple[int, int, int, int]] = None
 
 

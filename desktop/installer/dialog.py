@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel,
-                                 QPlainTextEdit, QVBoxLayout)
+from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                                 QLabel, QPlainTextEdit, QVBoxLayout)
 
 from ... import dependency_dir
-from ..deps import TORCH_PIN, torch_state
+from ..deps import EXTRAS, TORCH_PIN, torch_state
 from .cuda import CUDA_BUILDS, detect_nvidia, suggest_build
 from .interpreter import find_python
 from .pipinstall import InstallPlan
@@ -42,6 +42,9 @@ class InstallerDialog(QDialog):
         form.addRow("PyTorch build", self.build)
         form.addRow("", QLabel(f"Suggested: {suggested} — {reason}"))
         form.addRow("Folder of wheels (offline, optional)", self.wheels)
+        self.extras = QCheckBox("Also the extras: Dask distributed, for mosaics outside QGIS "
+                                "(python -m demsr mosaic; not needed in the toolbox)", self)
+        form.addRow("Extras", self.extras)
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
         self.log.setObjectName("demsr_install_log")
@@ -62,7 +65,9 @@ class InstallerDialog(QDialog):
 
     def plan(self) -> InstallPlan:
         return InstallPlan(python=self.python or "", target=dependency_dir(),
-                           packages=[f"torch=={TORCH_PIN}"], build=self.build.currentData(),
+                           packages=[f"torch=={TORCH_PIN}"]
+                           + (EXTRAS if self.extras.isChecked() else []),
+                           build=self.build.currentData(),
                            wheels_dir=self.wheels.filePath().strip())
 
     def start(self):

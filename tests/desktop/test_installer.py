@@ -163,3 +163,26 @@ def test_failure_messages_name_a_fix():
     plan = InstallPlan(PY, "/t", ["torch"], kept=KEPT)
     assert "proxy" in explain_pip_failure(["ProxyError('Cannot connect to proxy.')"], plan)
     assert "disk is full" in explain_pip_failure(["OSError: [Errno 28] No space left"], plan)
+
+
+def test_extras_are_the_pins_make_deps_installs():
+    """The installer's "extras" and `make deps` (scripts/requirements-extras.txt) install the
+    same pinned Dask; the venv of the tests has them too."""
+    from demsr.desktop.deps import EXTRAS
+
+    root = Path(__file__).resolve().parents[2] / "scripts"
+    pins = [line.split("#")[0].strip()
+            for line in (root / "requirements-extras.txt").read_text().splitlines()]
+    assert [p for p in pins if p] == EXTRAS
+    assert "-r requirements-extras.txt" in (root / "requirements-test.txt").read_text()
+
+
+def test_installer_dialog_adds_the_extras_only_when_ticked(qgis_app):
+    from demsr.desktop.deps import EXTRAS, TORCH_PIN
+    from demsr.desktop.installer.dialog import InstallerDialog
+
+    dialog = InstallerDialog()
+    assert dialog.plan().packages == [f"torch=={TORCH_PIN}"]
+    dialog.extras.setChecked(True)
+    assert dialog.plan().packages == [f"torch=={TORCH_PIN}", *EXTRAS]
+    assert dialog.plan().verify_module == "torch"

@@ -104,6 +104,24 @@ def test_zip_installs_through_qgis_installer_code(plugin_zip, tmp_path):
     assert out["metadata_version"] == _meta()["version"]
 
 
+def test_unzipped_plugin_runs_python_m_demsr(plugin_zip, tmp_path):
+    """The ZIP carries the command line: with the folder holding `demsr` on PYTHONPATH, as
+    the README says, `python -m demsr` lists its subcommands and their options."""
+    import os
+    import subprocess
+    import sys
+
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(tmp_path / "plugins")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / "plugins"))
+    for args, words in ((["--help"], ["mosaic", "train"]),
+                        (["mosaic", "--help"], ["--scheduler", "--workers", "--scale"])):
+        res = subprocess.run([sys.executable, "-m", "demsr", *args], capture_output=True,
+                             text=True, env=env, cwd=tmp_path, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert all(w in res.stdout for w in words), res.stdout
+
+
 def _meta():
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(ROOT / "metadata.txt", encoding="utf-8")
