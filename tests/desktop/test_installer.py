@@ -163,3 +163,23 @@ def test_failure_messages_name_a_fix():
     plan = InstallPlan(PY, "/t", ["torch"], kept=KEPT)
     assert "proxy" in explain_pip_failure(["ProxyError('Cannot connect to proxy.')"], plan)
     assert "disk is full" in explain_pip_failure(["OSError: [Errno 28] No space left"], plan)
+
+
+def test_pip_output_pipe_is_closed():
+    """No ResourceWarning (an open pipe) once a command has run, nor after a cancel."""
+    import gc
+    import warnings
+
+    from demsr.desktop.installer.pipinstall import _stream
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc, out = _stream([PY, "-c", "print('a'); print('b')"], None, lambda _: None,
+                          lambda: False)
+        assert rc == 0 and out == ["a", "b"]
+        rc, _ = _stream([PY, "-c", "import time; time.sleep(30)"], None, lambda _: None,
+                        lambda: True)
+        assert rc is None
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
+        [str(w.message) for w in caught]
