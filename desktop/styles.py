@@ -17,8 +17,8 @@ SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrR
 DIVERGING = ["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]      # RdBu reversed
 FLOW = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]           # Blues
 STREAM_BLUE = "#1f78b4ff"
-FILLED = "#ff00ffa0"  # semi-transparent magenta: the filled pixels over the DEM
-FILLED_AUX = "#00c8ffa0"  # semi-transparent cyan: filled from the auxiliary DEM
+FILLED = "#ff00ff80"  # half-transparent magenta: the filled pixels, relief seen through
+FILLED_AUX = "#00c8ff80"  # half-transparent cyan: filled from the auxiliary DEM
 TRANSPARENT = "#00000000"
 SUFFIX = {"slope": "slope", "aspect": "aspect", "plan_curvature": "plan curvature",
           "profile_curvature": "profile curvature",
