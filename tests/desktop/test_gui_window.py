@@ -153,7 +153,8 @@ def test_status_and_missing_torch_message(gui_run):
     assert r["install_button"] == "Install PyTorch…"
     assert r["installer_python"] and r["installer_build"] == "cpu"
     # after a successful install: the bar's warning gone, "PyTorch ready", labels updated
-    assert not r["bar_button_after_install"]
+    assert r["bar_item_before_install"]
+    assert not r["bar_item_after_install"] and not r["bar_button_after_install"]
     assert any("PyTorch ready" in t for t in r["bar_texts_after_install"])
     assert not any("not installed" in t for t in r["bar_texts_after_install"])
     assert r["installer_state_after"].startswith("PyTorch 2.")
