@@ -8,7 +8,8 @@ from typing import Optional
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingFeedback, QgsProcessingParameterDefinition,
-                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsRasterLayer)
+                       QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsRasterLayer,
+                       QgsUnitTypes)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -20,18 +21,45 @@ ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "ic
 README_URL = "https://github.com/demsr/qgis-dem-superresolution/blob/main/README.md"
 
 
+# Output file → the name its layer gets. A model hands the next step a file
+# (…/OUTPUT.tif): its results are named after the first step's input through this.
+_NAMES: dict = {}
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def input_name(layer: QgsRasterLayer) -> str:
+    """The name to build result names on: the layer's, or for the output of an earlier step
+    of this session (a model's intermediate file) the name that step gave it."""
+    return _NAMES.get(_key(layer.source()), layer.name())
+
+
 def style_output(context, dest: str, kind: str, name: str, reference_path: str = "") -> None:
     """Name and style the output layer the dialog will load (desktop/postprocess.py runs on
-    the main thread after the run). Nothing happens in qgis_process or processing.run: no
-    window, or the layer is not loaded."""
+    the main thread after the run). The name is remembered for input_name; nothing else
+    happens in qgis_process or processing.run: no window, or the layer is not loaded."""
     from qgis.utils import iface
 
+    if dest:
+        if len(_NAMES) > 10_000:  # a long session: forget the oldest
+            del _NAMES[next(iter(_NAMES))]
+        _NAMES[_key(dest)] = name
     if iface is None or not dest or not context.willLoadLayerOnCompletion(dest):
         return
     from ..desktop.postprocess import OutputStyler
 
     context.layerToLoadOnCompletionDetails(dest).setPostProcessor(
         OutputStyler(kind, name, reference_path))
+
+
+def unit_of(layer: QgsRasterLayer) -> str:
+    """The unit of the layer's pixel size, for names: 'm', '°', 'ft'."""
+    units = layer.crs().mapUnits()
+    if units == QgsUnitTypes.DistanceDegrees:
+        return "°"
+    return QgsUnitTypes.toAbbreviatedString(units) or "map units"
 
 
 def tr(text: str) -> str:
@@ -93,7 +121,21 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     HELP_ANCHOR = ""  # the README section of the algorithm
 
     def helpUrl(self):  # noqa: N802
-        return f"{README_URL}#{self.HELP_ANCHOR}" if self.HELP_ANCHOR else ""
+        """In the QGIS window the README shipped in the plugin (works offline), else
+        online."""
+        if not self.HELP_ANCHOR:
+            return ""
+        online = f"{README_URL}#{self.HELP_ANCHOR}"
+        from qgis.utils import iface
+
+        if iface is not None:
+            from ..desktop.help import local_help_url
+
+            try:
+                return local_help_url(self.HELP_ANCHOR, online) or online
+            except OSError:  # no writable temp folder: the online guide
+                pass
+        return online
 
     def with_labels(self, text: str) -> str:
         """Help text written with parameter ids, shown with the labels the form shows:

@@ -7,7 +7,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.pipelines.derivatives import derive_to_files
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD
-from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
+from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
+                     user_errors)
 
 # Output parameter → core derivative name; scripts and models depend on these names.
 OUTPUTS = {
@@ -115,6 +116,6 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             derive_to_files(path, band, {OUTPUTS[k]: dest for k, dest in targets.items()},
                             threshold, monitor)
         for key, dest in targets.items():
-            name = f"{layer.name()} {OUTPUTS[key].replace('_', ' ')}"
+            name = f"{input_name(layer)} {OUTPUTS[key].replace('_', ' ')}"
             style_output(context, dest, OUTPUTS[key], name)
         return {key: targets.get(key) for key in OUTPUTS}

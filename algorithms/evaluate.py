@@ -14,7 +14,8 @@ from qgis.core import (QgsFeatureRequest, QgsProcessing, QgsProcessingOutputNumb
 from ..core.evaluation.align import ALIGN_METHODS
 from ..core.evaluation.evaluate import ALIGN_TARGETS, EvaluationRequest, evaluate
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
+                     user_errors)
 
 # Numeric output → core metric name; models and scripts depend on these names.
 NUMBERS = {
@@ -143,15 +144,15 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             self.REFERENCE_BAND, self.tr("Reference elevation band"), defaultValue=1,
             parentLayerParameterName=self.REFERENCE, optional=True), advanced=True)
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.COMPARE, self.tr("Other DEMs to compare (optional)"),
+            self.COMPARE, self.tr("Other DEMs to compare"),
             QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.MASK, self.tr("Evaluate inside these polygons (optional)"),
+            self.MASK, self.tr("Evaluate inside these polygons"),
             [QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterExtent(
-            self.EXTENT, self.tr("Evaluate inside this extent (optional)"), optional=True))
+            self.EXTENT, self.tr("Evaluate inside this extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.FILLED_MASK, self.tr("Filled-pixel mask from Void repair (optional)"),
+            self.FILLED_MASK, self.tr("Filled-pixel mask from Void repair"),
             optional=True))
         self.add_enum(self.ALIGN, "Evaluation grid", ALIGN_TARGETS, ALIGN_TARGETS[0])
         self.add_enum(self.RESAMPLING, "Resampling onto the evaluation grid", ALIGN_METHODS,
@@ -164,7 +165,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=1.01,
             maxValue=16.0))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            self.LOW_RES, self.tr("Baseline: low-resolution DEM instead (optional)"),
+            self.LOW_RES, self.tr("Baseline: low-resolution DEM instead"),
             optional=True))
         self.add_int(self.STREAM_THRESHOLD, "Stream threshold (cells)",
                      DEFAULT_STREAM_THRESHOLD, 1, 2 ** 31 - 1, advanced=True)
@@ -221,7 +222,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             input_path=raster_source(layer, self.INPUT),
             reference_path=raster_source(ref, self.REFERENCE),
             compare_paths=[raster_source(o, self.COMPARE) for o in others],
-            input_name=layer.name(), reference_name=ref.name(),
+            input_name=input_name(layer), reference_name=input_name(ref),
             compare_names=[o.name() for o in others],
             band=self.parameterAsInt(parameters, self.BAND, context) or 1,
             reference_band=self.parameterAsInt(parameters, self.REFERENCE_BAND, context) or 1,
@@ -256,6 +257,8 @@ class EvaluateAlgorithm(DemSrAlgorithm):
                     self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_ERROR: error_path,
                     self.OUTPUT_TABLE: outputs[self.OUTPUT_TABLE],
                     self.OUTPUT_JSON: outputs[self.OUTPUT_JSON]})
+        style_output(context, error_path or "", "error",
+                     f"{request.input_name} error (− {request.reference_name})")
         if outputs[self.OUTPUT_HTML]:
             monitor.info(f"Report: {outputs[self.OUTPUT_HTML]}")
         return out

@@ -1,6 +1,8 @@
 """demsr:superresolve — raise a DEM's resolution, streaming and seamless."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
@@ -8,7 +10,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.pipelines.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
-from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
+from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
+                     unit_of, user_errors)
 
 DEFAULT_METHOD = "model"
 
@@ -126,8 +129,9 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
                          {self.OUTPUT: request.output_path})
         with user_errors():
             result = superresolve(request, monitor_for(feedback))
-        what = (f"{request.target_resolution:g} px" if request.target_resolution
+        what = (f"{request.target_resolution:g} {unit_of(layer)}" if request.target_resolution
                 else f"×{request.scale:g}")
-        style_output(context, request.output_path, "dem", f"{layer.name()} {what} {method}",
+        how = f"model {os.path.splitext(os.path.basename(model))[0]}" if model else method
+        style_output(context, request.output_path, "dem", f"{input_name(layer)} {what} {how}",
                      request.input_path)
         return {self.OUTPUT: result.output_path}

@@ -5,7 +5,8 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsProcessingParameterFile,
                        QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingOutputFile, QgsProcessingOutputNumber)
+                       QgsProcessingOutputFile, QgsProcessingOutputHtml,
+                       QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.nets import registry
@@ -13,6 +14,7 @@ from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.lock import model_lock
 from ..core.training.losses import LOSSES
+from ..core.training.report import write_report_page
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
 
 
@@ -48,6 +50,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     BEST_EPOCH = "BEST_EPOCH"
     METRICS_CSV = "METRICS_CSV"
     CURVES_PNG = "CURVES_PNG"
+    REPORT_HTML = "REPORT_HTML"
 
     def shortHelpString(self):  # noqa: N802
         return self.with_labels(self.tr(
@@ -80,9 +83,10 @@ class TrainAlgorithm(DemSrAlgorithm):
             "model (untrained, or INIT_WEIGHTS) counts as epoch 0, so a run that only makes "
             "it worse outputs it unchanged and says so (Best epoch = 0).\n"
             "<b>INIT_WEIGHTS</b>: fine-tune from an existing model of the same scale.\n"
-            "<b>OUTPUT_MODEL</b>: the .pt file; next to it go NAME_metrics.csv and "
-            "NAME_curves.png. If a run crashes or is cancelled, running it again with the "
-            "same settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
+            "<b>OUTPUT_MODEL</b>: the .pt file; next to it go NAME_metrics.csv, "
+            "NAME_curves.png and NAME_report.html (the curves and the table, shown in the "
+            "Results Viewer). If a run crashes or is cancelled, running it again with the same "
+            "settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
             "stops within one batch and keeps the best model so far.\n\n"
             "Advanced: LOSS (l1 or mse on elevation, scaled by each patch's relief), "
             "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED. "
@@ -161,6 +165,8 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.BEST_EPOCH, self.tr("Best epoch")))
         self.addOutput(QgsProcessingOutputFile(self.METRICS_CSV, self.tr("Per-epoch metrics")))
         self.addOutput(QgsProcessingOutputFile(self.CURVES_PNG, self.tr("Learning curves")))
+        self.addOutput(QgsProcessingOutputHtml(self.REPORT_HTML, self.tr(
+            "Training report (learning curves, per-epoch metrics)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         from ..core.training.train import run_training
@@ -228,7 +234,10 @@ class TrainAlgorithm(DemSrAlgorithm):
         monitor = monitor_for(feedback)
         with user_errors(), model_lock(cfg.output_model, monitor.info):
             res = run_training(cfg, monitor)
+            page = write_report_page(res.model_path, res.metrics_csv, res.curves_png,
+                                     res.best_epoch)
         return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
                 self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png,
+                self.REPORT_HTML: page,
                 **({self.EXPORT_CONFIG: export} if export else {})}

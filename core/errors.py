@@ -22,7 +22,8 @@ class TorchMissing(DemSrError):
             "uses. In QGIS: Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; "
             "from the plugin's source folder: `make deps`; or install it with "
             "`python3 -m pip install --target <QGIS profile>/python/demsr-deps torch==2.13.0` "
-            "(use the same python3 as QGIS and do not upgrade numpy), then restart QGIS."
+            "(use the same python3 as QGIS and do not upgrade numpy). The in-QGIS installer "
+            "needs no restart; after installing by hand, restart QGIS."
         )
         if detail:
             msg += f" (import error: {detail})"

@@ -1,7 +1,7 @@
 """Everything initGui adds to the QGIS window; created only when iface exists."""
 from __future__ import annotations
 
-from qgis.core import Qgis
+from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QPushButton
 
@@ -21,6 +21,17 @@ class DesktopUi:
         self.menu.build()
         # After the window is up, so the message lands in the visible message bar.
         QTimer.singleShot(0, self.warn_if_torch_missing)
+        QTimer.singleShot(0, self.install_examples)
+
+    def install_examples(self) -> None:
+        """The example model in the Processing Toolbox under Models."""
+        from .examples import install_example_models
+
+        try:
+            install_example_models()
+        except Exception as exc:  # never block QGIS's start for an example
+            QgsMessageLog.logMessage(f"Example models not installed: {exc}", MENU,
+                                     Qgis.Warning)
 
     def warn_if_torch_missing(self) -> bool:
         """Once per session: a message bar item with an Install PyTorch… button."""
@@ -49,9 +60,24 @@ class DesktopUi:
 
         if self.installer_dialog is None:
             self.installer_dialog = InstallerDialog(self.iface.mainWindow())
+            self.installer_dialog.installed.connect(self.torch_installed)
         self.installer_dialog.show()
         self.installer_dialog.raise_()
         return self.installer_dialog
+
+    def torch_installed(self, result) -> None:
+        """A successful install is usable at once: the warning goes, the status shows it."""
+        if self.torch_message is not None:
+            try:
+                self.iface.messageBar().popWidget(self.torch_message)
+            except RuntimeError:  # the user closed it already
+                pass
+            self.torch_message = None
+        self.iface.messageBar().pushSuccess(
+            MENU, f"PyTorch ready ({result.version}): the learned models run now, "
+            "no restart needed.")
+        if self.status_dialog is not None:
+            self.status_dialog.refresh()
 
     def unload(self) -> None:
         self.menu.unload()

@@ -6,33 +6,54 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from osgeo import gdal
 from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillshadeRenderer,
                        QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
-                       QgsProject, QgsRasterBandStats, QgsRasterLayer, QgsRasterShader,
+                       QgsProject, QgsRasterLayer, QgsRasterShader,
                        QgsSingleBandPseudoColorRenderer)
 from qgis.PyQt.QtGui import QColor, QPainter
 
-from .styles import style_for
+from .styles import CUT, DERIVATIVES, ORDER, rgba, style_for
 
-SAMPLE = 250_000  # pixels read for statistics: cheap on any raster size
+SAMPLE = 512  # statistics from at most SAMPLE × SAMPLE cells: cheap on any raster size
 
 
 def band_stats(layer: QgsRasterLayer) -> dict:
-    provider = layer.dataProvider()
-    s = provider.bandStatistics(1, QgsRasterBandStats.All, layer.extent(), SAMPLE)
-    return {"min": s.minimumValue, "max": s.maximumValue, "mean": s.mean, "std": s.stdDev}
+    """min, max, mean, std and the CUT / 1 - CUT quantiles (low, high) of band 1, from an
+    evenly spaced sample of cells (QGIS's cumulative cut bins the whole range: one outlier
+    makes its bins too coarse to find the quantiles)."""
+    ds = gdal.Open(layer.source())
+    band = ds.GetRasterBand(1)
+    w, h = ds.RasterXSize, ds.RasterYSize
+    step = max(1, math.ceil(max(w, h) / SAMPLE))
+    values = band.ReadAsArray(buf_xsize=max(1, w // step), buf_ysize=max(1, h // step),
+                              resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+    nodata = band.GetNoDataValue()
+    ds = band = None
+    valid = values[np.isfinite(values) & ((values != nodata) if nodata is not None else True)]
+    if valid.size == 0:
+        return {"min": 0.0, "max": 1.0, "mean": 0.5, "std": 0.0}
+    low, high = np.quantile(valid, [CUT, 1.0 - CUT])
+    return {"min": float(valid.min()), "max": float(valid.max()), "mean": float(valid.mean()),
+            "std": float(valid.std()), "low": float(low), "high": float(high)}
+
+
+def qcolor(colour: str) -> QColor:
+    return QColor(*rgba(colour))
 
 
 def apply_style(layer: QgsRasterLayer, kind: str, reference: dict | None = None) -> None:
     renderer_kind, stops = style_for(kind, band_stats(layer), reference)
     provider = layer.dataProvider()
     if renderer_kind == "paletted":
-        classes = [QgsPalettedRasterRenderer.Class(v, QColor(c), label) for v, c, label in stops]
+        classes = [QgsPalettedRasterRenderer.Class(v, qcolor(c), label)
+                   for v, c, label in stops]
         layer.setRenderer(QgsPalettedRasterRenderer(provider, 1, classes))
     else:
         ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
         ramp.setColorRampType(QgsColorRampShader.Interpolated)
-        ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label)
+        ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, qcolor(c), label)
                                    for v, c, label in stops])
         ramp.setClip(False)
         shader = QgsRasterShader()
@@ -70,6 +91,47 @@ def smooth(layer: QgsRasterLayer) -> None:
     layer.resampleFilter().setZoomedOutResampler(QgsBilinearRasterResampler())
 
 
+class RunLayers:
+    """The layers one Processing run loads (one context: a model's steps included), kept in
+    styles.ORDER in the layer tree; only the first derivative stays visible."""
+
+    context = None
+    entries: list = []  # (rank, layer id, kind)
+
+    @classmethod
+    def add(cls, context, layer: QgsRasterLayer, kind: str, under=None) -> None:
+        if context is not cls.context:  # a new run
+            cls.context, cls.entries = context, []
+        if under is not None:  # a hillshade: right below its DEM
+            rank = next(r for r, lid, _ in cls.entries if lid == under.id()) + (1,)
+        else:
+            rank = (ORDER.index(kind) if kind in ORDER else len(ORDER), len(cls.entries), 0)
+        cls.entries.append((rank, layer.id(), kind))
+
+    @classmethod
+    def arrange(cls, project: QgsProject, layer: QgsRasterLayer) -> None:
+        root = project.layerTreeRoot()
+        node = root.findLayer(layer.id())
+        if node is None:
+            return
+        parent = node.parent()
+        ordered = [(root.findLayer(lid), kind) for _, lid, kind in sorted(cls.entries)]
+        ordered = [(n, kind) for n, kind in ordered if n is not None and n.parent() is parent]
+        first = min(parent.children().index(n) for n, _ in ordered)
+        clones = []
+        derivative_seen = False
+        for n, kind in ordered:
+            clone = n.clone()
+            if kind in DERIVATIVES:
+                clone.setItemVisibilityChecked(not derivative_seen)
+                derivative_seen = True
+            clones.append(clone)
+        # Clones in first: a layer with no node left in the tree leaves the project.
+        parent.insertChildNodes(first, clones)
+        for n, _ in ordered:
+            parent.removeChildNode(n)
+
+
 class OutputStyler(QgsProcessingLayerPostProcessorInterface):
     _alive: list = []  # QGIS does not own post-processors: keep them until they have run
 
@@ -88,8 +150,11 @@ class OutputStyler(QgsProcessingLayerPostProcessorInterface):
                 ref = QgsRasterLayer(self.reference_path, "reference", "gdal")
                 reference = band_stats(ref) if ref.isValid() else None
             apply_style(layer, self.kind, reference)
+            project = context.project() or QgsProject.instance()
+            RunLayers.add(context, layer, self.kind)
             if self.kind == "dem":
-                add_hillshade(layer, context.project() or QgsProject.instance())
+                RunLayers.add(context, add_hillshade(layer, project), "dem", under=layer)
+            RunLayers.arrange(project, layer)
         except Exception as exc:  # a style problem must never lose the result
             if feedback is not None:
                 feedback.reportError(f"Could not style '{self.name}': {exc}")

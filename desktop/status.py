@@ -74,8 +74,8 @@ def device_rows() -> list:
     except Exception as exc:  # a broken torch (DLL load failure) lands here
         return [("Device", f"PyTorch fails to load: {exc}")]
     rows = [("Device used", choice.description)]
-    if choice.note:
-        rows.append(("Why no GPU", choice.note))
+    if choice.note:  # "no GPU used: <why>": the label already says it
+        rows.append(("Why no GPU", choice.note.split("no GPU used: ", 1)[-1]))
     return rows
 
 
@@ -86,11 +86,14 @@ def collect() -> list:
 
     state = torch_state()
     from .installer.cuda import detect_nvidia
+    from .installer.interpreter import find_python
     gpu = detect_nvidia()
+    python, tried = find_python()  # the interpreter the installer runs pip with
     versions = [
         ("Plugin", plugin_version()),
         ("QGIS", Qgis.QGIS_VERSION),
-        ("Python", f"{sys.version.split()[0]} ({sys.executable})"),
+        ("Python", f"{sys.version.split()[0]} "
+                   f"({python or 'not found; tried: ' + ', '.join(tried)})"),
         ("NumPy", numpy.__version__),
         ("PyTorch", f"{state.version} ({state.location})" if state.installed
          else "not installed"),

@@ -2,7 +2,8 @@
 them to a layer is in postprocess.py.
 
 A style is (renderer, stops): renderer "pseudocolor" interpolates between (value, colour,
-label) stops, "paletted" colours exact values; a colour is "#rrggbb" or "#rrggbbaa"."""
+label) stops, "paletted" colours exact values; a colour is "#rrggbb" or "#rrggbbaa" (alpha
+last, as CSS writes it: Qt would read eight digits as #aarrggbb, so use rgba())."""
 from __future__ import annotations
 
 import colorsys
@@ -10,19 +11,38 @@ import math
 
 # Output kind per algorithm output; algorithms declare these.
 KINDS = ("dem", "slope", "aspect", "plan_curvature", "profile_curvature",
-         "tangential_curvature", "flow_accumulation", "streams", "filled_mask")
+         "tangential_curvature", "flow_accumulation", "streams", "filled_mask", "error")
 TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
 SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd
 DIVERGING = ["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]      # RdBu reversed
 FLOW = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]           # Blues
 STREAM_BLUE = "#1f78b4ff"
-FILLED = "#ff00ffa0"  # semi-transparent magenta: the filled pixels over the DEM
+FILLED = "#ff00ff80"  # half-transparent magenta: the filled pixels, relief seen through
+FILLED_AUX = "#00c8ff80"  # half-transparent cyan: filled from the auxiliary DEM
 TRANSPARENT = "#00000000"
 SUFFIX = {"slope": "slope", "aspect": "aspect", "plan_curvature": "plan curvature",
           "profile_curvature": "profile curvature",
           "tangential_curvature": "tangential curvature",
           "flow_accumulation": "flow accumulation", "streams": "streams",
-          "filled_mask": "filled pixels"}
+          "filled_mask": "filled pixels", "error": "error"}
+# Layer tree order of one run's outputs, top to bottom: what marks cells over what shows the
+# terrain, the DEM (and its hillshade) at the bottom. Of the derivatives only the first is
+# visible (they are opaque: the others would only hide each other).
+ORDER = ("filled_mask", "streams", "error", "slope", "aspect", "plan_curvature",
+         "profile_curvature", "tangential_curvature", "flow_accumulation", "dem")
+DERIVATIVES = ("slope", "aspect", "plan_curvature", "profile_curvature",
+               "tangential_curvature", "flow_accumulation")
+# Share of cells cut at each end of a stretch: one lake shore or cliff must not set it.
+CUT = 0.02
+
+
+def rgba(colour: str) -> tuple:
+    """'#rrggbb' or '#rrggbbaa' -> (r, g, b, a), for QColor(r, g, b, a)."""
+    text = colour.lstrip("#")
+    if len(text) not in (6, 8):
+        raise ValueError(f"colour {colour!r} is not #rrggbb or #rrggbbaa")
+    values = [int(text[i:i + 2], 16) for i in range(0, len(text), 2)]
+    return tuple(values + [255] * (4 - len(values)))
 
 
 def layer_name(input_name: str, kind: str, detail: str = "") -> str:
@@ -41,29 +61,33 @@ def _spread(lo: float, hi: float, colours: list) -> list:
 
 def style_for(kind: str, stats: dict, reference: dict | None = None) -> tuple:
     """(renderer, stops) for an output of `kind` with band statistics `stats`
-    (min, max, mean, std); `reference` = statistics of the input DEM, so a super-resolved
-    DEM is stretched exactly as its input."""
+    (min, max, mean, std and, when known, low/high: the CUT and 1 - CUT quantiles);
+    `reference` = statistics of the input DEM, so a super-resolved DEM is stretched exactly
+    as its input."""
     lo, hi = stats["min"], stats["max"]
-    mean, std = stats.get("mean", (lo + hi) / 2), stats.get("std", 0.0)
+    low, high = stats.get("low", lo), stats.get("high", hi)
     if kind == "dem":
         ref = reference or stats
         return "pseudocolor", _spread(ref["min"], ref["max"], TERRAIN)
     if kind == "slope":
-        top = min(hi, mean + 2.5 * std) if std > 0 else hi
-        return "pseudocolor", _spread(0.0, max(top, 1.0), SLOPE)
+        return "pseudocolor", _spread(0.0, max(min(hi, high), 1.0), SLOPE)
     if kind == "aspect":
         return "pseudocolor", circular_stops()
-    if kind.endswith("curvature"):
-        # Centred on 0 (flat): ridges red, valleys blue, symmetric so 0 is white.
-        half = 2.0 * std if std > 0 else max(abs(lo), abs(hi))
-        half = half or 1e-6
+    if kind.endswith("curvature") or kind == "error":
+        # Centred on 0 (flat, or no error): ridges / too high red, valleys / too low blue,
+        # symmetric so 0 is white; quantiles, not σ, so one outlier cannot set it.
+        half = max(abs(low), abs(high)) or max(abs(lo), abs(hi)) or 1e-6
         return "pseudocolor", _spread(-half, half, DIVERGING)
     if kind == "flow_accumulation":
         return "pseudocolor", log_stops(max(hi, 1.0), FLOW)
     if kind == "streams":
         return "paletted", [(0, TRANSPARENT, "no stream"), (1, STREAM_BLUE, "stream")]
     if kind == "filled_mask":
-        return "paletted", [(0, TRANSPARENT, "from data"), (1, FILLED, "filled")]
+        # Void repair's FILLED_MASK: 0 kept input cell, 1 filled by the first fill or the
+        # model, 2 filled from the auxiliary DEM (255 = nodata, not drawn).
+        return "paletted", [(0, TRANSPARENT, "kept input cell"),
+                            (1, FILLED, "filled (first fill / model)"),
+                            (2, FILLED_AUX, "filled from the auxiliary DEM")]
     raise ValueError(f"unknown output kind {kind!r}")
 
 

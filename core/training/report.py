@@ -43,3 +43,34 @@ def write_report(history: list[dict], csv_path: str, png_path: str,
     fig.tight_layout()
     fig.savefig(png_path, dpi=80)
     plt.close(fig)
+
+
+def write_report_page(model_path: str, csv_path: str, png_path: str, best_epoch: int) -> str:
+    """NAME_report.html beside the model: the learning curves and the per-epoch table, so the
+    Processing dialog's results viewer shows them (QGIS shows HTML outputs, not pictures)."""
+    import html
+
+    path = os.path.splitext(model_path)[0] + "_report.html"
+    rows = []
+    if os.path.isfile(csv_path):
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))
+    name = html.escape(os.path.basename(model_path))
+    cell = "<td>{}</td>".format
+    table = "".join(
+        ("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in row) + "</tr>") if i == 0 else
+        ("<tr" + (" class='best'" if row[0] == str(best_epoch) else "") + ">"
+         + "".join(cell(html.escape(c)) for c in row) + "</tr>")
+        for i, row in enumerate(rows))
+    picture = (f"<p><img src='{html.escape(os.path.basename(png_path))}' "
+               "alt='learning curves'></p>" if os.path.isfile(png_path) else
+               "<p>No learning-curves picture (matplotlib is not installed).</p>")
+    doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Training {name}</title>"
+           "<style>td,th{padding:2px 6px;text-align:right}tr.best{font-weight:bold;"
+           "background:#e8f4e8}</style></head><body>"
+           f"<h1>Training {name}</h1><p>Saved model: epoch {best_epoch} (bold below; "
+           "epoch 0 = the starting model).</p>"
+           f"{picture}<table>{table}</table></body></html>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(doc)
+    return path

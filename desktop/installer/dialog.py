@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 from qgis.gui import QgsFileWidget
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
                                  QLabel, QPlainTextEdit, QVBoxLayout)
 
@@ -15,6 +16,8 @@ from .task import InstallTask
 
 
 class InstallerDialog(QDialog):
+    installed = pyqtSignal(object)  # InstallResult of a successful install, usable now
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("DEM Super-Resolution — Install / repair dependencies")
@@ -22,7 +25,6 @@ class InstallerDialog(QDialog):
         self.task = None
         self.python, self.tried = find_python()
         suggested, reason = suggest_build(detect_nvidia())
-        state = torch_state()
         self.build = QComboBox(self)
         self.build.addItem("CPU (works everywhere, ~200 MB)", "cpu")
         for _, name in CUDA_BUILDS:
@@ -37,8 +39,10 @@ class InstallerDialog(QDialog):
         form.addRow("QGIS's Python", QLabel(self.python or "not found (tried: "
                                             + ", ".join(self.tried) + ")"))
         form.addRow("Install into", QLabel(dependency_dir()))
-        form.addRow("Installed now", QLabel(f"PyTorch {state.version}" if state.installed
-                                            else "PyTorch not installed"))
+        self.installed_label = QLabel(self)
+        self.installed_label.setObjectName("demsr_installed_now")
+        form.addRow("Installed now", self.installed_label)
+        self.show_state()
         form.addRow("PyTorch build", self.build)
         form.addRow("", QLabel(f"Suggested: {suggested} — {reason}"))
         form.addRow("Folder of wheels (offline, optional)", self.wheels)
@@ -62,6 +66,11 @@ class InstallerDialog(QDialog):
         layout.addWidget(self.log)
         layout.addWidget(self.message)
         layout.addWidget(self.buttons)
+
+    def show_state(self) -> None:
+        state = torch_state()
+        self.installed_label.setText(f"PyTorch {state.version}" if state.installed
+                                     else "PyTorch not installed")
 
     def plan(self) -> InstallPlan:
         return InstallPlan(python=self.python or "", target=dependency_dir(),
@@ -89,3 +98,6 @@ class InstallerDialog(QDialog):
         self.install_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.task = None
+        self.show_state()
+        if result.ok and not result.restart_needed:
+            self.installed.emit(result)

@@ -58,16 +58,19 @@ def _stream(cmd, env, log, cancelled, timeout_s=3600) -> tuple:
     lines: queue.Queue = queue.Queue()
 
     def read():
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
+        with proc.stdout:  # closed at pip's end (no ResourceWarning for an open pipe)
+            for line in proc.stdout:
+                lines.put(line.rstrip("\n"))
         lines.put(None)
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     out = []
     while True:
         if cancelled():
             proc.kill()
             proc.wait()
+            reader.join(timeout=10)
             return None, out
         try:
             line = lines.get(timeout=0.2)

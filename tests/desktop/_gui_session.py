@@ -10,7 +10,7 @@ import traceback
 
 from qgis.core import QgsApplication, QgsProject, QgsSingleBandPseudoColorRenderer
 from qgis.PyQt.QtCore import QTimer
-from qgis.PyQt.QtWidgets import QApplication
+from qgis.PyQt.QtWidgets import QApplication, QProgressBar, QTextEdit
 from qgis.utils import iface
 
 OUT = os.environ["DEMSR_GUI_OUT"]
@@ -41,6 +41,31 @@ def wait_until(cond, timeout):
             return True
         time.sleep(0.05)
     return False
+
+
+def tree():
+    """Layer names in the layer tree, top to bottom, and which are visible."""
+    nodes = QgsProject.instance().layerTreeRoot().findLayers()
+    return [n.name() for n in nodes], [n.name() for n in nodes if n.isVisible()]
+
+
+def alphas(layer):
+    """{value: alpha} of a paletted layer's classes, as QGIS draws them."""
+    return {int(c.value): c.color.alpha() for c in layer.renderer().classes()}
+
+
+def run_dialog(dialog, params, done, timeout=240):
+    """Fill the algorithm's own dialog, press Run, wait for the layers and the task."""
+    dialog.setParameters(params)
+    dialog.runButton().click()
+    ok = wait_until(done, timeout)
+    wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, 30)
+    wait_until(lambda: False, 0.5)
+    return ok
+
+
+def named(name):
+    return any(lyr.name() == name for lyr in QgsProject.instance().mapLayers().values())
 
 
 def main():
@@ -109,6 +134,28 @@ def main():
         result["output_width"] = main_layer.width()
         result["input_width"] = layer.width()
         iface.setActiveLayer(main_layer)
+    # The same with a checkpoint of one's own: its name must tell the two results apart.
+    import shutil
+
+    from demsr.core.nets import bundled
+    mine = os.path.join(OUT, "mine.pt")
+    shutil.copyfile(bundled.sr_model_path(2), mine)
+    action = next(a for a in sub.actions() if a.text().startswith("Super-resolve DEM"))
+    action.trigger()
+    custom_path = os.path.join(OUT, "lidar_2m_x2_mine.tif")
+    run_dialog(plugin.ui.menu.dialog, {"INPUT": layer.id(), "SCALE": 2.0, "METHOD": "model",
+                                       "MODEL": mine, "DEVICE": "cpu", "OUTPUT": custom_path},
+               lambda: any(lyr.source() == custom_path
+                           for lyr in QgsProject.instance().mapLayers().values()))
+    plugin.ui.menu.dialog.close()
+    result["custom_layers"] = sorted(lyr.name() for lyr in
+                                     QgsProject.instance().mapLayers().values()
+                                     if lyr.source() == custom_path)
+    for lyr in QgsProject.instance().mapLayers().values():
+        if lyr.source() == custom_path:
+            QgsProject.instance().layerTreeRoot().findLayer(lyr.id()).setItemVisibilityChecked(
+                False)
+    iface.setActiveLayer(main_layer)
     QgsProject.instance().layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(False)
     iface.mapCanvas().refreshAllLayers()
     wait_until(lambda: False, 2.0)
@@ -151,7 +198,6 @@ def main():
                    for lyr in QgsProject.instance().mapLayers().values())
     result["voidrepair_finished"] = wait_until(repaired, 240)
     wait_until(lambda: QgsApplication.taskManager().countActiveTasks() == 0, 30)
-    from qgis.PyQt.QtWidgets import QProgressBar, QTextEdit
 
     bar = dialog.findChild(QProgressBar)
     result["voidrepair_progress"] = bar.value() if bar is not None else None
@@ -162,6 +208,14 @@ def main():
     result["voidrepair_layers"] = sorted(
         lyr.name() for lyr in QgsProject.instance().mapLayers().values()
         if lyr.source() in (repaired_path, mask_path))
+    result["voidrepair_tree"], _ = tree()
+    mask_layer = next((lyr for lyr in QgsProject.instance().mapLayers().values()
+                       if lyr.source() == mask_path), None)
+    result["mask_alpha"] = alphas(mask_layer) if mask_layer is not None else None
+    iface.mapCanvas().refreshAllLayers()
+    wait_until(lambda: False, 1.0)
+    iface.mapCanvas().waitWhileRendering()
+    shot("voidrepair_window.png", iface.mainWindow())
     out = gdal.Open(repaired_path)
     if out is not None:
         rb = out.GetRasterBand(1)
@@ -170,6 +224,63 @@ def main():
         result["voidrepair_kept_outside"] = bool(np.array_equal(values[~holes], z[~holes]))
     out = None
     result["steps"].append("voidrepair")
+    save()
+
+    # Terrain derivatives from the menu on the repaired DEM: the seven layers in order.
+    repaired_layer = next(lyr for lyr in QgsProject.instance().mapLayers().values()
+                          if lyr.source() == repaired_path and lyr.name().endswith("repaired"))
+    iface.setActiveLayer(repaired_layer)
+    action = next(a for a in sub.actions() if a.text().startswith("Terrain derivatives"))
+    action.trigger()
+    base = repaired_layer.name()
+    result["derivatives_finished"] = run_dialog(
+        plugin.ui.menu.dialog, {"INPUT": repaired_layer.id(), "STREAM_THRESHOLD": 50,
+                                "ASPECT": "TEMPORARY_OUTPUT"},
+        lambda: named(f"{base} streams") and named(f"{base} slope"))
+    plugin.ui.menu.dialog.close()
+    result["derivatives_tree"], result["derivatives_visible"] = tree()
+    streams = next((lyr for lyr in QgsProject.instance().mapLayers().values()
+                    if lyr.name() == f"{base} streams"), None)
+    result["stream_alpha"] = alphas(streams) if streams is not None else None
+    iface.mapCanvas().refreshAllLayers()
+    wait_until(lambda: False, 1.0)
+    iface.mapCanvas().waitWhileRendering()
+    shot("derivatives.png", iface.mainWindow())
+    result["steps"].append("derivatives")
+    save()
+
+    # The example model: listed under Models, valid, labelled; run from its own dialog.
+    import processing
+    models = QgsApplication.processingRegistry().providerById("model")
+    example = next((a for a in models.algorithms()
+                    if a.displayName() == "DEM repair, super-resolve, derivatives"), None)
+    result["example_model_id"] = example.id() if example is not None else None
+    if example is not None:
+        ok, issues = example.validate()
+        result["example_valid"], result["example_issues"] = ok, issues
+        result["example_outputs"] = {d.name(): d.description()
+                                     for d in example.destinationParameterDefinitions()}
+        root = QgsProject.instance().layerTreeRoot()
+        for node in root.findLayers():
+            node.setItemVisibilityChecked(False)
+        iface.setActiveLayer(holed)
+        dialog = processing.createAlgorithmDialog(example.id(), {})
+        dialog.show()
+        result["example_finished"] = run_dialog(
+            dialog, {"dem": holed.id()},
+            lambda: named("lidar_2m_holed repaired ×2 model streams"), 300)
+        result["example_log"] = (dialog.findChild(QTextEdit, "txtLog").toPlainText()[-1500:]
+                                 if dialog.findChild(QTextEdit, "txtLog") else "")
+        shot("model_dialog.png", dialog)
+        dialog.close()
+        result["example_tree"], result["example_visible"] = tree()
+        iface.mapCanvas().refreshAllLayers()
+        wait_until(lambda: False, 1.0)
+        iface.mapCanvas().waitWhileRendering()
+        shot("model.png", iface.mainWindow())
+    help_url = QgsApplication.processingRegistry().algorithmById("demsr:superresolve").helpUrl()
+    result["help_url"] = help_url
+    result["steps"].append("model")
     save()
 
     # Status & dependencies dialog.
@@ -198,6 +309,24 @@ def main():
         result["installer_python"] = installer.python
         result["installer_build"] = installer.build.currentData()
         shot("installer.png", installer)
+        # The install succeeds (pip itself is tested in test_installer.py): the window must
+        # stop saying PyTorch is missing, without a restart.
+        from demsr.desktop.installer.pipinstall import InstallResult
+        item = plugin.ui.torch_message
+        result["bar_item_before_install"] = item in bar.items()
+        installer.finished(InstallResult(True, "torch 2.13.0 installed; ready to use, no "
+                                         "restart needed.", version="2.13.0"))
+        wait_until(lambda: False, 0.5)
+        # popped from the bar (Qt deletes the widget later: findChild may still see it)
+        result["bar_item_after_install"] = item in bar.items()
+        try:
+            result["bar_button_after_install"] = button.isVisible()
+        except RuntimeError:  # deleted already
+            result["bar_button_after_install"] = False
+        result["bar_texts_after_install"] = [i.text() for i in bar.items()]
+        result["installer_state_after"] = installer.installed_label.text()
+        result["installer_message_after"] = installer.message.text()
+        shot("installed.png", iface.mainWindow())
         installer.close()
     result["steps"].append("done")
     save()

@@ -45,7 +45,7 @@ def gui_run(plugin_zip, tmp_path_factory, dems_dir):
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "qgis", "--nologo",
            "--noversioncheck", "--profiles-path", str(out / "profiles"), "--code",
            str(HERE / "_gui_session.py")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     res_file = out / "result.json"
     assert res_file.is_file(), proc.stdout[-2000:] + proc.stderr[-3000:]
     result = json.loads(res_file.read_text())
@@ -86,6 +86,65 @@ def test_void_repair_from_its_dialog_fills_the_holes_in_the_background(gui_run):
     assert len(r["voidrepair_layers"]) >= 2, r["voidrepair_layers"]
 
 
+def test_custom_model_and_bundled_model_results_have_distinct_names(gui_run):
+    out, r = gui_run
+    assert r["custom_layers"] == ["lidar_2m ×2 model mine", "lidar_2m ×2 model mine hillshade"]
+    assert set(r["custom_layers"]).isdisjoint(r["output_layers"])
+
+
+def _block(names, wanted):
+    """The positions of `wanted`, in this order and contiguous, in the layer tree list."""
+    starts = [i for i in range(len(names)) if names[i:i + len(wanted)] == wanted]
+    assert starts, (wanted, names)
+    return list(range(starts[-1], starts[-1] + len(wanted)))
+
+
+def test_void_repair_layers_mask_on_top_dem_and_hillshade_below(gui_run):
+    out, r = gui_run
+    names = r["voidrepair_tree"]
+    at = _block(names, ["lidar_2m_holed filled pixels", "lidar_2m_holed repaired",
+                        "lidar_2m_holed repaired hillshade"])
+    assert at[-1] < names.index("lidar_2m_holed")         # above their input
+    # read back from the loaded layer's renderer: kept cells transparent, fills see-through
+    alpha = {int(k): v for k, v in r["mask_alpha"].items()}
+    assert alpha[0] == 0 and 0 < alpha[1] < 255 and 0 < alpha[2] < 255
+
+
+def test_terrain_derivatives_load_in_a_fixed_order_only_the_first_visible(gui_run):
+    out, r = gui_run
+    assert r["derivatives_finished"], r
+    base = "lidar_2m_holed repaired"
+    order = [f"{base} {k}" for k in ("streams", "slope", "aspect", "plan curvature",
+                                     "profile curvature", "tangential curvature",
+                                     "flow accumulation")]
+    _block(r["derivatives_tree"], order)
+    visible = set(r["derivatives_visible"])
+    assert {order[0], order[1]} <= visible and not visible & set(order[2:])
+    alpha = {int(k): v for k, v in r["stream_alpha"].items()}
+    assert alpha == {0: 0, 1: 255}                        # streams opaque on transparent
+
+
+def test_example_model_is_listed_valid_and_names_results_after_the_input(gui_run):
+    out, r = gui_run
+    assert r["example_model_id"], "the example model is not in the toolbox's Models"
+    assert r["example_valid"] and not r["example_issues"], r["example_issues"]
+    assert len(r["example_outputs"]) == 4 and all(r["example_outputs"].values())
+    assert r["example_finished"], r.get("example_log")
+    base = "lidar_2m_holed repaired ×2 model"
+    _block(r["example_tree"], ["lidar_2m_holed filled pixels", f"{base} streams",
+                               f"{base} slope", base, f"{base} hillshade"])
+    assert not any(n.startswith("OUTPUT") for n in r["example_tree"]), r["example_tree"]
+
+
+def test_help_opens_the_bundled_readme(gui_run):
+    out, r = gui_run
+    from qgis.PyQt.QtCore import QUrl
+
+    url = QUrl(r["help_url"])
+    assert url.isLocalFile() and Path(url.toLocalFile()).is_file()
+    assert "Super-resolve DEM" in Path(url.toLocalFile()).read_text(encoding="utf-8")
+
+
 def test_status_and_missing_torch_message(gui_run):
     out, r = gui_run
     assert "Bundled models" in r["status_text"] and "demsr_fast_x2.pt" in r["status_text"]
@@ -93,12 +152,20 @@ def test_status_and_missing_torch_message(gui_run):
     assert r["message_pushed"] and not r["message_again"]
     assert r["install_button"] == "Install PyTorch…"
     assert r["installer_python"] and r["installer_build"] == "cpu"
+    # after a successful install: the bar's warning gone, "PyTorch ready", labels updated
+    assert r["bar_item_before_install"]
+    assert not r["bar_item_after_install"] and not r["bar_button_after_install"]
+    assert any("PyTorch ready" in t for t in r["bar_texts_after_install"])
+    assert not any("not installed" in t for t in r["bar_texts_after_install"])
+    assert r["installer_state_after"].startswith("PyTorch 2.")
+    assert r["installer_message_after"].startswith("✔")
 
 
 def test_screenshots_are_not_blank(gui_run):
     out, r = gui_run
     names = {Path(p).name for p in r["screenshots"]}
     assert {"menu.png", "dialog.png", "result.png", "voidrepair.png", "status.png",
-            "installer.png"} <= names
+            "installer.png", "voidrepair_window.png", "derivatives.png", "model.png",
+            "installed.png"} <= names
     for p in r["screenshots"]:
         assert not_blank(Path(p)) > 20, p

@@ -186,3 +186,23 @@ def test_installer_dialog_adds_the_extras_only_when_ticked(qgis_app):
     dialog.extras.setChecked(True)
     assert dialog.plan().packages == [f"torch=={TORCH_PIN}", *EXTRAS]
     assert dialog.plan().verify_module == "torch"
+
+
+def test_pip_output_pipe_is_closed():
+    """No ResourceWarning (an open pipe) once a command has run, nor after a cancel."""
+    import gc
+    import warnings
+
+    from demsr.desktop.installer.pipinstall import _stream
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rc, out = _stream([PY, "-c", "print('a'); print('b')"], None, lambda _: None,
+                          lambda: False)
+        assert rc == 0 and out == ["a", "b"]
+        rc, _ = _stream([PY, "-c", "import time; time.sleep(30)"], None, lambda _: None,
+                        lambda: True)
+        assert rc is None
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
+        [str(w.message) for w in caught]

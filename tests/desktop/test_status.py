@@ -41,6 +41,11 @@ def test_collect_reports_versions_and_the_device(qgis_app):
                                             or "GPU" in device["Device used"])
     else:
         assert "none" in device["Device"]
+    from demsr.desktop.installer.interpreter import find_python
+
+    # the interpreter the installer runs pip with (inside QGIS sys.executable may be a shim)
+    assert versions["Python"].endswith(f"({find_python()[0]})"), versions["Python"]
+    assert not device.get("Why no GPU", "").lower().startswith("no gpu")  # said once
     html = status.to_html(status.collect())
     assert "<table" in html and "demsr_fast_x4.pt" in html
 

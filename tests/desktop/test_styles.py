@@ -26,10 +26,24 @@ def test_ramps_fit_each_kind():
     assert values[0] == 1 and values[-1] >= 123456
     assert values[1] / values[0] == pytest.approx(values[2] / values[1])  # log spaced
     kind, streams = styles.style_for("streams", {"min": 0, "max": 1})
-    assert kind == "paletted" and streams[0][1].endswith("00") and streams[1][1] == "#1f78b4ff"
-    kind, mask = styles.style_for("filled_mask", {"min": 0, "max": 1})
-    alpha = int(mask[1][1][7:9], 16)
-    assert kind == "paletted" and 0 < alpha < 255                      # semi-transparent
+    assert kind == "paletted" and styles.rgba(streams[0][1])[3] == 0
+    assert styles.rgba(streams[1][1]) == (0x1f, 0x78, 0xb4, 255)     # opaque blue
+    kind, mask = styles.style_for("filled_mask", {"min": 0, "max": 2})
+    colours = {v: styles.rgba(c) for v, c, _ in mask}
+    assert kind == "paletted" and set(colours) == {0, 1, 2} and colours[0][3] == 0
+    assert 0 < colours[1][3] < 255 and 0 < colours[2][3] < 255      # semi-transparent
+    assert colours[1][:3] != colours[2][:3]                          # fill vs auxiliary DEM
+
+
+def test_quantile_stretches_ignore_one_outlier():
+    """One lake shore (a huge curvature) must not set the stretch: the 2–98 % quantiles do."""
+    stats = {"min": -5.0, "max": 0.03, "mean": 0.0, "std": 0.3, "low": -0.02, "high": 0.03}
+    _, stops = styles.style_for("plan_curvature", stats)
+    assert (stops[0][0], stops[-1][0]) == (-0.03, 0.03)
+    _, stops = styles.style_for("error", stats)
+    assert stops[0][0] == -stops[-1][0] == -0.03 and stops[2][0] == 0
+    _, stops = styles.style_for("slope", {"min": 0, "max": 89, "low": 1, "high": 35})
+    assert stops[-1][0] == 35
 
 
 @pytest.fixture
@@ -81,7 +95,16 @@ def test_derivatives_outputs_are_named_and_styled(provider, with_iface, crop, tm
     streams = layers["STREAMS"].renderer()
     assert isinstance(streams, QgsPalettedRasterRenderer)
     colours = {c.value: c.color for c in streams.classes()}
-    assert colours[0].alpha() == 0 and colours[1].blue() > colours[1].red()
+    assert colours[0].alpha() == 0 and colours[1].alpha() == 255
+    assert colours[1].blue() > colours[1].red()
+    # one run's layers together: streams on top, then the derivatives in a fixed order, only
+    # the first visible; the input DEM stays below them
+    tree = QgsProject.instance().layerTreeRoot()
+    order = [n.name() for n in tree.findLayers()]
+    assert order == ["sagehen streams", "sagehen slope", "sagehen aspect",
+                     "sagehen plan curvature", "sagehen flow accumulation", "sagehen"], order
+    visible = [n.name() for n in tree.findLayers() if n.isVisible()]
+    assert visible == ["sagehen streams", "sagehen slope", "sagehen"], visible
     QgsProject.instance().removeAllMapLayers()
 
 
@@ -102,3 +125,52 @@ def test_no_post_processor_without_a_window(provider, crop, tmp_path, monkeypatc
                                          "FLOW_ACCUMULATION": None, "STREAMS": None},
                    context=context)
     assert context.layerToLoadOnCompletionDetails(out).postProcessor() is None
+
+
+def test_evaluate_error_raster_is_diverging_and_named_after_the_input(provider, with_iface,
+                                                                       crop, tmp_path):
+    import numpy as np
+    import rasterio
+
+    src = crop("flopy_sagehen_10m.tif", 100, 100, 48, 48)
+    shifted = tmp_path / "sagehen_plus.tif"
+    with rasterio.open(src) as ds:
+        profile, z = ds.profile, ds.read(1)
+    with rasterio.open(shifted, "w", **profile) as ds:
+        ds.write(np.where(z == profile.get("nodata"), z, z + 0.5)[None].astype(z.dtype))
+    result = QgsRasterLayer(str(shifted), "sagehen_plus")
+    reference = QgsRasterLayer(str(src), "sagehen")
+    params = {"INPUT": result, "REFERENCE": reference, "OUTPUT_HTML": None,
+              "OUTPUT_TABLE": None, "OUTPUT_ERROR": str(tmp_path / "error.tif")}
+    layer = _run_as_dialog("demsr:evaluate", params, ["OUTPUT_ERROR"])["OUTPUT_ERROR"]
+    assert layer.name() == "sagehen_plus error (− sagehen)"
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+    assert renderer.classificationMin() == pytest.approx(-renderer.classificationMax())
+    assert renderer.classificationMax() == pytest.approx(0.5, rel=0.01)
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    mid = items[len(items) // 2]
+    assert mid.value == pytest.approx(0) and mid.color.red() == mid.color.blue()  # white at 0
+    QgsProject.instance().removeAllMapLayers()
+
+
+def test_names_tell_bundled_and_custom_models_and_target_units_apart(provider, with_iface,
+                                                                      crop, tmp_path):
+    import shutil
+
+    from demsr.core.nets import bundled
+
+    src = crop("flopy_sagehen_10m.tif", 100, 100, 24, 24)
+    dem = QgsRasterLayer(str(src), "sagehen")
+    mine = tmp_path / "mine.pt"
+    shutil.copyfile(bundled.sr_model_path(2), mine)
+    runs = {"bundled": {"METHOD": "model"}, "custom": {"METHOD": "model", "MODEL": str(mine)},
+            "target": {"METHOD": "lanczos", "TARGET_RESOLUTION": 5.0}}
+    names = {}
+    for key, extra in runs.items():
+        params = {"INPUT": dem, "SCALE": 2.0, "DEVICE": "cpu",
+                  "OUTPUT": str(tmp_path / f"{key}.tif"), **extra}
+        names[key] = _run_as_dialog("demsr:superresolve", params, ["OUTPUT"])["OUTPUT"].name()
+    assert names == {"bundled": "sagehen ×2 model", "custom": "sagehen ×2 model mine",
+                     "target": "sagehen 5 m lanczos"}
+    QgsProject.instance().removeAllMapLayers()

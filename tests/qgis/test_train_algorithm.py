@@ -43,6 +43,8 @@ def test_train_then_superresolve(provider, dems_dir, tmp_path):
     assert res["BEST_EPOCH"] == int(best["epoch"])
     assert res["VAL_RMSE_MODEL"] == pytest.approx(float(best["val_rmse"]), rel=1e-6)
     assert os.path.exists(res["CURVES_PNG"])
+    page = open(res["REPORT_HTML"], encoding="utf-8").read()   # the curves, reachable
+    assert os.path.basename(res["CURVES_PNG"]) in page and f"epoch {best['epoch']}" in page
     ck = checkpoint.load(model)
     assert ck.provenance["data"] == ["hr.tif"] and ck.scale == 2
 
