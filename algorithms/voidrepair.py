@@ -1,6 +1,8 @@
 """demsr:voidrepair — fill DEM voids (first fill, a second DEM, or DS-HAT) onto a target grid."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterFile, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
@@ -8,7 +10,8 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
 
 from ..core.devices import DEVICE_CHOICES
 from ..core.pipelines.voidrepair import METHODS, VoidRepairRequest, voidrepair
-from .common import DemSrAlgorithm, monitor_for, raster_source, style_output, user_errors
+from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
+                     user_errors)
 
 
 class VoidRepairAlgorithm(DemSrAlgorithm):
@@ -145,6 +148,10 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
                          {self.OUTPUT: output, self.FILLED_MASK: mask})
         with user_errors():
             result = voidrepair(request, monitor_for(feedback))
-        style_output(context, output, "dem", f"{layer.name()} repaired", request.input_path)
-        style_output(context, mask, "filled_mask", f"{layer.name()} filled pixels")
+        name = input_name(layer)
+        how = {"fill": "filled", "delta": "filled from auxiliary"}.get(result.method, "repaired")
+        if result.method == "model" and request.model_path:
+            how += f" model {os.path.splitext(os.path.basename(request.model_path))[0]}"
+        style_output(context, output, "dem", f"{name} {how}", request.input_path)
+        style_output(context, mask, "filled_mask", f"{name} filled pixels")
         return {self.OUTPUT: result.output_path, self.FILLED_MASK: result.mask_path}

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import rasterio
 
+from ..nodata.find import MASK_AUXILIARY, MASK_FILLED, MASK_KEPT
 from ..errors import DemSrError
 from ..monitor import Monitor
 from ..raster.grid import Grid, same_grid
@@ -52,7 +53,7 @@ class EvaluationRequest:
     mask_crs: Optional[str] = None                     # … in this CRS (WKT)
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax …
     extent_crs: Optional[str] = None                            # … in this CRS
-    filled_mask_path: Optional[str] = None      # Void repair FILLED_MASK (1 = filled)
+    filled_mask_path: Optional[str] = None      # Void repair FILLED_MASK (1, 2 = filled)
     compare_classical: bool = False
     classical_factor: float = 2.0               # LR = reference degraded by this factor
     low_res_path: Optional[str] = None          # … or this LR DEM
@@ -248,10 +249,10 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     regions = {REGION_ALL: region}
     if filled is not None:
         filled = filled[sl]
-        regions[REGION_VOIDS] = region & (filled == 1)
-        regions[REGION_DATA] = region & (filled == 0)
+        regions[REGION_VOIDS] = region & ((filled == MASK_FILLED) | (filled == MASK_AUXILIARY))
+        regions[REGION_DATA] = region & (filled == MASK_KEPT)
         if not regions[REGION_VOIDS].any():
-            warn("The filled-pixel mask marks no evaluated cell as filled (value 1).")
+            warn("The filled-pixel mask marks no evaluated cell as filled (value 1 or 2).")
 
     # 5. Terrain derivatives (core.terrain) of the reference and each DEM.
     peak = float(np.nanmax(reference[region]) - np.nanmin(reference[region]))

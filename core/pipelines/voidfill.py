@@ -43,6 +43,7 @@ class ClassicalRepair:
     left: int             # cells left as nodata
     from_auxiliary: int   # cells filled from the auxiliary DEM
     uncovered: int        # void cells the auxiliary does not cover (first fill there)
+    outside: int = 0      # nodata cells connected to the border: outside the footprint
     rim_warning: Optional[str] = None
 
 
@@ -82,7 +83,8 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
     name = aux.path if aux else ""
     return ClassicalRepair(n_fill, n_left, filled, int((classes == LEFT).sum()), n_aux,
                            filled - n_aux if aux else 0,
-                           rims.warning(os.path.basename(name)) if aux else None)
+                           rims.warning(os.path.basename(name)) if aux else None,
+                           int((classes == NODATA).sum()))
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,

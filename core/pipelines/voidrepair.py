@@ -426,7 +426,9 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
         monitor.check()
     monitor.info(f"Input {g.width}×{g.height} px: {r.voids} void(s), {r.filled} cells filled"
                  + (f"; {r.left_voids} void(s) wider than {req.max_void_size:g} px left as "
-                    "nodata" if r.left_voids else "") + ".")
+                    "nodata" if r.left_voids else "")
+                 + (f"; {r.outside} nodata cells touch the raster border: outside the DEM's "
+                    "footprint, not voids, kept as nodata" if r.outside else "") + ".")
     if aux is not None:
         if r.uncovered:
             monitor.warning(
