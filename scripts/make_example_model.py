@@ -18,7 +18,7 @@ GROUP = "DEM Super-Resolution examples"
 #  {parameter: child id whose OUTPUT feeds it}, {child output: (model output, label)})
 STEPS = [
     ("repair", "demsr:voidrepair", "Void repair",
-     {"METHOD": 0, "DEVICE": "cpu"}, {},
+     {"METHOD": "auto", "DEVICE": "cpu"}, {},
      {"FILLED_MASK": ("filled_pixels", "Filled pixels (void repair)")}),
     ("superresolve", "demsr:superresolve", "Super-resolve ×2",
      {"METHOD": "model", "SCALE": 2.0, "DEVICE": "cpu"}, {"INPUT": "repair"},
