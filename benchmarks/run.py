@@ -100,16 +100,22 @@ def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str) -> di
     return _row(label, w * h / 1e6, ours, gdal)
 
 
-def holed(src: Path, path: Path, coverage: float = 0.08, seed: int = 2026) -> Path:
-    """A copy of `src` with seeded radar-like synthetic voids (nodata -32768)."""
-    if path.exists():
-        return path
+def _synthetic():
+    """core.nodata.synthetic of the working tree."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from working_tree import use_working_tree
 
     use_working_tree()
-    from demsr.core.nodata.synthetic import synthetic_voids
+    from demsr.core.nodata import synthetic
 
+    return synthetic
+
+
+def holed(src: Path, path: Path, coverage: float = 0.08, seed: int = 2026) -> Path:
+    """A copy of `src` with seeded radar-like synthetic voids (nodata -32768)."""
+    if path.exists():
+        return path
+    synthetic_voids = _synthetic().synthetic_voids
     with rasterio.open(src) as ds:
         z = ds.read(1).astype(np.float32)
         profile = ds.profile
@@ -125,12 +131,7 @@ def auxiliary_for(src: Path, path: Path, seed: int = 7) -> Path:
     area-averaged ×4, 1 % smooth error, 2 % bias, quarter-cell shift), on its own grid."""
     if path.exists():
         return path
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from working_tree import use_working_tree
-
-    use_working_tree()
-    from demsr.core.nodata.synthetic import synthetic_auxiliary
-
+    synthetic_auxiliary = _synthetic().synthetic_auxiliary
     with rasterio.open(src) as ds:
         z = ds.read(1).astype(np.float32)
         profile, t = ds.profile, ds.transform
