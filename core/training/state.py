@@ -107,7 +107,10 @@ class RunState:
             self.initial = state.get("initial")
             monitor.info(f"Resuming after epoch {self.start_epoch} from {self.path}.")
         except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
-            monitor.warning(f"Cannot resume from {self.path} ({exc}); starting anew.")
+            from ..nets.checkpoint import unsafe_load_text
+
+            why = unsafe_load_text(exc) or (str(exc).splitlines() or [type(exc).__name__])[0]
+            monitor.warning(f"Cannot resume from {self.path} ({why[:300]}); starting anew.")
 
     def save(self, epoch: int, model, opt, sched) -> None:
         if not self.writer:
