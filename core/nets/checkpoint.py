@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..devices import import_torch
-from ..errors import DemSrError
+from ..errors import DemSrError, explain_os_error
 from . import bundled, registry
 
 FORMAT = "demsr-model"
@@ -102,6 +102,16 @@ def weights_digest(state_dict: dict) -> str:
     return h.hexdigest()
 
 
+def write_failed(path: str, exc: BaseException) -> DemSrError:
+    """A failed torch.save (model or resume file) in words, without a traceback."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return explain_os_error(exc, path)
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return DemSrError(f"Writing '{path}' failed ({detail}): the disk is probably full. Free "
+                      "some space or choose an OUTPUT_MODEL on another disk, then run again "
+                      "(a resume file, if any, continues the run).")
+
+
 def save(ckpt: Checkpoint, path: str) -> None:
     """Write atomically, with integrity hashes: a crash never leaves a half-written model,
     and damage to the file is found when it is loaded."""
@@ -116,6 +126,8 @@ def save(ckpt: Checkpoint, path: str) -> None:
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+        raise write_failed(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
