@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -351,14 +352,23 @@ def load(path: str, role: str = "MODEL") -> Checkpoint:
     if not isinstance(data.get("version", 0), int) or int(data.get("version", 0)) > VERSION:
         raise DemSrError(f"'{name}' was written by a newer version of the plugin "
                          f"(format {data.get('version')}); update the plugin.")
-    try:
-        ckpt = Checkpoint(architecture=str(data["architecture"]), scale=int(data["scale"]),
-                          hparams=dict(data["hparams"]), normalisation=dict(data["normalisation"]),
-                          interpolation=str(data["interpolation"]),
-                          provenance=dict(data.get("provenance", {})),
-                          state_dict=dict(data["state_dict"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DemSrError(f"'{name}' is an incomplete DEM SR model file (missing {exc}).") from None
+    missing = [k for k in ("architecture", "scale", "hparams", "normalisation",
+                           "interpolation", "state_dict") if k not in data]
+    if missing:
+        raise DemSrError(f"'{name}' is an incomplete DEM SR model file (missing "
+                         f"{', '.join(missing)}). {_remedy(path, role)}")
+    for key in ("hparams", "normalisation", "state_dict", "provenance"):
+        if key in data and not isinstance(data[key], dict):
+            raise _damaged(path, f"its '{key}' record is a {type(data[key]).__name__}, not a "
+                                 "table of named values", role)
+    if (isinstance(data["scale"], bool) or not isinstance(data["scale"], (int, float))
+            or not math.isfinite(data["scale"])):
+        raise _damaged(path, f"its scale {data['scale']!r} is not a number", role)
+    ckpt = Checkpoint(architecture=str(data["architecture"]), scale=int(data["scale"]),
+                      hparams=dict(data["hparams"]), normalisation=dict(data["normalisation"]),
+                      interpolation=str(data["interpolation"]),
+                      provenance=dict(data.get("provenance", {})),
+                      state_dict=dict(data["state_dict"]))
     ckpt.verified = _check_integrity(data, path, role)
     registry.get(ckpt.architecture)  # unknown architecture → clear error
     try:

@@ -43,6 +43,11 @@ class Grid:
 
 
 def require_north_up(transform: Affine, what: str = "The input raster") -> None:
+    if transform == Affine.identity():  # what GDAL reports for a file without georeference
+        raise DemSrError(
+            f"{what} has no georeference (no position and no pixel size: a picture, or a "
+            "raster whose world file or .aux.xml is missing). Give a georeferenced DEM "
+            "(e.g. a GeoTIFF), or georeference it first (Raster ▸ Georeferencer).")
     if transform.b != 0 or transform.d != 0:
         raise DemSrError(
             f"{what} has a rotated or sheared geotransform, which is not supported. "

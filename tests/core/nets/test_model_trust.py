@@ -166,3 +166,16 @@ def test_init_weights_errors_do_not_say_leave_model_empty(tmp_path):
     with pytest.raises(DemSrError) as err:
         checkpoint.load(str(path), role="INIT_WEIGHTS")
     assert "INIT_WEIGHTS empty" in str(err.value) and "MODEL" not in str(err.value)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("normalisation", "local_mad", r"its 'normalisation' record is a str, not a table"),
+    ("hparams", [1, 2], r"its 'hparams' record is a list, not a table"),
+    ("scale", float("nan"), r"its scale nan is not a number"),
+])
+def test_a_bad_record_is_named_plainly(tmp_path, field, value, match):
+    payload = torch.load(bundled.sr_model_path(2), weights_only=True)
+    payload[field] = value
+    with pytest.raises(DemSrError, match=match) as err:
+        checkpoint.load(str(_hostile(tmp_path / "m.pt", payload)))
+    assert "dictionary update sequence" not in str(err.value)
