@@ -14,7 +14,6 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..errors import DemSrError
 from .scaling import DEFAULT_KIND, FIXED, Normaliser, NormaliserSet, no_values
 
 PERCENTILE = 95.0  # of |x|, for the arctan scale (as fit_normaliser)
