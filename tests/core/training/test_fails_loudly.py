@@ -2,6 +2,10 @@
 would overwrite an input stop the run with a message, before work where they can."""
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,7 @@ import rasterio
 import demsr  # noqa: F401 - puts the private torch folder on sys.path
 
 from demsr.core.errors import DemSrError  # noqa: E402
+from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 
 import _system_helpers  # noqa: E402
@@ -60,3 +65,45 @@ def test_a_full_disk_is_refused_before_work(hr, tmp_path):
         with pytest.raises(DemSrError, match=rf"disk full: \d+ MB needed, \d+ MB free at {mnt}"):
             run_training(tiny_sr_config(str(hr), mnt / "m.pt"))
         assert os.listdir(mnt) == []
+
+
+def test_a_write_failing_midway_is_a_message_and_leaves_no_temporary(hr, tmp_path):
+    """Files cannot grow past 20 kB (as on a full disk): the model (about 10 kB) is written,
+    the resume file (weights and optimiser state) is not."""
+    out = tmp_path / "out"
+    out.mkdir()
+    root = Path(__file__).resolve().parents[3]
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        sys.path.insert(0, {str(root / 'scripts')!r})
+        sys.path.insert(0, {str(root / 'tests' / 'helpers')!r})
+        from working_tree import use_working_tree
+        use_working_tree()
+        from demsr.core.errors import DemSrError
+        from demsr.core.training.train import run_training
+        from _model_helpers import tiny_sr_config
+        cfg = tiny_sr_config({str(hr)!r}, {str(out / 'm.pt')!r}, epochs=1, steps_per_epoch=2)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        try:
+            run_training(cfg)
+            print("RESULT: success")
+        except DemSrError as exc:
+            print("RESULT:", exc)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT:"))
+    assert "m.pt.resume' failed" in line or "Cannot write or read" in line, line
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")], os.listdir(out)
+
+
+def test_a_refused_resume_file_is_not_answered_with_torchs_unsafe_hint(hr, tmp_path):
+    out = tmp_path / "m.pt"
+    (tmp_path / "m.pt.resume").write_bytes(np.random.default_rng(0).bytes(3000))
+    warnings = []
+    run_training(tiny_sr_config(str(hr), out, epochs=1, steps_per_epoch=2),
+                 Monitor(warning=warnings.append))
+    text = " ".join(w for w in warnings if "Cannot resume" in w)
+    assert "not a file of tensors" in text and "weights_only" not in text, warnings
