@@ -76,11 +76,10 @@ class Normaliser:
                    scale=float(data.get("scale", 1.0)))
 
 
-def no_values(name: str = "") -> DemSrError:
+def no_values(name: str) -> DemSrError:
     """A derivative without a single value: the DEM is too thin for a 3×3 neighbourhood."""
-    what = f"'{name}'" if name else "a terrain derivative"
     return DemSrError(
-        f"The DEM gives no value of {what}: slope, curvature and flow need valid neighbours "
+        f"The DEM gives no value of '{name}': slope, curvature and flow need valid neighbours "
         "in both directions, which a raster only 1 cell high or wide (or one whose valid "
         "cells are all isolated) does not have. Give a DEM of at least 2×2 valid cells "
         "(a repair needs far more around each void to be meaningful).")
@@ -94,6 +93,8 @@ def fit_normaliser(values: np.ndarray, kind: str, percentile: float = 0.0,
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
+        if not name:  # not a derivative (a spectral band …)
+            raise DemSrError("Cannot fit a normalisation: the raster has no valid cells.")
         raise no_values(name)
     scale = 1.0
     if kind == "arctan":

@@ -67,9 +67,9 @@ def check_run_settings(cfg: TrainConfig) -> None:
         raise DemSrError("VALIDATION must be a share between 0 and 0.9 (e.g. 0.1).")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.steps_per_epoch < 1:
         raise DemSrError("EPOCHS, BATCH_SIZE and steps per epoch must be at least 1.")
-    if not (math.isfinite(cfg.learning_rate) and 0 < cfg.learning_rate <= 1):
-        raise DemSrError(f"LEARNING_RATE must be a number above 0 and at most 1 (got "
-                         f"{cfg.learning_rate}); 1e-3 is a good start.")
+    if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        raise DemSrError(f"LEARNING_RATE must be a number above 0 (got {cfg.learning_rate}); "
+                         "1e-3 is a good start.")
     weight = getattr(cfg, "gradient_weight", 0.0)
     if not (math.isfinite(weight) and weight >= 0):
         raise DemSrError(f"GRADIENT_WEIGHT must be a number of at least 0 (got {weight}).")
