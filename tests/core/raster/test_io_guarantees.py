@@ -179,3 +179,12 @@ def test_output_where_no_file_can_be_made_is_explained(crop, where):
                        ) as err:
         superresolve(SuperResolveRequest(str(src), where, scale=2, method="lanczos"))
     assert "a folder on the path does not exist" not in str(err.value)  # it does exist
+
+
+def test_an_os_error_without_a_file_name_never_names_an_empty_path():
+    import errno
+
+    from demsr.core.errors import explain_os_error
+
+    text = str(explain_os_error(OSError(errno.ENOSPC, "No space left on device")))
+    assert "''" not in text and "disk is full" in text
