@@ -100,14 +100,16 @@ def check_loss(loss: float, epoch: int, cfg: TrainConfig) -> None:
 
 
 def check_validation(m: dict, epoch: int, cfg: TrainConfig) -> None:
-    """A validation RMSE that is not a number cannot pick the best model: stop, loudly."""
-    if not (math.isfinite(m.get("val_rmse", math.nan))
-            and math.isfinite(m.get("val_ratio", math.nan))):
+    """A validation score (val_ratio, which picks the best model) that is not a number:
+    the model gives NaN or infinite elevations. Stop, loudly. (A task may leave one RMSE NaN
+    when it has no cell to measure, e.g. DS-HAT without voids in a validation crop.)"""
+    if not math.isfinite(m.get("val_ratio", math.nan)):
         when = "of the starting model" if epoch == 0 else f"after epoch {epoch}"
         raise DemSrError(
-            f"The validation RMSE {when} is {m.get('val_rmse')}: the model gives NaN or "
-            f"infinite elevations. Lower LEARNING_RATE (now {cfg.learning_rate:g}), check "
-            "INIT_WEIGHTS and the input DEMs for absurd values. " + _kept(cfg.output_model))
+            f"The validation RMSE {when} is {m.get('val_rmse')} (ratio to the baseline "
+            f"{m.get('val_ratio')}): the model gives NaN or infinite elevations. Lower "
+            f"LEARNING_RATE (now {cfg.learning_rate:g}), check INIT_WEIGHTS and the input "
+            "DEMs for absurd values. " + _kept(cfg.output_model))
 
 
 def _kept(model_path: str) -> str:
