@@ -180,8 +180,8 @@ def _check_numbers(ckpt: Checkpoint, path: str, role: str = "MODEL") -> None:
     for key, value in ckpt.state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise _damaged(path, f"'{key}' is not a tensor", role)
-        if key.endswith("num_batches_tracked") and value.dtype in _COUNTER_TYPES(torch):
-            continue
+        if key.endswith("num_batches_tracked") and value.dtype in (torch.int64, torch.int32):
+            continue  # BatchNorm's step counter
         if not value.is_floating_point():
             raise _damaged(path, f"weights '{key}' are {str(value.dtype).replace('torch.', '')}, "
                                  "not floating-point numbers as every trained weight", role)
@@ -197,10 +197,6 @@ def _check_numbers(ckpt: Checkpoint, path: str, role: str = "MODEL") -> None:
         if key.endswith("running_var") and float(v.min()) < 0:
             raise _damaged(path, f"'{key}' holds a negative variance ({float(v.min()):.3g}), "
                                  "which no data can give", role)
-
-
-def _COUNTER_TYPES(torch) -> tuple:  # noqa: N802 - a constant that needs torch
-    return (torch.int64, torch.int32)
 
 
 # Bounds on what one model may cost, far above every architecture's defaults and bundled
