@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
+from pathlib import Path
 
 import pytest
 import rasterio
@@ -144,3 +146,37 @@ def test_undeclared_fill_values_are_named(dem, tmp_path):
     r = evaluate(EvaluationRequest(path, dem))
     assert any("100 cells" in w and "-9999" in w and "nodata" in w for w in r.warnings)
     assert not evaluate(EvaluationRequest(dem, dem)).warnings
+
+
+def test_a_run_killed_during_the_report_changes_no_output_and_the_next_run_cleans_up(
+        dem, tmp_path):
+    """SIGKILL while the pictures are drawn (progress past 90 %): the old report stays as it
+    was, nothing new is visible; the next run removes the hidden leftovers."""
+    root = Path(__file__).resolve().parents[3]
+    outs = _outputs(tmp_path)
+    (tmp_path / "r.html").write_text("old report")
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(root / 'scripts')!r})
+        from working_tree import use_working_tree
+        use_working_tree()
+        from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
+        from demsr.core.monitor import Monitor
+
+        def progress(f):
+            if f >= 0.9:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        evaluate(EvaluationRequest({dem!r}, {dem!r}, window_size=32, **{outs!r}),
+                 Monitor(progress=progress))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    visible = sorted(n for n in os.listdir(tmp_path) if not n.startswith("."))
+    assert visible == sorted([os.path.basename(dem), "r.html"])
+    assert (tmp_path / "r.html").read_text() == "old report"
+    assert any(n.startswith(".") for n in os.listdir(tmp_path))  # the killed run's partials
+    evaluate(EvaluationRequest(dem, dem, window_size=32, **outs))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [os.path.basename(dem), "r.html", "r_files", "e.tif", "t.csv", "m.json"])
