@@ -1,6 +1,7 @@
 """What every algorithm of the provider shares: base class, feedback bridge, layer paths."""
 from __future__ import annotations
 
+import math
 import os
 import re
 from contextlib import contextmanager
@@ -212,12 +213,31 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
         with user_errors():
             check_distinct_paths(inputs, outputs)
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        """Before any run (dialog, processing.run, qgis_process): no number parameter is NaN
+        or infinite. QGIS accepts 'nan' and '1e309' for a Double, and every range check
+        lets NaN through, so the run would silently ignore it or fail later with an
+        unrelated message."""
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if isinstance(definition, QgsProcessingParameterNumber) and self.given(parameters,
+                                                                                  name):
+                bad = not_finite(parameters[name])
+                if bad is not None:
+                    return False, self.tr(f"{name}: '{bad}' is not a finite number. Give a "
+                                          "plain number (e.g. 2 or 0.5).")
+        return super().checkParameterValues(parameters, context)
+
     def optional_number(self, parameters, name: str, context) -> Optional[float]:
         """An optional number, None when not set; a value that does not parse is an error
         (QGIS would silently read it as 0 and the run would use another grid)."""
         if not self.given(parameters, name):
             return None
         value = parameters[name]
+        if not_finite(value) is not None:
+            raise QgsProcessingException(self.tr(
+                f"{name}: '{not_finite(value)}' is not a finite number. Give a plain number "
+                "(e.g. 2 or 0.5)."))
         if not isinstance(value, str):  # a number, or a modeler expression QGIS evaluates
             return self.parameterAsDouble(parameters, name, context)
         try:
@@ -226,3 +246,19 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
             hint = " Use a decimal point, not a comma." if "," in value else ""
             raise QgsProcessingException(self.tr(
                 f"{name}: '{value}' is not a number.{hint}")) from None
+
+
+def not_finite(value) -> Optional[str]:
+    """The text of a parameter value that reads as NaN or ±infinity ('nan', '1e309'),
+    else None (numbers, other text and expressions are checked where they are used)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return None if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return None if math.isfinite(number) else value.strip()
+    return None

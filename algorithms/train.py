@@ -13,6 +13,7 @@ from ..core.nets import registry
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.lock import model_lock
+from ..core.training.runner import side_files, training_inputs
 from ..core.training.losses import LOSSES
 from ..core.training.report import write_report_page
 from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
@@ -210,11 +211,9 @@ class TrainAlgorithm(DemSrAlgorithm):
                                 max_factor=max_scale, model_scale=int(network_scale or 0),
                                 degradation=degradation, loss=loss)
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
-        self.check_paths(
-            {self.INPUT: cfg.inputs, self.INIT_WEIGHTS: cfg.init_weights,
-             self.REFERENCES: getattr(cfg, "references", None),
-             self.SPECTRAL: getattr(cfg, "spectral", None)},
-            {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export})
+        self.check_paths(training_inputs(cfg),  # before the lock is taken beside the model
+                         {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export,
+                          **side_files(cfg.output_model)})
         if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
                                          "write the training configuration to.")

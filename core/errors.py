@@ -56,10 +56,11 @@ def explain_os_error(exc: OSError, path: str = "") -> DemSrError:
     code = _errno.errorcode.get(exc.errno or 0, "")
     where = path or exc.filename or ""
     advice = _ERRNO_ADVICE.get(code)
+    what = f"'{where}'" if where else "a file (the system did not say which)"
     if advice is None:
-        return DemSrError(f"The system refused an operation on '{where}' ({exc.strerror or exc}). "
+        return DemSrError(f"The system refused an operation on {what} ({exc.strerror or exc}). "
                           "Check the path and the disk, then run again.")
-    return DemSrError(f"Cannot write or read '{where}': {advice}.")
+    return DemSrError(f"Cannot write or read {what}: {advice}.")
 
 
 def out_of_memory(detail: str = "") -> DemSrError:

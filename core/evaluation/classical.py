@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -21,9 +20,14 @@ from ..monitor import Monitor
 from ..pipelines.superresolve import SuperResolveRequest, superresolve
 from ..raster.grid import Grid
 from ..raster.io import open_dem, read_band, write_array
+from ..staging import scratch_folder
 from ..training.degrade import degrade_array
 from ..raster.grid import same_crs
 from .align import bring_onto, pixel_offset, place_on
+
+# the baselines' scratch folder in the system temp folder; a killed run's is removed by the
+# next run (staging.scratch_folder)
+SCRATCH_PREFIX = "demsr_eval_"
 
 
 def degraded_reference(reference: np.ndarray, grid: Grid, factor: float
@@ -57,7 +61,7 @@ def classical_baselines(reference: np.ndarray, grid: Grid, factor: float,
                         warn: Callable[[str], None] = lambda _m: None) -> dict[str, np.ndarray]:
     """{label: DEM on `grid`} for each classical method, e.g. 'GDAL lanczos (block mean ×2)'."""
     monitor = monitor or Monitor()
-    with tempfile.TemporaryDirectory(prefix="demsr_eval_") as tmp:
+    with scratch_folder(SCRATCH_PREFIX) as tmp:
         if low_res_path:
             lr_path, how = low_res_path, "from LOW_RES"
             lr = open_dem(low_res_path)

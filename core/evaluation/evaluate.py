@@ -4,7 +4,9 @@ Steps: check the inputs (overlap, CRS, nodata, mask) before any heavy work;
 bring everything onto one grid (align.py); optionally make the classical
 baselines through the Super-resolve engine; compute terrain derivatives with
 core.terrain; the METRICS of metrics.py per DEM and region (all, inside and
-outside filled voids); then the CSV, JSON, error raster and HTML report.
+outside filled voids); then the CSV, JSON, error raster and HTML report, staged beside
+their destinations and moved into place together (core/staging.py): a failed or killed
+run changes none of them.
 Every DEM is judged on the same cells: those valid in the reference and in
 every DEM, inside the mask.
 """
@@ -14,7 +16,6 @@ import csv
 import json
 import math
 import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -26,7 +27,11 @@ from ..errors import DemSrError
 from ..monitor import Monitor
 from ..raster.grid import Grid, same_grid
 from ..paths import check_distinct_paths
-from ..raster.io import check_output_path, open_dem, read_band, write_array
+from ..nodata.find import SentinelScan
+from ..raster.io import (check_destination, check_output_path, open_dem, read_band,
+                         remove_stale_partials, write_array)
+from ..raster.space import check_space, raster_bytes
+from ..staging import staged
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds
 from .metrics import METRICS, TERRAIN_INPUTS, terrain_metrics
@@ -112,15 +117,43 @@ def _check_request(req: EvaluationRequest) -> None:
          "FILLED_MASK": req.filled_mask_path, "LOW_RES": req.low_res_path},
         {"OUTPUT_HTML": req.output_html, "OUTPUT_TABLE": req.output_table,
          "OUTPUT_JSON": req.output_json, "OUTPUT_ERROR": req.output_error})
-    for path in (req.output_error,):
-        if path:
-            check_output_path(path)
+    if req.output_error:
+        check_output_path(req.output_error)
     for path in (req.output_html, req.output_table, req.output_json):
         if path:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-                raise DemSrError(f"The output folder '{folder}' does not exist or is not "
-                                 "writable. Pick another one.")
+            check_destination(path)
+    if req.output_html:
+        from .report import check_pictures_folder, pictures_folder
+
+        remove_stale_partials(pictures_folder(req.output_html))
+        check_pictures_folder(req.output_html, _inputs(req))
+
+
+def _inputs(req: EvaluationRequest) -> list:
+    return [req.input_path, req.reference_path, *req.compare_paths, req.filled_mask_path,
+            req.low_res_path]
+
+
+# Room asked for the small outputs: the report's pictures (a few MB at 100 dpi), the tables.
+REPORT_BYTES, TABLE_BYTES = 20_000_000, 1_000_000
+
+
+def _check_room(req: EvaluationRequest, grid: Grid) -> None:
+    """Every output fits, on whichever disks they go, before heavy work (the error raster
+    is at most the evaluation grid, uncompressed)."""
+    needs = [(req.output_error, raster_bytes(grid.width, grid.height)),
+             (req.output_html, REPORT_BYTES), (req.output_table, TABLE_BYTES),
+             (req.output_json, TABLE_BYTES)]
+    check_space([(p, n) for p, n in needs if p], "the evaluation's outputs")
+
+
+def _warn_fill_values(data: np.ndarray, path: str, band: int, warn) -> None:
+    """Undeclared fill values (−9999, −32767, …) read as elevations ruin every metric."""
+    scan = SentinelScan()
+    scan.add(data)
+    text = scan.warning(path, band, open_dem(path, band).nodata)
+    if text:
+        warn(text)
 
 
 def _crop_to(valid: np.ndarray, grid: Grid) -> tuple[tuple[slice, slice], Grid]:
@@ -179,9 +212,13 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
             raise DemSrError("The filled-pixel mask does not overlap the DEM.")
     monitor.check()
 
+    _check_room(req, res_src.grid if req.align == "reference_to_result" else ref_src.grid)
+
     # 2. One grid for everything.
     result, res_grid = _read(req.input_path, req.band)
     reference, ref_grid = _read(req.reference_path, req.reference_band)
+    _warn_fill_values(result, req.input_path, req.band, warn)
+    _warn_fill_values(reference, req.reference_path, req.reference_band, warn)
     onto_result = req.align == "reference_to_result"
     grid, moved, moved_grid = ((res_grid, "reference", ref_grid) if onto_result
                                else (ref_grid, "result", res_grid))
@@ -198,6 +235,7 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     cnames = list(req.compare_names or [])
     for i, (path, src) in enumerate(zip(req.compare_paths, cmp_srcs)):
         data, g = _read(path, 1)
+        _warn_fill_values(data, path, 1, warn)
         dems.append(bring_onto(data, g, grid, req.resampling))
         names.append(_unique(cnames[i] if i < len(cnames) else _name(path, None), names))
     monitor.info(f"Evaluation grid: {grid.width}×{grid.height} cells of "
@@ -281,21 +319,24 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     # 6. Outputs.
     monitor.check()
     err = np.where(region, dems[0] - reference, np.nan).astype(np.float32)
-    if req.output_error:
-        write_array(req.output_error, err, grid)
-        result_obj.outputs["error"] = req.output_error
-    if req.output_table:
-        _atomic_text(req.output_table, _csv_text(result_obj))
-        result_obj.outputs["table"] = req.output_table
-    if req.output_json:
-        _atomic_text(req.output_json, json.dumps(_json_obj(result_obj, req), indent=2))
-        result_obj.outputs["json"] = req.output_json
-    if req.output_html:
-        from .report import write_report
+    with staged() as stage:
+        if req.output_error:
+            write_array(stage.file(req.output_error, raster=True), err, grid)
+            result_obj.outputs["error"] = req.output_error
+        if req.output_table:
+            stage.write_text(req.output_table, _csv_text(result_obj))
+            result_obj.outputs["table"] = req.output_table
+        if req.output_json:
+            stage.write_text(req.output_json, json.dumps(_json_obj(result_obj, req), indent=2))
+            result_obj.outputs["json"] = req.output_json
+        if req.output_html:
+            from .report import write_report
 
-        write_report(req.output_html, result_obj, reference, dems, ref_terrain["slope"],
-                     regions, req, monitor.sub(0.85, 1.0))
-        result_obj.outputs["html"] = req.output_html
+            write_report(req.output_html, result_obj, reference, dems, ref_terrain["slope"],
+                         regions, req, stage, monitor.sub(0.85, 1.0))
+            result_obj.outputs["html"] = req.output_html
+        monitor.check()
+        stage.commit()
     monitor.progress(1.0)
     return result_obj
 
@@ -339,17 +380,3 @@ def _json_obj(res: EvaluationResult, req: EvaluationRequest) -> dict:
         "metrics": {r: {n: {k: _clean(v) for k, v in m.items()} for n, m in by.items()}
                     for r, by in res.metrics.items()},
     }
-
-
-def _atomic_text(path: str, text: str) -> None:
-    """Write a text file so that a failed run never leaves half of it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-

@@ -2,14 +2,15 @@
 
 Figures go into a folder `<report name>_files` beside the HTML file, which
 refers to them by relative path, so the report can be moved with its folder
-and opens in the Processing Results Viewer and in any browser.
+and opens in the Processing Results Viewer and in any browser. Report and figures are
+staged (core/staging.py) and appear with the run's other outputs; the folder is replaced
+only when it holds nothing but this report's pictures (check_pictures_folder).
 """
 from __future__ import annotations
 
 import html
 import math
 import os
-import shutil
 from typing import Optional
 
 import numpy as np
@@ -17,6 +18,7 @@ from scipy import ndimage
 
 from ..monitor import Monitor
 from ..raster.grid import Grid
+from ..staging import Staged, check_own_folder
 from ..terrain import compute_derivatives
 from .metrics import HIGHER_IS_BETTER, METRICS, UNITS
 
@@ -27,6 +29,8 @@ LABELS = {"rmse": "Elevation RMSE", "mae": "Elevation MAE", "bias": "Bias (mean 
           "stream_recall": "Stream recall (reference streams reproduced ±1 cell)",
           "stream_precision": "Stream precision (result streams that are real ±1 cell)",
           "ssim": "SSIM", "psnr": "PSNR"}
+PICTURES = ("hillshades.png", "error_map.png", "error_window.png", "histogram.png",
+            "error_vs_slope.png")  # the only files a report writes into its folder
 MAX_PLOT_PX = 1500  # the full-extent map is subsampled to at most this many pixels a side
 
 
@@ -115,9 +119,22 @@ def _table(by_dem: dict, names: list) -> str:
     return "<table>" + "\n".join(rows) + "</table>"
 
 
+def pictures_folder(path: str) -> str:
+    """The folder of the report's pictures: `<report name>_files` beside it."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f"{stem}_files")
+
+
+def check_pictures_folder(path: str, inputs) -> None:
+    """Before work: the pictures folder a run replaces holds only a report's pictures."""
+    check_own_folder(pictures_folder(path), PICTURES, inputs, "the report's pictures")
+
+
 def write_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: np.ndarray,
-                 regions: dict, req, monitor: Optional[Monitor] = None) -> list[str]:
-    """Writes the HTML report and its figures; returns the figure paths."""
+                 regions: dict, req, stage: Staged, monitor: Optional[Monitor] = None
+                 ) -> list[str]:
+    """Stages the HTML report and its figures (they appear on stage.commit()); returns the
+    staged figure paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,12 +142,8 @@ def write_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: n
     from matplotlib.patches import Rectangle
 
     monitor = monitor or Monitor()
-    stem = os.path.splitext(os.path.basename(path))[0]
-    folder_name = f"{stem}_files"
-    folder = os.path.join(os.path.dirname(os.path.abspath(path)), folder_name)
-    if os.path.isdir(folder):
-        shutil.rmtree(folder)
-    os.makedirs(folder)
+    folder_name = os.path.basename(pictures_folder(path))
+    folder = stage.folder(pictures_folder(path), PICTURES)
     grid, names, where = res.grid, res.names, regions["all"]
     errs = [np.where(where, d - reference, np.nan) for d in dems]
     if req.window is not None:
@@ -145,6 +158,7 @@ def write_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: n
     figs: list[tuple[str, str]] = []
 
     def save(fig, name: str, caption: str) -> None:
+        assert name in PICTURES
         fig.savefig(os.path.join(folder, name), dpi=100, bbox_inches="tight")
         plt.close(fig)
         figs.append((name, caption))
@@ -261,9 +275,6 @@ on nearly flat ground.</p>
 {images}
 </body></html>
 """
-    tmp = path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(doc)
-    os.replace(tmp, path)
+    stage.write_text(path, doc)
     monitor.progress(1.0)
     return [os.path.join(folder, f) for f, _ in figs]

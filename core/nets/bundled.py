@@ -37,6 +37,20 @@ BLEND_FACTORS = (2.0, 3.0)
 CHAIN_SCALE = 2
 
 
+# SHA-256 of each bundled model file, byte for byte: what the plugin vouches for
+# (checkpoint.is_bundled). A model retrained for the bundle changes its line here; a test
+# checks that every file in resources/models is listed with its hash.
+BUNDLED_SHA256 = {
+    "demsr_dshat.pt": "d8b7535dfa42f380fefac0462b801bf3d8be5935b40653f9d4abadd700b0021a",
+    "demsr_fast_x2.pt": "9f331f980502b8fb4cd1698cb48acdaa41a3797155d48f3d94cb16d3dec384ac",
+    "demsr_fast_x3.pt": "029660368e842e784364ba628c21b7d24579e927de6605fa3e4cd95173b11c30",
+    "demsr_fast_x3_f2-3.pt": "b38257105eca6bff6d250e958fcf1ab9a7760be0edcbcd3c16bcefc2620bfa19",
+    "demsr_fast_x4.pt": "63410a641182c2c59ea2d54c65c8a831dc565e4c9c09d5d9a6e70caf1a0ffefa",
+    "demsr_fast_x4_f1-2.pt": "4406f4e6f9cde27fee84c81b9e9dbe3ec595201a7c7edbda625495aa9d1631e1",
+    "demsr_fast_x4_f2-4.pt": "3fea86d334e870575b766958b910bbb632cfc98a3e93c35cc571042fc795d25a",
+}
+
+
 def sr_model_path(scale: int) -> str:
     return os.path.join(MODELS_DIR, f"{SR_PREFIX}{scale}.pt")
 

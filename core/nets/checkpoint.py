@@ -7,21 +7,27 @@ interpolation) and how the model was made (data, degradation, epochs, seed,
 validation figures).
 
 Trust nothing in the file: it carries SHA-256 hashes of its header and of its weights
-(written by save(), checked by load(); files from before the hashes still load, with a
-note), its hyper-parameters are checked against the architecture's sane ranges and the
-network is first built without memory (meta device) to check that the weights fit, and
-every weight must be finite and of plausible size.
+(written by save(), checked by load(); files without them still load, with a note). Those
+hashes catch accidental damage only (a bad copy, a failing disk): anyone who edits the
+weights can recompute them. What the plugin can vouch for is a bundled model, whose whole
+file must match a hash listed in code (bundled.BUNDLED_SHA256); every other file is "not a
+bundled model, origin unknown". Its hyper-parameters are checked against the
+architecture's sane ranges, the network is first built without memory (meta device) to
+check that the weights fit and that its compute and context are bounded (check_cost), and
+every tensor must be floating-point, finite, of plausible size, with possible statistics
+(no negative variance).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..devices import import_torch
-from ..errors import DemSrError
+from ..errors import DemSrError, explain_os_error
 from . import bundled, registry
 
 FORMAT = "demsr-model"
@@ -44,6 +50,7 @@ class Checkpoint:
     provenance: dict = field(default_factory=dict)
     state_dict: dict = field(default_factory=dict)
     verified: bool = False  # load() found integrity hashes and they matched
+    bundled: bool = False   # the file is one of the plugin's bundled models (by file hash)
 
     def build(self):
         """The network with these weights, in eval mode, on the CPU."""
@@ -102,6 +109,16 @@ def weights_digest(state_dict: dict) -> str:
     return h.hexdigest()
 
 
+def write_failed(path: str, exc: BaseException) -> DemSrError:
+    """A failed torch.save (model or resume file) in words, without a traceback."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return explain_os_error(exc, path)
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+    return DemSrError(f"Writing '{path}' failed ({detail}): the disk is probably full. Free "
+                      "some space or choose an OUTPUT_MODEL on another disk, then run again "
+                      "(a resume file, if any, continues the run).")
+
+
 def save(ckpt: Checkpoint, path: str) -> None:
     """Write atomically, with integrity hashes: a crash never leaves a half-written model,
     and damage to the file is found when it is loaded."""
@@ -116,55 +133,127 @@ def save(ckpt: Checkpoint, path: str) -> None:
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+        raise write_failed(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
 
 
-def _remedy(path: str) -> str:
+# What to do instead, by the parameter that named the file.
+_INSTEAD = {"MODEL": "leave MODEL empty to use the bundled model",
+            "INIT_WEIGHTS": "leave INIT_WEIGHTS empty to train from scratch"}
+
+
+def _instead(role: str) -> str:
+    return _INSTEAD.get(role, f"give another file as {role}")
+
+
+def _remedy(path: str, role: str = "MODEL") -> str:
     """How to get a good copy of this file."""
     if os.path.dirname(os.path.abspath(path)) == os.path.abspath(bundled.MODELS_DIR):
         return ("It is a model bundled with the plugin: reinstall the plugin (Plugins ▸ Manage "
                 "and Install Plugins, or `make install` from the source folder) to restore it.")
     return ("Copy it again from where it was trained, or train it again with 'Train DEM SR'; "
-            "leave MODEL empty to use the bundled model meanwhile.")
+            f"{_instead(role)} meanwhile.")
 
 
-def _damaged(path: str, what: str) -> DemSrError:
-    return DemSrError(f"Model file '{path}' is damaged: {what}. {_remedy(path)}")
+def _damaged(path: str, what: str, role: str = "MODEL") -> DemSrError:
+    return DemSrError(f"Model file '{path}' is damaged: {what}. {_remedy(path, role)}")
 
 
-def _check_integrity(data: dict, path: str) -> bool:
+def _check_integrity(data: dict, path: str, role: str = "MODEL") -> bool:
     """True when the file carries hashes and they match; False when it has none."""
     record = data.get("integrity")
     if record is None:
         return False
     if not isinstance(record, dict) or record.get("algorithm") != HASH:
-        raise _damaged(path, "its integrity record is unreadable")
+        raise _damaged(path, "its integrity record is unreadable", role)
     if record.get("header") != header_digest(data):
         raise _damaged(path, "its header (architecture, hyper-parameters, provenance) does not "
-                             "match the integrity hash written with it")
+                             "match the integrity hash written with it", role)
     if record.get("weights") != weights_digest(data["state_dict"]):
         raise _damaged(path, "its weights do not match the integrity hash written with them "
-                             "(the file was changed or corrupted on disk or in transfer)")
+                             "(the file was changed or corrupted on disk or in transfer)", role)
     return True
 
 
-def _check_weights(ckpt: Checkpoint, path: str) -> None:
-    """Every tensor finite and of plausible size; the network's shapes, built on the meta
-    device (no memory), equal the file's, so a crafted header allocates nothing."""
+def _check_numbers(ckpt: Checkpoint, path: str, role: str = "MODEL") -> None:
+    """Every tensor floating-point (integer counters of normalisation layers excepted),
+    finite, of plausible size, and every running variance ≥ 0: integer, complex or
+    impossible statistics give all-nodata or absurd outputs, not an error."""
     torch = import_torch()
     for key, value in ckpt.state_dict.items():
         if not isinstance(value, torch.Tensor):
-            raise _damaged(path, f"'{key}' is not a tensor")
-        if value.is_floating_point() and value.numel():
-            v = value.float()
-            if not bool(torch.isfinite(v).all()):
-                raise _damaged(path, f"weights '{key}' contain NaN or infinite values")
-            biggest = float(v.abs().max())
-            if biggest > MAX_ABS_WEIGHT:
-                raise _damaged(path, f"weights '{key}' reach {biggest:.3g}, far beyond any "
-                                     "trained value")
+            raise _damaged(path, f"'{key}' is not a tensor", role)
+        if key.endswith("num_batches_tracked") and value.dtype in (torch.int64, torch.int32):
+            continue  # BatchNorm's step counter
+        if not value.is_floating_point():
+            raise _damaged(path, f"weights '{key}' are {str(value.dtype).replace('torch.', '')}, "
+                                 "not floating-point numbers as every trained weight", role)
+        if not value.numel():
+            continue
+        v = value.float()
+        if not bool(torch.isfinite(v).all()):
+            raise _damaged(path, f"weights '{key}' contain NaN or infinite values", role)
+        biggest = float(v.abs().max())
+        if biggest > MAX_ABS_WEIGHT:
+            raise _damaged(path, f"weights '{key}' reach {biggest:.3g}, far beyond any "
+                                 "trained value", role)
+        if key.endswith("running_var") and float(v.min()) < 0:
+            raise _damaged(path, f"'{key}' holds a negative variance ({float(v.min()):.3g}), "
+                                 "which no data can give", role)
+
+
+# Bounds on what one model may cost, far above every architecture's defaults and bundled
+# models (the widest, GISR's defaults: 1.3 M multiply-adds and 512 channels per pixel,
+# 1.4 M weights, 40 px of context), far below what exhausts a desktop (a DS-HAT header inside
+# every declared range asked for more than 6 GB on a small tile).
+MAX_MACS_PER_PIXEL = 20_000_000
+MAX_CHANNELS = 4096          # feature values one convolution reads and writes per pixel
+MAX_PARAMETERS = 50_000_000
+MAX_HALO = 256               # pixels of context each side of an output pixel
+
+
+def network_cost(shell) -> dict:
+    """Per-pixel multiply-adds and widest convolution (read + written channels) of a network
+    (built on the meta device: only shapes are read), its weights and its context (halo)."""
+    import torch.nn as nn
+
+    macs, widest = 0, 0
+    for module in shell.modules():
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs += module.out_channels * (module.in_channels // module.groups) * kh * kw
+            widest = max(widest, module.in_channels + module.out_channels)
+    params = sum(p.numel() for p in shell.parameters())
+    return {"macs": macs, "channels": widest, "parameters": params,
+            "halo": int(getattr(shell, "halo", 0))}
+
+
+def check_cost(shell, ckpt: Checkpoint, path: str) -> None:
+    """Refuse a model whose compute, width, size or context is beyond any sane network,
+    though each header field lies inside its range."""
+    cost = network_cost(shell)
+    limits = (("macs", MAX_MACS_PER_PIXEL, "multiply-adds per pixel"),
+              ("channels", MAX_CHANNELS, "feature channels in one layer"),
+              ("parameters", MAX_PARAMETERS, "weights"),
+              ("halo", MAX_HALO, "pixels of context"))
+    for key, limit, what in limits:
+        if cost[key] > limit:
+            raise DemSrError(
+                f"Model file '{path}' describes a '{ckpt.architecture}' network of "
+                f"{cost[key]:,} {what} (at most {limit:,} are accepted): it would exhaust the "
+                "memory or run for hours. No trained DEM model needs that; check that this is "
+                "the right file.")
+
+
+def _check_weights(ckpt: Checkpoint, path: str, role: str = "MODEL") -> None:
+    """Every tensor sound (_check_numbers); the network's shapes, built on the meta device
+    (no memory), equal the file's and its cost is bounded, so a crafted header allocates
+    nothing."""
+    torch = import_torch()
+    _check_numbers(ckpt, path, role)
     try:
         with torch.device("meta"):
             shell = registry.build(ckpt.architecture, ckpt.scale, ckpt.hparams,
@@ -176,6 +265,7 @@ def _check_weights(ckpt: Checkpoint, path: str) -> None:
         raise DemSrError(f"Model file '{path}' has settings the '{ckpt.architecture}' network "
                          f"cannot be built from ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}).") from None
+    check_cost(shell, ckpt, path)
     found = {k: tuple(v.shape) for k, v in ckpt.state_dict.items()}
     if found != expected:
         missing = sorted(set(expected) - set(found))[:3]
@@ -184,37 +274,67 @@ def _check_weights(ckpt: Checkpoint, path: str) -> None:
         raise DemSrError(
             f"Model file '{path}': its weights do not fit architecture '{ckpt.architecture}' "
             f"with {ckpt.hparams} (missing {missing or 'none'}, unexpected {extra or 'none'}, "
-            f"other shapes {wrong or 'none'}). {_remedy(path)}")
+            f"other shapes {wrong or 'none'}). {_remedy(path, role)}")
 
 
 def integrity_note(ckpt: Checkpoint, path: str) -> Optional[str]:
-    """A line for the log when a model could not be checked against its hashes."""
-    if ckpt.verified:
+    """A line for the log about where a model comes from: None for a bundled model (its
+    file matches the hash listed in code); otherwise what its own hash can and cannot say."""
+    if ckpt.bundled:
         return None
-    return (f"Model '{os.path.basename(path)}' was written before models carried an integrity "
-            "hash, so damage to the file cannot be detected (its weights were checked to be "
-            "finite and to fit the network). Saving it again with this version adds one.")
+    name = os.path.basename(path)
+    shipped = (" Its name is a bundled model's, but the file differs from the one shipped "
+               "with this version of the plugin (reinstall the plugin to restore it)."
+               if name in bundled.BUNDLED_SHA256 else "")
+    hashed = ("its integrity hash matches, which rules out accidental damage, not deliberate "
+              "changes" if ckpt.verified else
+              "it carries no integrity hash, so damage to the file cannot be detected (its "
+              "weights were checked to be finite and to fit the network)")
+    return (f"Model '{name}' is not a bundled model, origin unknown: {hashed}.{shipped} A "
+            "model file decides every output value: use only files from people you trust, "
+            "as with a program.")
 
 
-def _unreadable(name: str, exc: Exception) -> DemSrError:
-    """The message for a file torch cannot load safely. PyTorch's own text may advise
-    weights_only=False, which would run code from the file: never pass that on."""
+def unsafe_load_text(exc: Exception) -> Optional[str]:
+    """Why a safe torch.load refused a file, in words (None: not a refusal of the safe
+    loader). PyTorch's own text advises weights_only=False, which would run code from the
+    file: never pass that on."""
+    text = str(exc)
+    if "weights_only" not in text and "Weights only load failed" not in text:
+        return None
+    if "global" in text.lower():
+        return ("it contains Python objects or code besides tensors, which a safe load "
+                "refuses to run (it may be a checkpoint from another program, or a malicious "
+                "file); nothing in it was executed")
+    return ("it is not a file of tensors: random or damaged bytes, or data another program "
+            "pickled (which may hold code); nothing in it was executed")
+
+
+def _unreadable(name: str, exc: Exception, role: str = "MODEL") -> DemSrError:
+    """The message for a file torch cannot load safely."""
+    why = unsafe_load_text(exc)
+    if why:
+        return DemSrError(f"'{name}' is not a readable DEM SR model file: {why}. Give a .pt "
+                          f"file written by 'Train DEM SR', or {_instead(role)}.")
     text = str(exc).splitlines()[0][:200] if str(exc) else ""
-    if "weights_only" in str(exc) or "Weights only load failed" in str(exc):
-        return DemSrError(
-            f"'{name}' is not a readable DEM SR model file: it contains Python objects or "
-            "code besides tensors, which a safe load refuses to run (it may be a checkpoint "
-            "from another program, or a malicious file); nothing in it was executed. Give a "
-            ".pt file written by 'Train DEM SR', or leave MODEL empty to use the bundled "
-            "model.")
     return DemSrError(
         f"'{name}' is not a readable DEM SR model file ({type(exc).__name__}: {text}). It may "
         "be truncated or damaged: give a .pt file written by 'Train DEM SR' (copy it again if "
-        "it was transferred), or leave MODEL empty to use the bundled model.")
+        f"it was transferred), or {_instead(role)}.")
 
 
-def load(path: str) -> Checkpoint:
-    """Read and validate a model file; DemSrError says what is wrong with it."""
+def is_bundled(path: str) -> bool:
+    """The file is byte for byte one of the models shipped with the plugin."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest() in bundled.BUNDLED_SHA256.values()
+
+
+def load(path: str, role: str = "MODEL") -> Checkpoint:
+    """Read and validate a model file; DemSrError says what is wrong with it. `role` is the
+    parameter that named the file (MODEL, INIT_WEIGHTS), for the advice."""
     torch = import_torch()
     name = os.path.basename(path or "")
     if not path or not os.path.isfile(path):
@@ -226,7 +346,7 @@ def load(path: str) -> Checkpoint:
                          "model is at most a few hundred MB. Check that MODEL is the right "
                          "file.") from None
     except Exception as exc:  # corrupt zip, pickle with code, not a torch file at all
-        raise _unreadable(name, exc) from None
+        raise _unreadable(name, exc, role) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise DemSrError(
             f"'{name}' is a PyTorch file but not a DEM SR model (no '{FORMAT}' header); "
@@ -234,22 +354,32 @@ def load(path: str) -> Checkpoint:
     if not isinstance(data.get("version", 0), int) or int(data.get("version", 0)) > VERSION:
         raise DemSrError(f"'{name}' was written by a newer version of the plugin "
                          f"(format {data.get('version')}); update the plugin.")
-    try:
-        ckpt = Checkpoint(architecture=str(data["architecture"]), scale=int(data["scale"]),
-                          hparams=dict(data["hparams"]), normalisation=dict(data["normalisation"]),
-                          interpolation=str(data["interpolation"]),
-                          provenance=dict(data.get("provenance", {})),
-                          state_dict=dict(data["state_dict"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DemSrError(f"'{name}' is an incomplete DEM SR model file (missing {exc}).") from None
-    ckpt.verified = _check_integrity(data, path)
+    missing = [k for k in ("architecture", "scale", "hparams", "normalisation",
+                           "interpolation", "state_dict") if k not in data]
+    if missing:
+        raise DemSrError(f"'{name}' is an incomplete DEM SR model file (missing "
+                         f"{', '.join(missing)}). {_remedy(path, role)}")
+    for key in ("hparams", "normalisation", "state_dict", "provenance"):
+        if key in data and not isinstance(data[key], dict):
+            raise _damaged(path, f"its '{key}' record is a {type(data[key]).__name__}, not a "
+                                 "table of named values", role)
+    if (isinstance(data["scale"], bool) or not isinstance(data["scale"], (int, float))
+            or not math.isfinite(data["scale"])):
+        raise _damaged(path, f"its scale {data['scale']!r} is not a number", role)
+    ckpt = Checkpoint(architecture=str(data["architecture"]), scale=int(data["scale"]),
+                      hparams=dict(data["hparams"]), normalisation=dict(data["normalisation"]),
+                      interpolation=str(data["interpolation"]),
+                      provenance=dict(data.get("provenance", {})),
+                      state_dict=dict(data["state_dict"]))
+    ckpt.verified = _check_integrity(data, path, role)
     registry.get(ckpt.architecture)  # unknown architecture → clear error
     try:
         registry.check(ckpt.architecture, data["scale"], ckpt.hparams, ckpt.normalisation)
     except DemSrError as exc:
         raise DemSrError(f"Model file '{path}' has a setting outside what architecture "
-                         f"'{ckpt.architecture}' allows: {exc}. {_remedy(path)}") from None
-    _check_weights(ckpt, path)
+                         f"'{ckpt.architecture}' allows: {exc}. {_remedy(path, role)}") from None
+    _check_weights(ckpt, path, role)
+    ckpt.bundled = is_bundled(path)
     return ckpt
 
 

@@ -30,6 +30,7 @@ from ..monitor import Monitor
 from ..raster.tiles import Tile
 from .upsamplers import TileInput, Upsampler
 from ..nets import bundled, checkpoint, coverage
+from ..nets.output_check import check_output_tile
 
 
 def bundled_coverages() -> list[tuple[str, coverage.Coverage]]:
@@ -149,7 +150,18 @@ class ModelUpsampler(Upsampler):
         if not inputs:
             return []
         out = self._windows(inputs)
+        self._check_outputs(out, inputs)
         return [self._tile(out[k], inp, t) for k, (inp, t) in enumerate(zip(inputs, tiles))]
+
+    def _check_outputs(self, out: np.ndarray, inputs: list[TileInput]) -> None:
+        """Each window's answer is finite and within its input's relief (output_check.py),
+        before anything is finished or written."""
+        s = self.scale
+        for k, inp in enumerate(inputs):
+            h, w = inp.data.shape
+            check_output_tile(out[k, :h * s, :w * s], inp.data, self.name,
+                              f"input rows {inp.row0}–{inp.row0 + h - 1}, columns "
+                              f"{inp.col0}–{inp.col0 + w - 1}")
 
     def _tile(self, window: np.ndarray, inp: TileInput, t: Tile) -> np.ndarray:
         """The output tile from the network's output on its (padded) input window."""

@@ -20,7 +20,7 @@ from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
                         open_dem, output_nodata, read_window)
-from ..raster.space import require_room
+from ..raster.space import check_output_size, require_room
 from ..raster.warp import CLASSICAL_METHODS
 from ..raster.tiles import Tile, batches, plan_tiles
 from .upsamplers import ClassicalUpsampler, TileInput, Upsampler
@@ -134,6 +134,8 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path, monitor.info)
     dst = req.grid or output_grid(src.grid, req.scale, req.target_resolution)
+    if req.window is None:  # before the model is loaded and the tiles are planned
+        check_output_size(dst, "OUTPUT")
     upsampler = build_upsampler(req, src, dst, monitor)
     out_grid, tiles = plan_window(src.grid, dst, req.tile_size, upsampler.halo + req.overlap,
                                   req.window)

@@ -43,6 +43,11 @@ class Grid:
 
 
 def require_north_up(transform: Affine, what: str = "The input raster") -> None:
+    if transform == Affine.identity():  # what GDAL reports for a file without georeference
+        raise DemSrError(
+            f"{what} has no georeference (no position and no pixel size: a picture, or a "
+            "raster whose world file or .aux.xml is missing). Give a georeferenced DEM "
+            "(e.g. a GeoTIFF), or georeference it first (Raster ▸ Georeferencer).")
     if transform.b != 0 or transform.d != 0:
         raise DemSrError(
             f"{what} has a rotated or sheared geotransform, which is not supported. "
@@ -76,9 +81,11 @@ def output_grid(src: Grid, scale: Optional[float] = None,
     """
     resx, resy = src.res
     if target_resolution is not None and target_resolution > 0:
+        _check_target(src, target_resolution)
         factor = max(resx, resy) / target_resolution
         _check_factor(factor, f"target resolution {target_resolution:g}")
-        return at_resolution(src, target_resolution)
+        return _adds_cells(src, at_resolution(src, target_resolution),
+                           f"TARGET_RESOLUTION {target_resolution:.10g}")
     if scale is None:
         raise DemSrError("Give a scale factor or a target resolution.")
     _check_factor(scale, f"scale {scale:g}")
@@ -86,7 +93,35 @@ def output_grid(src: Grid, scale: Optional[float] = None,
     height = max(1, int(round(src.height * scale)))
     transform = Affine(src.width * resx / width, 0, src.transform.c,
                        0, -src.height * resy / height, src.transform.f)
-    return Grid(transform, width, height, src.crs)
+    return _adds_cells(src, Grid(transform, width, height, src.crs), f"SCALE {scale:.10g}")
+
+
+def _check_target(src: Grid, target: float) -> None:
+    """A target pixel size is a finite number, and with non-square input pixels it does not
+    refine one axis while coarsening the other without a word."""
+    if not math.isfinite(target):
+        raise DemSrError(f"The target pixel size {target} is not a finite number. Give a pixel "
+                         "size in the CRS units of the input (e.g. 5 for 5 m).")
+    resx, resy = src.res
+    lo, hi = min(resx, resy), max(resx, resy)
+    if lo * (1 + 1e-9) < target < hi * (1 - 1e-9):
+        coarse = "rows" if resy < resx else "columns"
+        raise DemSrError(
+            f"The input's pixels are not square ({resx:.6g} × {resy:.6g} CRS units): a target "
+            f"pixel size of {target:.6g} would refine one axis and coarsen the other (its "
+            f"{coarse} would be merged). Give a size below {lo:.6g} to refine both, or first "
+            "resample the input to square pixels (Raster ▸ Projections ▸ Warp, or gdalwarp "
+            "-tr).")
+
+
+def _adds_cells(src: Grid, dst: Grid, what: str) -> Grid:
+    """Refuse a 'finer' grid that rounds to the input's own cell counts: a copy, not a
+    super-resolution."""
+    if (dst.width, dst.height) == (src.width, src.height):
+        raise DemSrError(f"{what} adds no cell to the {src.width}×{src.height} input: the output "
+                         "would be a copy on the same grid. Give a factor that adds cells (e.g. "
+                         "SCALE 2), or a smaller target pixel size.")
+    return dst
 
 
 def _check_factor(factor: float, what: str) -> None:
@@ -179,6 +214,7 @@ def target_grid(src: Grid, reference: Optional[Grid] = None,
         return reference
     if target_resolution is None or target_resolution <= 0:
         return src
+    _check_target(src, target_resolution)
     resx, resy = src.res
     if max(abs(target_resolution - resx) / resx, abs(target_resolution - resy) / resy) <= 1e-9:
         return src

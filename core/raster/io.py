@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ except ImportError:  # pragma: no cover - other rasterio layouts
 
 Note = Optional[Callable[[str], None]]
 PARTIAL_SUFFIX = ".partial.tif"
+# also staged text files and picture folders of Evaluate (core/evaluation/outputs.py)
+PARTIAL_SUFFIXES = (PARTIAL_SUFFIX, ".partial")
 OLD_PARTIAL_AGE_S = 24 * 3600   # partial files of older versions carry no pid
 WRITE_ERRORS = (OSError, RasterioError, CPLE_BaseError)
 
@@ -128,22 +131,32 @@ def check_output_path(path: str, note: Note = None) -> None:
         raise DemSrError(
             f"Output '{path}' must be a GeoTIFF (.tif or .tiff); other formats are not written."
         )
+    check_destination(path, note, "a file name ending in .tif")
+
+
+def check_destination(path: str, note: Note = None, kind: str = "a file name") -> None:
+    """Any output file (GeoTIFF, HTML, CSV, …): its folder exists and takes a new file, and
+    the path is not a folder, a device or a read-only file. Partial files a killed run of
+    the same output left behind are removed (saying so through `note`)."""
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
         raise DemSrError(f"The output folder '{folder}' does not exist. Create it or pick another.")
     if not os.access(folder, os.W_OK):
         raise DemSrError(f"The output folder '{folder}' is not writable. Pick another folder.")
     if os.path.isdir(path):
-        raise DemSrError(f"The output path '{path}' is a folder. Give a file name ending in .tif.")
+        raise DemSrError(f"The output path '{path}' is a folder. Give {kind}.")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise DemSrError(f"The output file '{path}' exists and cannot be overwritten.")
     if os.path.exists(path) and not os.path.isfile(path):
         raise DemSrError(f"The output path '{path}' is not a regular file (a device, pipe or "
-                         "socket). Give a file name ending in .tif.")
+                         f"socket). Give {kind}.")
     remove_stale_partials(path, note)
     probe = partial_path(path)  # the folder may look writable and still refuse files
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileNotFoundError:  # the folder exists, yet takes no file: /proc, /sys and the like
+        raise DemSrError(f"The folder '{folder}' cannot hold new files (a system folder such "
+                         "as /proc or /sys). Write to an ordinary folder.") from None
     except OSError as exc:
         raise explain_os_error(exc, path) from None
     finally:
@@ -208,15 +221,24 @@ class RasterWriter:
             raise WriteFailed(self.dest, _detail(exc)) from None
 
 
-def partial_path(path: str) -> str:
-    """A hidden name beside `path` that says which output and which process it is for."""
+def partial_path(path: str, suffix: str = PARTIAL_SUFFIX) -> str:
+    """A hidden name beside `path` that says which output and which process it is for:
+    `.NAME.PID-RANDOM.partial.tif` (or another suffix of PARTIAL_SUFFIXES)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _partial_owner(tag: str) -> Optional[int]:
+    """The writer's pid in a partial name's tag: `PID-RANDOM`, or `PURPOSE.PID-RANDOM` for a
+    scratch file of the output (`OUT.tif.inputs` …); None for an earlier version's name."""
+    pid, dash, _ = tag.rsplit(".", 1)[-1].partition("-")
+    return int(pid) if dash and pid.isdigit() else None
 
 
 def remove_stale_partials(path: str, note: Note = None) -> list[str]:
-    """Remove partial files of `path` whose writer is gone (killed, power loss); files of a
-    run still going (this one included) are left alone. Returns the removed names."""
+    """Remove partial files (and staging folders) of `path` whose writer is gone (killed,
+    power loss); those of a run still going (this one included) are left alone. Returns
+    the removed names."""
     folder, name = os.path.split(os.path.abspath(path))
     prefix = f".{name}."
     try:
@@ -226,16 +248,17 @@ def remove_stale_partials(path: str, note: Note = None) -> list[str]:
     removed = []
     for entry in entries:
         base = entry[:-len(".aux.xml")] if entry.endswith(".aux.xml") else entry
-        if not (base.startswith(prefix) and base.endswith(PARTIAL_SUFFIX)):
+        suffix = next((s for s in PARTIAL_SUFFIXES if base.endswith(s)), None)
+        if not base.startswith(prefix) or suffix is None:
             continue
-        tag = base[len(prefix):-len(PARTIAL_SUFFIX)]
+        tag = base[len(prefix):-len(suffix)]
         full = os.path.join(folder, entry)
         try:
             written = os.path.getmtime(full)
-            size = os.path.getsize(full)
-            pid = tag.split("-", 1)[0]
-            if "-" in tag and pid.isdigit():
-                stale = owner_gone(int(pid), written)
+            size = _size(full)
+            pid = _partial_owner(tag)
+            if pid is not None:
+                stale = owner_gone(pid, written)
                 why = f"process {pid}, which is no longer running"
             else:  # an earlier version's name, without pid
                 import time
@@ -243,7 +266,10 @@ def remove_stale_partials(path: str, note: Note = None) -> list[str]:
                 stale = time.time() - written > OLD_PARTIAL_AGE_S
                 why = "an earlier run over a day ago"
             if stale:
-                os.remove(full)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full)
+                else:
+                    os.remove(full)
         except OSError:
             continue
         if stale:
@@ -252,6 +278,13 @@ def remove_stale_partials(path: str, note: Note = None) -> list[str]:
                 note(f"Removed '{entry}' ({megabytes(size)}), a partial file left behind by "
                      f"an interrupted run ({why}).")
     return removed
+
+
+def _size(path: str) -> int:
+    """Bytes in a file, or in the files of a staging folder."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
 
 
 @contextmanager

@@ -76,14 +76,26 @@ class Normaliser:
                    scale=float(data.get("scale", 1.0)))
 
 
-def fit_normaliser(values: np.ndarray, kind: str, percentile: float = 0.0) -> Normaliser:
+def no_values(name: str) -> DemSrError:
+    """A derivative without a single value: the DEM is too thin for a 3×3 neighbourhood."""
+    return DemSrError(
+        f"The DEM gives no value of '{name}': slope, curvature and flow need valid neighbours "
+        "in both directions, which a raster only 1 cell high or wide (or one whose valid "
+        "cells are all isolated) does not have. Give a DEM of at least 2×2 valid cells "
+        "(a repair needs far more around each void to be meaningful).")
+
+
+def fit_normaliser(values: np.ndarray, kind: str, percentile: float = 0.0,
+                   name: str = "") -> Normaliser:
     """Constants from a whole raster (or a training set): the finite values' range after f,
     optionally trimmed to [percentile, 100 − percentile]. For arctan, scale = 1 / the 95th
     percentile of |x|, so typical curvatures fill the linear part and outliers saturate."""
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
-        raise DemSrError("Cannot fit a normalisation: the raster has no valid cells.")
+        if not name:  # not a derivative (a spectral band …)
+            raise DemSrError("Cannot fit a normalisation: the raster has no valid cells.")
+        raise no_values(name)
     scale = 1.0
     if kind == "arctan":
         spread = float(np.percentile(np.abs(x), 95.0))
@@ -112,7 +124,7 @@ class NormaliserSet:
             if name in FIXED and (kinds.get(name) == FIXED[name]["kind"]):
                 out[name] = Normaliser(**FIXED[name])
             else:
-                out[name] = fit_normaliser(values, kinds.get(name, "minmax"))
+                out[name] = fit_normaliser(values, kinds.get(name, "minmax"), name=name)
         return cls(out)
 
     def apply(self, derivatives: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

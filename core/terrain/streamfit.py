@@ -14,8 +14,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from ..errors import DemSrError
-from .scaling import DEFAULT_KIND, FIXED, Normaliser, NormaliserSet
+from .scaling import DEFAULT_KIND, FIXED, Normaliser, NormaliserSet, no_values
 
 PERCENTILE = 95.0  # of |x|, for the arctan scale (as fit_normaliser)
 _BINS = 1 << 15   # 16-bit prefixes of non-negative float32 (sign bit 0)
@@ -99,7 +98,7 @@ class StreamedFit:
                 out[name] = Normaliser(**FIXED[name])
                 continue
             if not self.n[name]:
-                raise DemSrError("Cannot fit a normalisation: the raster has no valid cells.")
+                raise no_values(name)
             scale = 1.0
             if kind == "arctan":
                 spread = self._spread(name)

@@ -19,13 +19,36 @@ import numpy as np
 from ..devices import import_torch, select_device
 from ..errors import Cancelled, DemSrError
 from ..monitor import Monitor
+from ..paths import check_distinct_paths
+from ..raster.space import check_space
 from .config import TrainConfig
 from .report import report_paths, write_report
-from .state import RunState, TrainResult, resume_signature, validation_record
+from .lock import lock_path
+from .state import RunState, TrainResult, resume_path, resume_signature, validation_record
+
+
+def side_files(model_path: str) -> dict[str, str]:
+    """Every file a training writes beside OUTPUT_MODEL, by what it is: none may be an
+    input (the learning-curve picture once overwrote one)."""
+    csv_path, png_path = report_paths(model_path)
+    return {"the per-epoch metrics (OUTPUT_MODEL_metrics.csv)": csv_path,
+            "the learning curves (OUTPUT_MODEL_curves.png)": png_path,
+            "the resume file (OUTPUT_MODEL.resume)": resume_path(model_path),
+            "the resume file's temporary (OUTPUT_MODEL.resume.tmp)":
+                resume_path(model_path) + ".tmp",
+            "the lock (OUTPUT_MODEL.lock)": lock_path(model_path)}
+
+
+def training_inputs(cfg: TrainConfig) -> dict:
+    """Every file a training reads, by parameter."""
+    return {"INPUT": cfg.inputs, "INIT_WEIGHTS": cfg.init_weights,
+            "REFERENCES": getattr(cfg, "references", None),
+            "SPECTRAL": getattr(cfg, "spectral", None)}
 
 
 def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
-    """The checks every task makes first: something to train on, a writable .pt path."""
+    """The checks every task makes first: something to train on, a writable .pt path whose
+    side files are no input."""
     if not cfg.inputs:
         raise DemSrError(f"Give at least one {what} to train on.")
     if not cfg.output_model or not cfg.output_model.lower().endswith(".pt"):
@@ -33,14 +56,67 @@ def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
     folder = os.path.dirname(os.path.abspath(cfg.output_model))
     if not os.path.isdir(folder):
         raise DemSrError(f"The output folder '{folder}' does not exist.")
+    check_distinct_paths(training_inputs(cfg), {"OUTPUT_MODEL": cfg.output_model,
+                                                **side_files(cfg.output_model)})
 
 
 def check_run_settings(cfg: TrainConfig) -> None:
-    """The checks every task makes last: a validation share, at least one step."""
+    """The checks every task makes last: a validation share, at least one step, numbers
+    that are numbers."""
     if not 0 < cfg.validation <= 0.9:
         raise DemSrError("VALIDATION must be a share between 0 and 0.9 (e.g. 0.1).")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.steps_per_epoch < 1:
         raise DemSrError("EPOCHS, BATCH_SIZE and steps per epoch must be at least 1.")
+    if not (math.isfinite(cfg.learning_rate) and cfg.learning_rate > 0):
+        raise DemSrError(f"LEARNING_RATE must be a number above 0 (got {cfg.learning_rate}); "
+                         "1e-3 is a good start.")
+    weight = getattr(cfg, "gradient_weight", 0.0)
+    if not (math.isfinite(weight) and weight >= 0):
+        raise DemSrError(f"GRADIENT_WEIGHT must be a number of at least 0 (got {weight}).")
+
+
+# Bytes a training writes beside OUTPUT_MODEL per weight, at the peak: the model and its
+# temporary copy (4 + 4), the resume file (weights and Adam's two moments) and its
+# temporary (12 + 12); plus the report and headers.
+BYTES_PER_WEIGHT = 32
+REPORT_BYTES = 5_000_000
+
+
+def check_room(model, cfg: TrainConfig) -> None:
+    """Before the first epoch: the model, the resume file and the report fit on the disk."""
+    weights = sum(p.numel() for p in model.parameters())
+    check_space([(cfg.output_model, BYTES_PER_WEIGHT * weights + REPORT_BYTES)],
+                "the trained model, its resume file and report")
+
+
+def check_loss(loss: float, epoch: int, cfg: TrainConfig) -> None:
+    """A training whose loss is NaN or infinite has diverged: stop now, loudly."""
+    if not math.isfinite(loss):
+        raise DemSrError(
+            f"Training diverged in epoch {epoch}: the training loss is {loss} (the weights "
+            f"became NaN or infinite). Lower LEARNING_RATE (now {cfg.learning_rate:g}), or "
+            "check the input DEMs for absurd values. "
+            + _kept(cfg.output_model))
+
+
+def check_validation(m: dict, epoch: int, cfg: TrainConfig) -> None:
+    """A validation score (val_ratio, which picks the best model) that is not a number:
+    the model gives NaN or infinite elevations. Stop, loudly. (A task may leave one RMSE NaN
+    when it has no cell to measure, e.g. DS-HAT without voids in a validation crop.)"""
+    if not math.isfinite(m.get("val_ratio", math.nan)):
+        when = "of the starting model" if epoch == 0 else f"after epoch {epoch}"
+        raise DemSrError(
+            f"The validation RMSE {when} is {m.get('val_rmse')} (ratio to the baseline "
+            f"{m.get('val_ratio')}): the model gives NaN or infinite elevations. Lower "
+            f"LEARNING_RATE (now {cfg.learning_rate:g}), check INIT_WEIGHTS and the input "
+            "DEMs for absurd values. " + _kept(cfg.output_model))
+
+
+def _kept(model_path: str) -> str:
+    if os.path.exists(model_path):
+        return (f"'{model_path}' holds the best model of the epochs before (it validated "
+                "finite and better); no worse model was written.")
+    return "No model was written."
 
 
 def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
@@ -182,6 +258,8 @@ def run(task: Task, monitor: Optional[Monitor] = None,
     device = procs.device(device)
     task.torch, task.device, task.share = torch, device, procs.share
     model = task.build(monitor).to(device).train()
+    if procs.writer:
+        check_room(model, cfg)
     task.prepare(model, monitor)
     stepped = procs.wrap(model)
 
@@ -193,6 +271,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         state.resume(model, opt, sched, monitor)
     if not state.history:  # the untrained (or INIT_WEIGHTS) model is the reference point
         m0 = procs.validate(task, model)
+        check_validation(m0, 0, cfg)
         state.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate,
                                 seconds=0.0, **m0))
         monitor.info(f"before training: {task.describe(m0, start=True)}")
@@ -221,11 +300,13 @@ def run(task: Task, monitor: Optional[Monitor] = None,
                 cancelled = True
                 break
             losses.append(stepper.step(task.loss(stepped, rng, stepper.autocast)))
+            check_loss(losses[-1], epoch + 1, cfg)
             monitor.progress((epoch * cfg.steps_per_epoch + step + 1) / total)
         if cancelled:
             break
         sched.step()
         m = procs.validate(task, model)
+        check_validation(m, epoch + 1, cfg)
         row, improved = state.end_epoch(epoch + 1, procs.losses(losses),
                                         time.perf_counter() - t0, opt.param_groups[0]["lr"], m,
                                         model, opt, sched, save_best)

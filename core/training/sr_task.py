@@ -239,7 +239,7 @@ class SRTask(Task):
 
         cfg = self.cfg
         if cfg.init_weights:
-            init = checkpoint.load(cfg.init_weights)
+            init = checkpoint.load(cfg.init_weights, role="INIT_WEIGHTS")
             self.factors = self._factors(int(init.scale))
             self.arch, self.hparams = init.architecture, init.hparams
             if self.arch != cfg.architecture:

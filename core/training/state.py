@@ -107,16 +107,28 @@ class RunState:
             self.initial = state.get("initial")
             monitor.info(f"Resuming after epoch {self.start_epoch} from {self.path}.")
         except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
-            monitor.warning(f"Cannot resume from {self.path} ({exc}); starting anew.")
+            from ..nets.checkpoint import unsafe_load_text
+
+            why = unsafe_load_text(exc) or (str(exc).splitlines() or [type(exc).__name__])[0]
+            monitor.warning(f"Cannot resume from {self.path} ({why[:300]}); starting anew.")
 
     def save(self, epoch: int, model, opt, sched) -> None:
         if not self.writer:
             return
-        self.torch.save(dict(signature=self.signature, epoch=epoch, model=model.state_dict(),
-                             optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                             history=self.history, best=list(self.best), initial=self.initial),
-                        self.path + ".tmp")
-        os.replace(self.path + ".tmp", self.path)
+        tmp = self.path + ".tmp"
+        try:
+            self.torch.save(dict(signature=self.signature, epoch=epoch,
+                                 model=model.state_dict(), optimizer=opt.state_dict(),
+                                 scheduler=sched.state_dict(), history=self.history,
+                                 best=list(self.best), initial=self.initial), tmp)
+            os.replace(tmp, self.path)
+        except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+            from ..nets.checkpoint import write_failed
+
+            raise write_failed(self.path, exc) from None
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def finish(self, cancelled: bool, epoch: int, monitor: Monitor, model, save_best) -> None:
         """End of a run: on cancel keep the resume file; when no epoch beat the starting

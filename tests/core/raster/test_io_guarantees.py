@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -109,12 +110,16 @@ def test_absurd_output_is_refused_before_work(tmp_path):
                        dtype="float32", crs="EPSG:32633", transform=Affine(10, 0, 0, 0, -10, 0),
                        tiled=True, SPARSE_OK=True, nodata=-9999) as ds:
         ds.write(np.ones((256, 256), np.float32), 1, window=((0, 256), (0, 256)))
-    started = time.perf_counter()
-    with pytest.raises(DemSrError, match=r"320,000×320,000 pixels \(410 GB"):
-        superresolve(SuperResolveRequest(str(src), str(tmp_path / "o.tif"), scale=16,
-                                         method="lanczos"))
-    assert time.perf_counter() - started < 10
-    assert sorted(os.listdir(tmp_path)) == ["big.tif"]
+    tracemalloc.start()  # numpy's buffers are traced: a tile or a row of output would show
+    try:
+        with pytest.raises(DemSrError, match=r"320,000×320,000 pixels \(410 GB"):
+            superresolve(SuperResolveRequest(str(src), str(tmp_path / "o.tif"), scale=16,
+                                             method="lanczos"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16e6  # refused before any allocation: not even one 1024² tile (4 MB) × 4
+    assert sorted(os.listdir(tmp_path)) == ["big.tif"]  # … and before any write
 
 
 def _dead_pid() -> int:
@@ -144,6 +149,18 @@ def test_stale_partials_are_removed_and_live_ones_kept(tmp_path, crop):
     assert remove_stale_partials(str(out)) == []
 
 
+def test_scratch_files_of_an_output_are_stale_partials_too(tmp_path):
+    """Void repair's `.OUT.tif.inputs.PID-….partial.tif` (17 bytes per pixel) is removed by
+    the next run of OUT.tif when its writer is gone, not kept for a day as an old name."""
+    out = tmp_path / "o.tif"
+    scratch = tmp_path / f".o.tif.inputs.{_dead_pid()}-0123abcd{PARTIAL_SUFFIX}"
+    live = tmp_path / f".o.tif.inputs.{os.getpid()}-0123abcd{PARTIAL_SUFFIX}"
+    for p in (scratch, live):
+        p.write_bytes(b"x")
+    assert remove_stale_partials(str(out)) == [scratch.name]
+    assert live.exists()
+
+
 def test_pid_reused_by_a_newer_process_is_stale(tmp_path):
     """The pid is alive but the process started after the file was written: stale."""
     out = tmp_path / "o.tif"
@@ -158,5 +175,16 @@ def test_output_where_no_file_can_be_made_is_explained(crop, where):
     if not os.path.isdir(os.path.dirname(where)):
         pytest.skip(f"{os.path.dirname(where)} does not exist here")
     src = crop(SAGEHEN, 0, 0, 50, 50)
-    with pytest.raises(DemSrError, match="Cannot write|not writable|refused"):
+    with pytest.raises(DemSrError, match="Cannot write|not writable|refused|cannot hold new"
+                       ) as err:
         superresolve(SuperResolveRequest(str(src), where, scale=2, method="lanczos"))
+    assert "a folder on the path does not exist" not in str(err.value)  # it does exist
+
+
+def test_an_os_error_without_a_file_name_never_names_an_empty_path():
+    import errno
+
+    from demsr.core.errors import explain_os_error
+
+    text = str(explain_os_error(OSError(errno.ENOSPC, "No space left on device")))
+    assert "''" not in text and "disk is full" in text
