@@ -65,9 +65,11 @@ def synthetic_voids(dem: np.ndarray, rng: np.random.Generator, coverage: float =
     if h < 2 * margin + min_size or w < 2 * margin + min_size or not valid.any():
         return mask
     weights = _slope_weights(dem)
+    # elevations near the float32 limit overflow the slopes: such cells are never chosen
+    weights[~np.isfinite(weights)] = 0.0
     weights[:margin], weights[-margin:], weights[:, :margin], weights[:, -margin:] = 0, 0, 0, 0
     total = weights.sum()
-    if total <= 0:
+    if not total > 0 or not np.isfinite(total):
         return mask
     p = (weights / total).ravel()
     look = rng.uniform(0, np.pi) if look_angle is None else look_angle

@@ -83,8 +83,8 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
     name = aux.path if aux else ""
     return ClassicalRepair(n_fill, n_left, filled, int((classes == LEFT).sum()), n_aux,
                            filled - n_aux if aux else 0,
-                           rims.warning(os.path.basename(name)) if aux else None,
-                           int((classes == NODATA).sum()))
+                           outside=int((classes == NODATA).sum()),
+                           rim_warning=rims.warning(os.path.basename(name)) if aux else None)
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,

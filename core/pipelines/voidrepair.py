@@ -21,6 +21,7 @@ more memory than is available stops before it starts, saying so.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ import rasterio
 from ..devices import import_torch, select_device
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
+from ..nets.output_check import check_output_tile
 from ..monitor import Monitor
 from ..nodata.auxiliary import open_auxiliary
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODATA, NODATA,
@@ -70,9 +72,9 @@ CLASSICAL = ("fill", "delta")
 # geometric mean over the validation DEMs, scripts/evaluate_voids.py).
 AUTO_FILL_WHY = ("the bundled terrain-only DS-HAT changes the biharmonic first fill by under "
                  "2 % in voids on held-out DEMs (docs/quality.md) at several times the time")
-AUTO_DELTA_WHY = ("delta surface fill from AUXILIARY: 0.52× the first fill's RMSE in voids on "
-                  "held-out DEMs (docs/quality.md); no bundled model is trained with auxiliary "
-                  "DEMs")
+AUTO_DELTA_WHY = ("with a second DEM, delta surface fill had 0.38× the first fill's RMSE in "
+                  "voids on held-out DEMs, 0.60× on a real pair (docs/quality.md); no bundled "
+                  "model is trained with auxiliary DEMs")
 
 
 @dataclass
@@ -123,8 +125,9 @@ def batch_infer(model, device: str) -> Callable:
 
 
 def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: int,
-              monitor: Monitor) -> np.ndarray:
-    """The model's DEM on the whole target grid, tile by tile with halo."""
+              monitor: Monitor, name: str = "DS-HAT") -> np.ndarray:
+    """The model's DEM on the whole target grid, tile by tile with halo; every output window
+    checked (core.nets.output_check) before it is used."""
     halo = int(model.halo)
     H, W = prep.dem.shape
     out = np.empty((H, W), np.float32)
@@ -146,6 +149,8 @@ def run_model(model, prep: Prepared, device: str, tile_size: int, batch_size: in
         aux = np.stack([win(prep.aux, t) for t in batch])
         y = infer(dem, msk, aux, prep.sigma)
         for k, (r, c, h, w) in enumerate(batch):
+            check_output_tile(y[k, 0], dem[k, 0], name, f"target rows {r}–{r + h - 1}, "
+                              f"columns {c}–{c + w - 1}")
             out[r:r + h, c:c + w] = y[k, 0, halo:halo + h, halo:halo + w]
         monitor.progress(min(1.0, (i + len(batch)) / len(tiles)))
     return out
@@ -355,7 +360,14 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                           "SPECTRAL": req.spectral_path, "MODEL": req.model_path,
                           "AUXILIARY": req.auxiliary_path},
                          {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
+    if not (math.isfinite(req.max_void_size) and req.max_void_size >= 0):
+        raise DemSrError(f"MAX_VOID_SIZE must be a number of input pixels ≥ 0 (0 = fill every "
+                         f"void), not {req.max_void_size}.")
     src = open_dem(req.input_path, req.band)
+    if min(src.grid.width, src.grid.height) < 3:
+        raise DemSrError(f"'{os.path.basename(req.input_path)}' is {src.grid.width}×"
+                         f"{src.grid.height} cells: a void needs data around it, so void repair "
+                         "needs a DEM at least 3 cells wide and high.")
     check_output_path(req.output_path, monitor.info)
     check_output_path(req.mask_path, monitor.info)
     if req.target_grid_path and req.target_resolution:
@@ -485,7 +497,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
     monitor.info(f"DS-HAT model {os.path.basename(model_path)} ({channels}); device: "
                  f"{choice.description}." + (f" Note: {choice.note}." if choice.note else ""))
     if stream:
-        return _repair_streamed(req, src, ckpt, choice, profiles, monitor, started)
+        return _repair_streamed(req, src, ckpt, model_path, choice, profiles, monitor, started)
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         dem = read_band(ds, src.band)
     require_valid(int(np.isfinite(dem).sum()), src.path, src.band)
@@ -502,7 +514,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
     del dem
     model = ckpt.build_for_inference(choice.device)
     pred = run_model(model, prep, choice.device, req.tile_size, req.batch_size,
-                     monitor.sub(0.4, 0.95))
+                     monitor.sub(0.4, 0.95), os.path.basename(model_path))
     out = assemble(pred, prep)
     left_t = int((prep.classes == LEFT).sum())
     mask = np.where(prep.classes >= NODATA, MASK_NODATA, prep.classes == FILLED).astype(np.uint8)
@@ -522,8 +534,8 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
 
 
 
-def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monitor: Monitor,
-                     started: float) -> VoidRepairResult:
+def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice, profiles,
+                     monitor: Monitor, started: float) -> VoidRepairResult:
     """On the input's own grid: global pass, then block by block (voidrepair_stream)."""
     from . import voidrepair_stream as vs
     from .dshat_inputs import SIGMA_RADIUS
@@ -542,7 +554,8 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, choice, profiles, monito
         monitor.check()
         with atomic_outputs(profiles, monitor.info) as writers:
             vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,
-                              writers, MASK_NODATA, monitor.sub(0.4, 0.99))
+                              writers, MASK_NODATA, monitor.sub(0.4, 0.99),
+                              os.path.basename(model_path))
             monitor.check()
     seconds = time.perf_counter() - started
     monitor.progress(1.0)

@@ -46,6 +46,7 @@ from scipy import ndimage
 
 from ..background import beside
 from ..monitor import Monitor
+from ..nets.output_check import check_output_tile
 from ..nodata.fill import fill_nearest
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid, warn_sentinels
 from ..nodata.inpaint import inpaint
@@ -260,9 +261,10 @@ def tile_inputs(ds, gp: GlobalPass, sizes: CellSizes, grid: Grid, r0: int, c0: i
 
 def write_streamed(src: DemSource, gp: GlobalPass, infer: Callable, halo: int,
                    batch_size: int, writers: tuple[RasterWriter, RasterWriter],
-                   mask_nodata: int, monitor: Monitor) -> None:
+                   mask_nodata: int, monitor: Monitor, model_name: str = "DS-HAT") -> None:
     """Phase 2: the input copied block by block, tiles holding voids repaired by `infer`
-    (batch of (dem, voids, aux) windows → predictions), written to the two outputs."""
+    (batch of (dem, voids, aux) windows → predictions, each checked by
+    core.nets.output_check), written to the two outputs."""
     grid = src.grid
     H, W = grid.height, grid.width
     block = math.lcm(gp.tile_side, GTIFF_BLOCK)
@@ -293,6 +295,8 @@ def write_streamed(src: DemSource, gp: GlobalPass, infer: Callable, halo: int,
                           np.stack([x[1] for x in inputs])[:, None],
                           np.stack([x[2] for x in inputs]), gp.sigma)
                 for j, (r, c, h, w) in enumerate(batch):
+                    check_output_tile(y[j, 0], inputs[j][0], model_name,
+                                      f"rows {r}–{r + h - 1}, columns {c}–{c + w - 1}")
                     core = (slice(r - R, r - R + h), slice(c - C, c - C + w))
                     hit = classes[core] == FILLED
                     out[core][hit] = y[j, 0, halo:halo + h, halo:halo + w][hit]

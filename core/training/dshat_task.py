@@ -106,7 +106,9 @@ class DSHATValidator:
         parts = [m["val_ratio_geomean"], m["val_rmse"] / max(m["val_rmse_baseline"], 1e-9)]
         if om:
             parts.append(m["val_outside_rmse"] / max(m["val_outside_rmse_lanczos"], 1e-9))
-        m["val_ratio"] = float(max(p for p in parts if math.isfinite(p)))
+        finite = [p for p in parts if math.isfinite(p)]
+        # none finite: NaN, which the runner's validation check stops with advice
+        m["val_ratio"] = float(max(finite)) if finite else float("nan")
         return m
 
 
@@ -144,7 +146,7 @@ class DSHATTask(Task):
         self.aux_names = list(registry.get("dshat").defaults["aux_channels"]) + \
             [f"{dshat_inputs.SPECTRAL_PREFIX}{i + 1}" for i in range(self.n_spec)]
         if cfg.init_weights:
-            init = checkpoint.load(cfg.init_weights)
+            init = checkpoint.load(cfg.init_weights, role="INIT_WEIGHTS")
             if init.architecture != "dshat":
                 raise DemSrError("INIT_WEIGHTS must be a DS-HAT model to fine-tune DS-HAT.")
             if list(init.hparams.get("aux_channels", [])) != self.aux_names:

@@ -239,3 +239,24 @@ def test_a_model_reading_channels_the_pipeline_does_not_make_is_refused(tmp_path
     tiny_dshat(model)
     res, *_ = _repair(tmp_path, tmp_path / "holed.tif", "o", model_path=str(model), device="cpu")
     assert res.method == "model" and res.filled_pixels > 0
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_model_whose_output_is_absurd_is_stopped_and_leaves_nothing(tmp_path, dems_dir,
+                                                                      in_memory):
+    """Weights that pass every check of their numbers but answer thousands of reliefs off:
+    each network window is checked before it is used (streamed and in memory)."""
+    import torch
+
+    from demsr.core.nets import checkpoint
+
+    holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 80, 80, seed=1)
+    path = tmp_path / "absurd.pt"
+    model = tiny_dshat(path)
+    with torch.no_grad():
+        model.tail[-1].bias.fill_(5000.0)        # + 5000 σ everywhere
+    checkpoint.save(checkpoint.from_model(model, "gdal-lanczos", {"data": ["test"]}), str(path))
+    with pytest.raises(DemSrError, match="absurd.pt gave elevations"):
+        _repair(tmp_path, tmp_path / "holed.tif", "o", model_path=str(path), device="cpu",
+                in_memory=in_memory)
+    assert sorted(os.listdir(tmp_path)) == ["absurd.pt", "holed.tif"]
