@@ -133,7 +133,8 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     def add(self, parameter, advanced: bool = False) -> None:
         """addParameter, optionally under the dialog's Advanced section."""
         if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags()
+                               | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(parameter)
 
     def add_enum(self, name: str, label: str, options: list, default: str,
@@ -147,7 +148,7 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     def add_int(self, name: str, label: str, default: int, lo: int, hi: int,
                 advanced: bool = False) -> None:
         self.add(QgsProcessingParameterNumber(name, self.tr(label),
-                                              QgsProcessingParameterNumber.Integer,
+                                              QgsProcessingParameterNumber.Type.Integer,
                                               defaultValue=default, minValue=lo, maxValue=hi),
                  advanced)
 

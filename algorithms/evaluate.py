@@ -144,10 +144,10 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             parentLayerParameterName=self.REFERENCE, optional=True), advanced=True)
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.COMPARE, self.tr("Other DEMs to compare (optional)"),
-            QgsProcessing.TypeRaster, optional=True))
+            QgsProcessing.SourceType.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Evaluate inside these polygons (optional)"),
-            [QgsProcessing.TypeVectorPolygon], optional=True))
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterExtent(
             self.EXTENT, self.tr("Evaluate inside this extent (optional)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -161,7 +161,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
                                             "baselines"), defaultValue=False))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLASSICAL_FACTOR, self.tr("Baseline: degrade the reference by this factor"),
-            QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=1.01,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=2.0, minValue=1.01,
             maxValue=16.0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.LOW_RES, self.tr("Baseline: low-resolution DEM instead (optional)"),

@@ -103,25 +103,25 @@ class TrainAlgorithm(DemSrAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.TypeRaster))
+            self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.SourceType.TypeRaster))
         self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
         self.add_int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
         self.add_int(self.EPOCHS, "Epochs", 20, 1, 10000)
         self.add_int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
         self.addParameter(QgsProcessingParameterNumber(
-            self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Double,
+            self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=1e-3, minValue=1e-7, maxValue=1.0))
         self.add_enum(self.DEGRADATION, "Degradation (how LR is made)", list(DEGRADATIONS),
                    "blockmean")
         self.addParameter(QgsProcessingParameterFile(
             self.INIT_WEIGHTS, self.tr("Initial weights (fine-tune from a model)"),
-            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)",
+            QgsProcessingParameterFile.Behavior.File, fileFilter="PyTorch checkpoint (*.pt)",
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Double,
+            self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=0.1, minValue=0.01, maxValue=0.9))
         self.add_enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
         self.add_enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
@@ -129,23 +129,24 @@ class TrainAlgorithm(DemSrAlgorithm):
             self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight (not set = {sr:g}; "
                                           "DS-HAT {dshat:g})").format(
                 sr=SRTrainConfig.gradient_weight, dshat=DSHATTrainConfig.gradient_weight),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True,
             minValue=0.0, maxValue=100.0), advanced=True)
         self.add(QgsProcessingParameterNumber(
             self.MAX_SCALE, self.tr("Highest factor (train for the range SCALE to this)"),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True,
             minValue=1.0001, maxValue=8), advanced=True)
         self.add(QgsProcessingParameterNumber(
             self.NETWORK_SCALE, self.tr("Network scale (integer; not set = smallest integer "
                                         "≥ the highest factor)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Integer, defaultValue=None, optional=True,
             minValue=2, maxValue=16), advanced=True)
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
         self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
         for name, label in ((self.REFERENCES, "DS-HAT pairs: HR reference per input DEM"),
                             (self.SPECTRAL, "DS-HAT: Sentinel-2 raster per input DEM")):
             self.add(QgsProcessingParameterMultipleLayers(
-                name, self.tr(label), QgsProcessing.TypeRaster, optional=True), advanced=True)
+                name, self.tr(label), QgsProcessing.SourceType.TypeRaster, optional=True),
+                advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
         self.add(QgsProcessingParameterFileDestination(

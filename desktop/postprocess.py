@@ -19,7 +19,7 @@ SAMPLE = 250_000  # pixels read for statistics: cheap on any raster size
 
 def band_stats(layer: QgsRasterLayer) -> dict:
     provider = layer.dataProvider()
-    s = provider.bandStatistics(1, QgsRasterBandStats.All, layer.extent(), SAMPLE)
+    s = provider.bandStatistics(1, QgsRasterBandStats.Stats.All, layer.extent(), SAMPLE)
     return {"min": s.minimumValue, "max": s.maximumValue, "mean": s.mean, "std": s.stdDev}
 
 
@@ -31,7 +31,7 @@ def apply_style(layer: QgsRasterLayer, kind: str, reference: dict | None = None)
         layer.setRenderer(QgsPalettedRasterRenderer(provider, 1, classes))
     else:
         ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
-        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
         ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, QColor(c), label)
                                    for v, c, label in stops])
         ramp.setClip(False)
@@ -59,7 +59,7 @@ def add_hillshade(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer:
     parent = node.parent() if node is not None else project.layerTreeRoot()
     index = parent.children().index(node) + 1 if node is not None else 0
     parent.insertLayer(index, shade)
-    layer.setBlendMode(QPainter.CompositionMode_Multiply)
+    layer.setBlendMode(QPainter.CompositionMode.CompositionMode_Multiply)
     return shade
 
 

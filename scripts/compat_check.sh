@@ -6,7 +6,7 @@
 #   scripts/compat_check.sh [suite ...]        default: trixie sid
 # Environment: COMPAT_DIR (roots, default /var/cache/demsr-compat), DEBIAN_MIRROR,
 # COMPAT_MAKEFLAGS (extra make variables inside the root, e.g. TORCH_BUILD=default),
-# COMPAT_STEPS (default "demo test"). Logs and the summary go to build/compat/.
+# COMPAT_STEPS (default "demo test"). Logs and the summary go to build/compat/ (summary.txt).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${COMPAT_DIR:-/var/cache/demsr-compat}
@@ -37,6 +37,9 @@ configure() {  # root
     cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/"
     chroot "$1" update-ca-certificates >/dev/null
   fi
+  # As on this machine: a mirror serving a dated snapshot serves unstable's Release file past
+  # its Valid-Until date (trixie's has none), which apt would refuse.
+  echo 'Acquire::Check-Valid-Until "false";' >"$1/etc/apt/apt.conf.d/99demsr-snapshot"
   [ -f /etc/pip.conf ] && cp /etc/pip.conf "$1/etc/pip.conf"
   if [ -d /etc/xdg/pip ]; then mkdir -p "$1/etc/xdg"; cp -r /etc/xdg/pip "$1/etc/xdg/"; fi
   return 0
@@ -66,10 +69,11 @@ in_root() {  # root command...
     PIP_DEFAULT_TIMEOUT="${PIP_DEFAULT_TIMEOUT:-60}" bash -c "$*"
 }
 
-summary() { echo "$*" | tee -a "$LOGS/summary.txt"; }
+summary() { echo "$*" | tee -a "$LOGS/summary-$suite.txt"; }
 
 check() {  # suite
   local suite=$1 root=$BASE/$1 t0 rc step
+  : >"$LOGS/summary-$suite.txt"
   bootstrap "$suite" "$root"
   configure "$root"
   mount_root "$root"
@@ -92,8 +96,8 @@ check() {  # suite
   umount_all
 }
 
-: >"$LOGS/summary.txt"
-for suite in "${@:-trixie sid}"; do
-  for s in $suite; do check "$s" || summary "$s: the check stopped (exit $?)"; done
+for suites in "${@:-trixie sid}"; do
+  for suite in $suites; do check "$suite" || summary "$suite: the check stopped (exit $?)"; done
 done
+cat "$LOGS"/summary-*.txt >"$LOGS/summary.txt"
 cat "$LOGS/summary.txt"
