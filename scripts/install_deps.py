@@ -28,7 +28,7 @@ def main() -> int:
     if args.torch:
         packages = [p for p in packages if not p.startswith("torch")] + [args.torch]
     res = run_plan(InstallPlan(sys.executable, args.target, packages, build=args.build,
-                               wheels_dir=args.wheels))
+                               wheels_dir=args.wheels), log=lambda ln: print(ln, flush=True))
     print(("" if res.ok else "make deps failed: ") + res.message, file=sys.stderr)
     return 0 if res.ok else 1
 
