@@ -85,7 +85,8 @@ class MosaicResult:
 def _source_vrt(req: MosaicRequest, work: str) -> tuple[str, int, list[str]]:
     """The mosaic as one raster (a VRT of the tiles, or the input itself), its band, and
     its pieces (the tiles; none for a single raster)."""
-    from osgeo import gdal
+    from ..raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     paths = [os.path.abspath(p) for p in req.inputs]
     for p in paths:
@@ -252,7 +253,8 @@ def _init_worker(cancel, slots, threads: int) -> None:
 
 def _run_job(job: dict, settings: dict) -> str:
     """One output window: the engine on a crop of the source VRT, then moved into place."""
-    from osgeo import gdal
+    from ..raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     from .superresolve import SuperResolveRequest, superresolve
 
@@ -295,7 +297,8 @@ def _run_job(job: dict, settings: dict) -> str:
 
 def _write_vrt(out_dir: str, name: str, tiles: list[str]) -> str:
     """The mosaic VRT over the tiles (relative paths), written under a hidden name first."""
-    from osgeo import gdal
+    from ..raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     path = os.path.join(out_dir, f"{name}.vrt")
     tmp = os.path.join(out_dir, f".{name}.vrt.partial")

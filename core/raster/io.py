@@ -277,7 +277,8 @@ def verify_written(tmp: str, profile: dict, dest: str) -> None:
                                 f"not {want[0]}×{want[1]}×{want[2]} {want[3]}")
     if profile.get("driver", "GTiff") != "GTiff":
         return
-    from osgeo import gdal
+    from .gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     size = os.path.getsize(tmp)
     ds = gdal.Open(tmp)
