@@ -1,6 +1,7 @@
 """What every algorithm of the provider shares: base class, feedback bridge, layer paths."""
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from contextlib import contextmanager
@@ -32,6 +33,14 @@ def style_output(context, dest: str, kind: str, name: str, reference_path: str =
 
     context.layerToLoadOnCompletionDetails(dest).setPostProcessor(
         OutputStyler(kind, name, reference_path))
+
+
+def plain_number(value):
+    """A number output as Python's float/int: NumPy ≥ 2.3 returns NumPy scalars where it
+    returned Python numbers, and QGIS 3.44 passes those to qgis_process --json as ""."""
+    if value is None:
+        return None
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def tr(text: str) -> str:

@@ -14,7 +14,8 @@ from qgis.core import (QgsFeatureRequest, QgsProcessing, QgsProcessingOutputNumb
 from ..core.evaluation.align import ALIGN_METHODS
 from ..core.evaluation.evaluate import ALIGN_TARGETS, EvaluationRequest, evaluate
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
+                     user_errors)
 
 # Numeric output → core metric name; models and scripts depend on these names.
 NUMBERS = {
@@ -251,8 +252,9 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         head = result.headline
         for key, (name, _) in NUMBERS.items():
             monitor.info(f"{key}: {head[name]:.6g}")
-        out = {key: head[name] for key, (name, _) in NUMBERS.items()}
-        out.update({self.PSNR_PEAK: result.peak, self.PIXELS: head["n"],
+        out = {key: plain_number(head[name]) for key, (name, _) in NUMBERS.items()}
+        out.update({self.PSNR_PEAK: plain_number(result.peak),
+                    self.PIXELS: plain_number(head["n"]),
                     self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_ERROR: error_path,
                     self.OUTPUT_TABLE: outputs[self.OUTPUT_TABLE],
                     self.OUTPUT_JSON: outputs[self.OUTPUT_JSON]})

@@ -13,7 +13,8 @@ from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.lock import model_lock
 from ..core.training.losses import LOSSES
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
+                     user_errors)
 
 
 class TrainAlgorithm(DemSrAlgorithm):
@@ -229,7 +230,9 @@ class TrainAlgorithm(DemSrAlgorithm):
         monitor = monitor_for(feedback)
         with user_errors(), model_lock(cfg.output_model, monitor.info):
             res = run_training(cfg, monitor)
-        return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
-                self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
+        return {self.OUTPUT_MODEL: res.model_path,
+                self.VAL_RMSE_MODEL: plain_number(res.val_rmse_model),
+                self.VAL_RMSE_BASELINE: plain_number(res.val_rmse_baseline),
+                self.BEST_EPOCH: plain_number(res.best_epoch),
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png,
                 **({self.EXPORT_CONFIG: export} if export else {})}
