@@ -27,11 +27,13 @@ bootstrap() {  # suite root
   touch "$2/.demsr-root"
 }
 
-# The root reaches the same network as this machine: its DNS, its extra CA certificates, and
-# its pip configuration files (/etc/pip.conf, /etc/xdg/pip: index, certificate, constraints).
+# The root reaches the same network as this machine: its DNS and hosts, its extra CA
+# certificates, its pip configuration files (/etc/pip.conf, /etc/xdg/pip: index, certificate,
+# constraints).
 # Per-user pip files and PIP_* paths into this machine's folders stay out (not in the root).
 configure() {  # root
   cp -L /etc/resolv.conf "$1/etc/resolv.conf"
+  cp -L /etc/hosts "$1/etc/hosts"  # this machine's own name (torchrun's rendezvous needs it)
   if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     mkdir -p "$1/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/"
