@@ -8,7 +8,7 @@ import math
 
 from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillshadeRenderer,
                        QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
-                       QgsProject, QgsRasterBandStats, QgsRasterLayer, QgsRasterShader,
+                       QgsProject, QgsRasterLayer, QgsRasterShader,
                        QgsSingleBandPseudoColorRenderer)
 from qgis.PyQt.QtGui import QColor, QPainter
 
@@ -19,7 +19,8 @@ SAMPLE = 250_000  # pixels read for statistics: cheap on any raster size
 
 def band_stats(layer: QgsRasterLayer) -> dict:
     provider = layer.dataProvider()
-    s = provider.bandStatistics(1, QgsRasterBandStats.Stats.All, layer.extent(), SAMPLE)
+    # All statistics is the default; passing it as a number is deprecated in QGIS 3.40.
+    s = provider.bandStatistics(1, extent=layer.extent(), sampleSize=SAMPLE)
     return {"min": s.minimumValue, "max": s.maximumValue, "mean": s.mean, "std": s.stdDev}
 
 
