@@ -71,7 +71,7 @@ demo: install venv
 	$(VENV)/bin/python scripts/demo.py
 
 test: install venv
-	$(VENV)/bin/python scripts/run_tests.py
+	$(VENV)/bin/python scripts/run_tests.py $(PYTEST_ARGS)
 
 test-fast: venv
 	$(VENV)/bin/python scripts/run_tests.py -m "not slow"
