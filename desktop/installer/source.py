@@ -77,7 +77,8 @@ def resolve(python: str, packages: list, constraints: str, index: str = "") -> t
         report = os.path.join(tmp, "report.json")
         cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                "--target", os.path.join(tmp, "t"), "--report", report, "-c", constraints,
-               "--retries", "1", *(["--extra-index-url", index] if index else []), *packages]
+               "--retries", "1", "--timeout", "20",  # a question, not an install: no long waits
+               *(["--extra-index-url", index] if index else []), *packages]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, env=child_env(),
                                  timeout=600,
