@@ -21,8 +21,8 @@ TORCH_WHEELS ?=
 TORCH ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help system deps venv install compat-check FORCE demo test test-fast bench train-default evaluate \
-	train-dshat evaluate-voids package clean gpu-check ddp-check
+.PHONY: help system deps venv install demo test test-fast bench train-default evaluate \
+	train-dshat evaluate-voids package clean gpu-check ddp-check compat-check FORCE
 
 help:
 	@echo "make demo   install what is missing and super-resolve a bundled real DEM"
