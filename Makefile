@@ -1,4 +1,4 @@
-# Everything a fresh Debian 12 machine needs: `make demo`, `make test`.
+# Everything a fresh Debian 12 or 13 machine needs: `make demo`, `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SYS_PYTHON := /usr/bin/python3
@@ -10,11 +10,20 @@ QGIS_PROCESS := scripts/qgis_process
 PLUGIN_FILES := metadata.txt __init__.py __main__.py plugin.py LICENSE README.md algorithms cli core \
 	desktop resources
 export DEMSR_DEPS_DIR := $(DEPS_DIR)
-export PIP_CONSTRAINT := $(CURDIR)/scripts/constraints.txt
+# pip keeps QGIS's own numpy, SciPy, GDAL… at the versions this system has (as the desktop
+# installer does): written from the running Python, rewritten only when they change.
+CONSTRAINTS := build/constraints.txt
+export PIP_CONSTRAINT := $(CURDIR)/$(CONSTRAINTS)
+# make deps: TORCH_BUILD=cpu (PyTorch's CPU index; Linux), cu126…, or default (the package
+# index's own build: CUDA on Linux, several GB); TORCH_WHEELS=folder (offline);
+# TORCH=torch==X (another version than scripts/requirements-plugin.txt's).
+TORCH_BUILD ?= cpu
+TORCH_WHEELS ?=
+TORCH ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help system deps venv install demo test test-fast bench train-default evaluate \
-	train-dshat evaluate-voids package clean gpu-check ddp-check
+	train-dshat evaluate-voids package clean gpu-check ddp-check compat-check FORCE
 
 help:
 	@echo "make demo   install what is missing and super-resolve a bundled real DEM"
@@ -23,27 +32,36 @@ help:
 	@echo "make package  dist/demsr-<version>.zip for QGIS's Install from ZIP"
 	@echo "make gpu-check  the CUDA paths on this machine's GPU (needs a CUDA build of torch)"
 	@echo "make ddp-check  a small training on 2 processes (torchrun, gloo) against 1 process"
+	@echo "make compat-check  make demo + make test in Debian 13 and unstable roots (root)"
 
 system:
 	@scripts/setup_system.sh
 
+$(CONSTRAINTS): FORCE | system
+	@mkdir -p $(@D)
+	@$(SYS_PYTHON) desktop/installer/constraints.py $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
 # torch goes into a folder the plugin puts on sys.path, so QGIS and qgis_process find it.
 deps: system $(DEPS_DIR)/.installed $(DEPS_DIR)/.extras-installed
-$(DEPS_DIR)/.installed: scripts/requirements-plugin.txt scripts/constraints.txt
-	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-plugin.txt
-	@# pip --target ignores system packages: never let a second numpy shadow QGIS's.
-	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
+$(DEPS_DIR)/.installed: scripts/requirements-plugin.txt $(CONSTRAINTS)
+	@# pip --target ignores system packages: the installer removes any second numpy etc.
+	$(SYS_PYTHON) scripts/install_deps.py --target $(DEPS_DIR) --build $(TORCH_BUILD) \
+		$(if $(TORCH_WHEELS),--wheels $(TORCH_WHEELS)) $(if $(TORCH),--torch $(TORCH))
+	rm -rf $(DEPS_DIR)/bin
+	@echo "$(DEPS_DIR): $$(du -sh $(DEPS_DIR) | cut -f1) on disk"
 	touch $@
 
 # The optional extras (Dask distributed, for `python -m demsr mosaic`), after torch.
-$(DEPS_DIR)/.extras-installed: scripts/requirements-extras.txt $(DEPS_DIR)/.installed
+$(DEPS_DIR)/.extras-installed: scripts/requirements-extras.txt $(DEPS_DIR)/.installed \
+		$(CONSTRAINTS)
 	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-extras.txt
 	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
 	touch $@
 
 venv: system $(VENV)/.installed
 $(VENV)/.installed: scripts/requirements-test.txt scripts/requirements-extras.txt \
-		scripts/constraints.txt
+		$(CONSTRAINTS)
 	$(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -r scripts/requirements-test.txt
 	touch $@
@@ -62,7 +80,7 @@ demo: install venv
 	$(VENV)/bin/python scripts/demo.py
 
 test: install venv
-	$(VENV)/bin/python scripts/run_tests.py
+	$(VENV)/bin/python scripts/run_tests.py $(PYTEST_ARGS)
 
 test-fast: venv
 	$(VENV)/bin/python scripts/run_tests.py -m "not slow"
@@ -110,6 +128,12 @@ gpu-check: venv
 # The ZIP for Plugins ▸ Manage and Install Plugins ▸ Install from ZIP (and plugins.qgis.org).
 package:
 	$(SYS_PYTHON) scripts/package.py --out dist
+
+# make demo + make test from a fresh clone of this branch's last commit, in Debian 13 and
+# Debian unstable roots built with debootstrap (as root; ~10 min the first time, then reused).
+# Not in .ci/run: it takes about an hour. Summary: build/compat/summary.txt.
+compat-check:
+	scripts/compat_check.sh $(SUITES)
 
 clean:
 	rm -rf build dist $(VENV) .pytest_cache

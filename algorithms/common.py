@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from contextlib import contextmanager
@@ -61,6 +62,14 @@ def unit_of(layer: QgsRasterLayer) -> str:
     if units == QgsUnitTypes.DistanceDegrees:
         return "°"
     return QgsUnitTypes.toAbbreviatedString(units) or "map units"
+
+
+def plain_number(value):
+    """A number output as Python's float/int: NumPy ≥ 2.3 returns NumPy scalars where it
+    returned Python numbers, and QGIS 3.44 passes those to qgis_process --json as ""."""
+    if value is None:
+        return None
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def tr(text: str) -> str:
@@ -176,7 +185,8 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     def add(self, parameter, advanced: bool = False) -> None:
         """addParameter, optionally under the dialog's Advanced section."""
         if advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(parameter.flags()
+                               | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
         self.addParameter(parameter)
 
     def add_enum(self, name: str, label: str, options: list, default: str,
@@ -190,7 +200,7 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
     def add_int(self, name: str, label: str, default: int, lo: int, hi: int,
                 advanced: bool = False) -> None:
         self.add(QgsProcessingParameterNumber(name, self.tr(label),
-                                              QgsProcessingParameterNumber.Integer,
+                                              QgsProcessingParameterNumber.Type.Integer,
                                               defaultValue=default, minValue=lo, maxValue=hi),
                  advanced)
 

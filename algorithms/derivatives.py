@@ -87,7 +87,7 @@ class DerivativesAlgorithm(DemSrAlgorithm):
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.STREAM_THRESHOLD, self.tr("Stream threshold (cells)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=DEFAULT_STREAM_THRESHOLD,
+            QgsProcessingParameterNumber.Type.Integer, defaultValue=DEFAULT_STREAM_THRESHOLD,
             minValue=1))
         for key, label in LABELS.items():
             self.addParameter(QgsProcessingParameterRasterDestination(

@@ -14,8 +14,8 @@ from qgis.core import (QgsFeatureRequest, QgsProcessing, QgsProcessingOutputNumb
 from ..core.evaluation.align import ALIGN_METHODS
 from ..core.evaluation.evaluate import ALIGN_TARGETS, EvaluationRequest, evaluate
 from ..core.terrain import DEFAULT_STREAM_THRESHOLD
-from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
-                     user_errors)
+from .common import (DemSrAlgorithm, input_name, monitor_for, plain_number, raster_source,
+                     style_output, user_errors)
 
 # Numeric output → core metric name; models and scripts depend on these names.
 NUMBERS = {
@@ -147,10 +147,10 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             parentLayerParameterName=self.REFERENCE, optional=True), advanced=True)
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.COMPARE, self.tr("Other DEMs to compare"),
-            QgsProcessing.TypeRaster, optional=True))
+            QgsProcessing.SourceType.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Evaluate inside these polygons"),
-            [QgsProcessing.TypeVectorPolygon], optional=True))
+            [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterExtent(
             self.EXTENT, self.tr("Evaluate inside this extent"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -164,7 +164,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
                                             "baselines"), defaultValue=False))
         self.addParameter(QgsProcessingParameterNumber(
             self.CLASSICAL_FACTOR, self.tr("Baseline: degrade the reference by this factor"),
-            QgsProcessingParameterNumber.Double, defaultValue=2.0, minValue=1.01,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=2.0, minValue=1.01,
             maxValue=16.0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.LOW_RES, self.tr("Baseline: low-resolution DEM instead"),
@@ -254,8 +254,9 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         head = result.headline
         for key, (name, _) in NUMBERS.items():
             monitor.info(f"{key}: {head[name]:.6g}")
-        out = {key: head[name] for key, (name, _) in NUMBERS.items()}
-        out.update({self.PSNR_PEAK: result.peak, self.PIXELS: head["n"],
+        out = {key: plain_number(head[name]) for key, (name, _) in NUMBERS.items()}
+        out.update({self.PSNR_PEAK: plain_number(result.peak),
+                    self.PIXELS: plain_number(head["n"]),
                     self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_ERROR: error_path,
                     self.OUTPUT_TABLE: outputs[self.OUTPUT_TABLE],
                     self.OUTPUT_JSON: outputs[self.OUTPUT_JSON]})

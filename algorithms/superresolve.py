@@ -84,18 +84,19 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             self.BAND, self.tr("Elevation band"), defaultValue=1,
             parentLayerParameterName=self.INPUT, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=2.0, minValue=1.0, maxValue=16.0))
         target = QgsProcessingParameterNumber(
             self.TARGET_RESOLUTION, self.tr("Target pixel size (overrides the scale factor)"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0)
+            QgsProcessingParameterNumber.Type.Double, optional=True, minValue=0.0)
         # Geographic pixels: half of 3″ is 0.000416667°; 6 decimals would make it ×1.998.
         target.setMetadata({"widget_wrapper": {"decimals": 12}})
         self.addParameter(target)
         self.add_enum(self.METHOD, "Method", METHODS, DEFAULT_METHOD)
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Model checkpoint (empty = bundled default)"),
-            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
+            QgsProcessingParameterFile.Behavior.File, fileFilter="PyTorch checkpoint (*.pt)",
+            optional=True))
         self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
         self.add_int(self.TILE_SIZE, "Tile size (output pixels)", 1024, 64, 8192, advanced=True)
         self.add_int(self.OVERLAP, "Extra overlap (input pixels)", 0, 0, 1024, advanced=True)

@@ -16,7 +16,8 @@ from ..core.training.lock import model_lock
 from ..core.training.runner import side_files, training_inputs
 from ..core.training.losses import LOSSES
 from ..core.training.report import write_report_page
-from .common import DemSrAlgorithm, monitor_for, raster_source, user_errors
+from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
+                     user_errors)
 
 
 class TrainAlgorithm(DemSrAlgorithm):
@@ -108,25 +109,25 @@ class TrainAlgorithm(DemSrAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.TypeRaster))
+            self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.SourceType.TypeRaster))
         self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Double,
+            self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
         self.add_int(self.PATCH_SIZE, "Patch size (HR pixels)", 64, 8, 1024)
         self.add_int(self.EPOCHS, "Epochs", 20, 1, 10000)
         self.add_int(self.BATCH_SIZE, "Batch size", 32, 1, 1024)
         self.addParameter(QgsProcessingParameterNumber(
-            self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Double,
+            self.LEARNING_RATE, self.tr("Learning rate"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=1e-3, minValue=1e-7, maxValue=1.0))
         self.add_enum(self.DEGRADATION, "Degradation (how LR is made)", list(DEGRADATIONS),
                    "blockmean")
         self.addParameter(QgsProcessingParameterFile(
             self.INIT_WEIGHTS, self.tr("Initial weights (fine-tune from a model)"),
-            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)",
+            QgsProcessingParameterFile.Behavior.File, fileFilter="PyTorch checkpoint (*.pt)",
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Double,
+            self.VALIDATION, self.tr("Validation share"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=0.1, minValue=0.01, maxValue=0.9))
         self.add_enum(self.DEVICE, "Device", list(DEVICE_CHOICES), "auto")
         self.add_enum(self.LOSS, "Elevation loss", list(LOSSES), "l1", advanced=True)
@@ -134,23 +135,24 @@ class TrainAlgorithm(DemSrAlgorithm):
             self.GRADIENT_WEIGHT, self.tr("Gradient (slope) loss weight (not set = {sr:g}; "
                                           "DS-HAT {dshat:g})").format(
                 sr=SRTrainConfig.gradient_weight, dshat=DSHATTrainConfig.gradient_weight),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True,
             minValue=0.0, maxValue=100.0), advanced=True)
         self.add(QgsProcessingParameterNumber(
             self.MAX_SCALE, self.tr("Highest factor (train for the range SCALE to this)"),
-            QgsProcessingParameterNumber.Double, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Double, defaultValue=None, optional=True,
             minValue=1.0001, maxValue=8), advanced=True)
         self.add(QgsProcessingParameterNumber(
             self.NETWORK_SCALE, self.tr("Network scale (integer; not set = smallest integer "
                                         "≥ the highest factor)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=None, optional=True,
+            QgsProcessingParameterNumber.Type.Integer, defaultValue=None, optional=True,
             minValue=2, maxValue=16), advanced=True)
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
         self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
         for name, label in ((self.REFERENCES, "DS-HAT pairs: HR reference per input DEM"),
                             (self.SPECTRAL, "DS-HAT: Sentinel-2 raster per input DEM")):
             self.add(QgsProcessingParameterMultipleLayers(
-                name, self.tr(label), QgsProcessing.TypeRaster, optional=True), advanced=True)
+                name, self.tr(label), QgsProcessing.SourceType.TypeRaster, optional=True),
+                advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
         self.add(QgsProcessingParameterFileDestination(
@@ -235,8 +237,10 @@ class TrainAlgorithm(DemSrAlgorithm):
             res = run_training(cfg, monitor)
             page = write_report_page(res.model_path, res.metrics_csv, res.curves_png,
                                      res.best_epoch)
-        return {self.OUTPUT_MODEL: res.model_path, self.VAL_RMSE_MODEL: res.val_rmse_model,
-                self.VAL_RMSE_BASELINE: res.val_rmse_baseline, self.BEST_EPOCH: res.best_epoch,
+        return {self.OUTPUT_MODEL: res.model_path,
+                self.VAL_RMSE_MODEL: plain_number(res.val_rmse_model),
+                self.VAL_RMSE_BASELINE: plain_number(res.val_rmse_baseline),
+                self.BEST_EPOCH: plain_number(res.best_epoch),
                 self.METRICS_CSV: res.metrics_csv, self.CURVES_PNG: res.curves_png,
                 self.REPORT_HTML: page,
                 **({self.EXPORT_CONFIG: export} if export else {})}

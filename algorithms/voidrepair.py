@@ -99,18 +99,19 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             self.TARGET_GRID, self.tr("Target grid (reference raster)"), optional=True))
         target = QgsProcessingParameterNumber(
             self.TARGET_RESOLUTION, self.tr("Target pixel size (without a target grid)"),
-            QgsProcessingParameterNumber.Double, optional=True, minValue=0.0)
+            QgsProcessingParameterNumber.Type.Double, optional=True, minValue=0.0)
         target.setMetadata({"widget_wrapper": {"decimals": 12}})  # degrees need them
         self.addParameter(target)
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.SPECTRAL, self.tr("Sentinel-2 bands 1–4"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("DS-HAT model (empty = bundled default)"),
-            QgsProcessingParameterFile.File, fileFilter="PyTorch checkpoint (*.pt)", optional=True))
+            QgsProcessingParameterFile.Behavior.File, fileFilter="PyTorch checkpoint (*.pt)",
+            optional=True))
         self.add_enum(self.DEVICE, "Device", DEVICE_CHOICES, "auto")
         max_void = QgsProcessingParameterNumber(
             self.MAX_VOID_SIZE, self.tr("Leave voids wider than (input pixels, 0 = fill all)"),
-            QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0)
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.0, minValue=0.0)
         max_void.setMetadata({"widget_wrapper": {"decimals": 1}})
         self.add(max_void, advanced=True)
         self.add_int(self.TILE_SIZE, "Tile size (target pixels)", 384, 64, 4096, advanced=True)

@@ -45,7 +45,7 @@ class DesktopUi:
         button.setObjectName("demsr_install_torch")
         button.clicked.connect(self.open_installer)
         item.layout().addWidget(button)
-        self.torch_message = bar.pushWidget(item, Qgis.Warning)
+        self.torch_message = bar.pushWidget(item, Qgis.MessageLevel.Warning)
         return True
 
     def open_status(self):

@@ -48,7 +48,7 @@ class DemSrMenu:
         self.button.setObjectName("demsr_toolbutton")
         self.button.setDefaultAction(self.actions[0])
         self.button.setMenu(popup)
-        self.button.setPopupMode(QToolButton.MenuButtonPopup)
+        self.button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         self.button.setToolTip(MENU)
         self.toolbar_action = self.iface.addToolBarWidget(self.button)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from osgeo import gdal
 from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillshadeRenderer,
                        QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
                        QgsProject, QgsRasterLayer, QgsRasterShader,
@@ -23,6 +22,9 @@ def band_stats(layer: QgsRasterLayer) -> dict:
     """min, max, mean, std and the CUT / 1 - CUT quantiles (low, high) of band 1, from an
     evenly spaced sample of cells (QGIS's cumulative cut bins the whole range: one outlier
     makes its bins too coarse to find the quantiles)."""
+    from ..core.raster.gdal_mode import osgeo_gdal
+
+    gdal = osgeo_gdal()
     ds = gdal.Open(layer.source())
     band = ds.GetRasterBand(1)
     w, h = ds.RasterXSize, ds.RasterYSize
@@ -52,7 +54,7 @@ def apply_style(layer: QgsRasterLayer, kind: str, reference: dict | None = None)
         layer.setRenderer(QgsPalettedRasterRenderer(provider, 1, classes))
     else:
         ramp = QgsColorRampShader(stops[0][0], stops[-1][0])
-        ramp.setColorRampType(QgsColorRampShader.Interpolated)
+        ramp.setColorRampType(QgsColorRampShader.Type.Interpolated)
         ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(v, qcolor(c), label)
                                    for v, c, label in stops])
         ramp.setClip(False)
@@ -80,7 +82,7 @@ def add_hillshade(layer: QgsRasterLayer, project: QgsProject) -> QgsRasterLayer:
     parent = node.parent() if node is not None else project.layerTreeRoot()
     index = parent.children().index(node) + 1 if node is not None else 0
     parent.insertLayer(index, shade)
-    layer.setBlendMode(QPainter.CompositionMode_Multiply)
+    layer.setBlendMode(QPainter.CompositionMode.CompositionMode_Multiply)
     return shade
 
 

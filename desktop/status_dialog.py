@@ -11,10 +11,10 @@ class StatusDialog(QDialog):
         self.setWindowTitle("DEM Super-Resolution — Status & dependencies")
         self.resize(720, 520)
         self.browser = QTextBrowser(self)
-        buttons = QDialogButtonBox(QDialogButtonBox.Close, parent=self)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, parent=self)
         self.install_button = buttons.addButton("Install / repair dependencies…",
-                                                QDialogButtonBox.ActionRole)
-        copy = buttons.addButton("Copy", QDialogButtonBox.ActionRole)
+                                                QDialogButtonBox.ButtonRole.ActionRole)
+        copy = buttons.addButton("Copy", QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
         copy.clicked.connect(lambda: QApplication.clipboard().setText(
             self.browser.toPlainText()))

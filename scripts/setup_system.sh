@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs QGIS and the Debian Python packages the plugin uses, when missing.
 set -euo pipefail
+# proj-bin: pyproj 3.7 (Debian 13) finds PROJ's data from a venv only through the `proj` program;
+# xauth: xvfb-run needs it (only recommended by xvfb, so absent from a minimal system).
 pkgs=(qgis python3-qgis qgis-providers python3-rasterio python3-skimage python3-scipy python3-pyproj
-      python3-pip python3-venv gdal-bin xvfb)
+      python3-pip python3-venv gdal-bin xvfb xauth proj-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

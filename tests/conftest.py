@@ -12,6 +12,10 @@ from working_tree import use_working_tree  # noqa: E402
 
 use_working_tree()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests call osgeo.gdal directly too: state its error mode as the plugin's code does.
+from demsr.core.raster.gdal_mode import osgeo_gdal  # noqa: E402
+
+osgeo_gdal()
 
 DEMS = (ROOT.parent / "shared" / "data" / "dems").resolve()
 DATA = ROOT / "tests" / "data"

@@ -44,7 +44,8 @@ def filled_source(src: DemSource, work_path: str, monitor: Monitor) -> Iterator[
     with scratch_path(work_path) as tmp:
         profile = _write_copy(src, tmp, monitor.sub(0.3, 0.6))
         monitor.check()
-        from osgeo import gdal
+        from ..raster.gdal_mode import osgeo_gdal
+        gdal = osgeo_gdal()
 
         ds = gdal.Open(tmp, gdal.GA_Update)
         band = ds.GetRasterBand(1)

@@ -63,3 +63,9 @@ def remove_shadowing(target: str, versions: dict) -> list:
                 shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
                 removed.append(entry)
     return removed
+
+
+if __name__ == "__main__":  # `make deps` / `make venv`: python3 constraints.py OUT
+    import sys
+
+    write_constraints(sys.argv[1])

@@ -26,13 +26,17 @@ class InstallerDialog(QDialog):
         self.python, self.tried = find_python()
         suggested, reason = suggest_build(detect_nvidia())
         self.build = QComboBox(self)
-        self.build.addItem("CPU (works everywhere, ~200 MB)", "cpu")
+        # No sizes here: the installer states the real download size of the wheels it found
+        # before pip downloads them (source.choose).
+        self.build.addItem("CPU (works everywhere; from PyTorch's CPU index)", "cpu")
         for _, name in CUDA_BUILDS:
-            self.build.addItem(f"NVIDIA CUDA {name[2:4]}.{name[4:]} (needs a matching driver, "
-                               "~2.5 GB)", name)
+            self.build.addItem(f"NVIDIA CUDA {name[2:4]}.{name[4:]} (needs a matching driver)",
+                               name)
+        self.build.addItem("The package index's default build (on Linux: CUDA, several GB)",
+                           "default")
         self.build.setCurrentIndex(max(0, self.build.findData(suggested)))
         self.wheels = QgsFileWidget(self)
-        self.wheels.setStorageMode(QgsFileWidget.GetDirectory)
+        self.wheels.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.wheels.setToolTip("Offline machines: a folder with torch and its dependency wheels "
                                "(pip download torch --only-binary=:all: -d FOLDER)")
         form = QFormLayout()
@@ -54,9 +58,11 @@ class InstallerDialog(QDialog):
         self.log.setObjectName("demsr_install_log")
         self.message = QLabel(self)
         self.message.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, parent=self)
-        self.install_button = self.buttons.addButton("Install", QDialogButtonBox.AcceptRole)
-        self.cancel_button = self.buttons.addButton("Cancel install", QDialogButtonBox.ActionRole)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, parent=self)
+        self.install_button = self.buttons.addButton("Install",
+                                                     QDialogButtonBox.ButtonRole.AcceptRole)
+        self.cancel_button = self.buttons.addButton("Cancel install",
+                                                    QDialogButtonBox.ButtonRole.ActionRole)
         self.cancel_button.setEnabled(False)
         self.install_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)

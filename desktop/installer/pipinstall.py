@@ -10,11 +10,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .constraints import remove_shadowing, running_versions, write_constraints
 from .cuda import INDEX
 from .interpreter import child_env
+from .source import choose
 
 
 @dataclass
@@ -23,21 +24,35 @@ class InstallPlan:
     target: str                    # the plugin's dependency folder (demsr.dependency_dir())
     packages: list                 # e.g. ["torch==2.13.0"]
     verify_module: str = "torch"   # imported in a fresh interpreter before declaring success
-    build: str = "cpu"             # "cpu" or a CUDA build name ("cu126"); torch only
+    # torch only: "cpu", a CUDA build name ("cu126"), or "default" (the package index's own
+    # build: the CUDA one on Linux, several GB)
+    build: str = "cpu"
     wheels_dir: str = ""           # offline: only wheels from this folder, no index
     kept: dict = field(default_factory=running_versions)  # QGIS's numpy etc. (constraints)
+    index: str | None = None       # an extra index; None: PyTorch's for the build (torch)
+
+    def wants_torch(self) -> bool:
+        return any(re.split(r"[=<>!~ \[;]", p, maxsplit=1)[0].strip() == "torch"
+                   for p in self.packages)
+
+    def extra_index(self) -> str:
+        """The user's own index/proxy (pip.conf, PIP_* variables) stays; the PyTorch index
+        adds the build asked for (a +cpu or +cuXXX local version wins over PyPI's)."""
+        if self.wheels_dir:
+            return ""
+        if self.index is not None:
+            return self.index
+        if self.wants_torch() and sys.platform != "darwin" and self.build != "default":
+            return INDEX.format(build=self.build)
+        return ""
 
     def pip_args(self, constraints: str) -> list:
         args = ["install", "--target", self.target, "--upgrade", "--prefer-binary",
                 "--no-warn-script-location", "--progress-bar", "off", "-c", constraints]
         if self.wheels_dir:
             args += ["--no-index", "--find-links", self.wheels_dir]
-        elif any(p.split("=")[0].split("<")[0].split(">")[0].strip() == "torch"
-                 for p in self.packages):
-            # The user's own index/proxy (pip.conf, PIP_* variables) stays; the PyTorch index
-            # adds the build asked for (a +cpu or +cuXXX local version wins over PyPI's).
-            if sys.platform != "darwin":
-                args += ["--extra-index-url", INDEX.format(build=self.build)]
+        elif self.extra_index():
+            args += ["--extra-index-url", self.extra_index()]
         return args + list(self.packages)
 
 
@@ -100,7 +115,7 @@ def explain_pip_failure(output: list, plan: InstallPlan) -> str:
     if re.search(r"conflicting dependencies|ResolutionImpossible", text):
         if "numpy" in text.lower():
             return (f"A package needs a NumPy version that QGIS does not have (QGIS runs NumPy "
-                    f"{numpy}, which must stay: NumPy 2 breaks QGIS's GDAL bindings). Install "
+                    f"{numpy}, which must stay: QGIS's GDAL bindings are built for it). Install "
                     "an older release of that package (e.g. torch==2.13.0), or upgrade QGIS.")
         return ("pip found no combination of versions that keeps QGIS's own packages; the log "
                 "names the packages in conflict. Pick versions compatible with them.")
@@ -170,6 +185,14 @@ def run_plan(plan: InstallPlan, log=print, cancelled=lambda: False) -> InstallRe
     os.makedirs(plan.target, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="demsr-pip-") as tmp:
         constraints = write_constraints(os.path.join(tmp, "constraints.txt"), plan.kept)
+        if not plan.wheels_dir and (plan.extra_index() or
+                                    (plan.build == "default" and plan.wants_torch())):
+            choice = choose(plan.python, plan.packages, plan.build, plan.extra_index(),
+                            constraints, log=say)
+            say(choice.message)
+            if not choice.ok:
+                return InstallResult(False, choice.message, log=lines)
+            plan = replace(plan, index=choice.index)
         cmd = [plan.python, "-m", "pip", *plan.pip_args(constraints)]
         say("$ " + " ".join(cmd))
         rc, out = _stream(cmd, child_env(), say, cancelled)

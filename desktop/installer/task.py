@@ -13,7 +13,7 @@ class InstallTask(QgsTask):
     done = pyqtSignal(object)   # InstallResult, emitted on the main thread
 
     def __init__(self, plan: InstallPlan):
-        super().__init__("DEM Super-Resolution: installing PyTorch", QgsTask.CanCancel)
+        super().__init__("DEM Super-Resolution: installing PyTorch", QgsTask.Flag.CanCancel)
         self.plan = plan
         self.result: InstallResult | None = None
 

@@ -74,7 +74,9 @@ def main():
 
     iface.mainWindow().resize(1280, 800)
     pyplugin_installer.instance().installFromZipFile(ZIP)
-    result["installed_dir"] = os.path.isdir(os.path.join(qgis.utils.home_plugin_path, "demsr"))
+    # QGIS 3.40 renamed home_plugin_path to HOME_PLUGIN_PATH
+    home = getattr(qgis.utils, "HOME_PLUGIN_PATH", None) or qgis.utils.home_plugin_path
+    result["installed_dir"] = os.path.isdir(os.path.join(home, "demsr"))
     result["active"] = qgis.utils.isPluginLoaded("demsr") and "demsr" in qgis.utils.active_plugins
     result["steps"].append("installed")
     save()

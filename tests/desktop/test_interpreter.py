@@ -1,6 +1,8 @@
 """Finding QGIS's Python on each distribution, from recorded layouts (paths as the
 installers lay them out), and for real on this machine."""
 
+import sys
+
 import pytest
 
 from demsr.desktop.installer.interpreter import Platform, candidates, find_python
@@ -65,11 +67,16 @@ def test_nothing_found_lists_what_was_tried():
     assert path is None and len(tried) >= 2
 
 
+# This machine's QGIS Python (the test venv is made from it): 3.11 on Debian 12, 3.13 on 13.
+HERE = sys.version_info[:2]
+HERE_PATHS = (f"/usr/bin/python{HERE[0]}.{HERE[1]}", "/usr/bin/python3")
+
+
 def test_this_machine_runs_the_real_check():
-    """Debian 12: QGIS's Python is /usr/bin/python3.11; the version check really runs it."""
-    p = Platform("linux", "/usr/bin/qgis", "/usr", (3, 11))
+    """Debian: QGIS's Python is /usr/bin/python3.X; the version check really runs it."""
+    p = Platform("linux", "/usr/bin/qgis", "/usr", HERE)
     path, _ = find_python(p)
-    assert path in ("/usr/bin/python3.11", "/usr/bin/python3")
+    assert path in HERE_PATHS
     wrong = Platform("linux", "/usr/bin/qgis", "/usr", (3, 7))
     assert find_python(wrong)[0] is None
 
@@ -79,9 +86,9 @@ def test_a_python_of_another_prefix_is_not_qgis_python():
     same version, other prefix, cannot import qgis — it must be rejected."""
     import shutil
     shim = shutil.which("python3")
-    p = Platform("linux", shim or "/usr/bin/python3", "/usr", (3, 11))
+    p = Platform("linux", shim or "/usr/bin/python3", "/usr", HERE)
     path, _ = find_python(p)
-    assert path in ("/usr/bin/python3.11", "/usr/bin/python3")
-    other = Platform("linux", "/usr/bin/qgis", "/opt/elsewhere", (3, 11))
+    assert path in HERE_PATHS
+    other = Platform("linux", "/usr/bin/qgis", "/opt/elsewhere", HERE)
     from demsr.desktop.installer.interpreter import reports_version
     assert not reports_version("/usr/bin/python3", other)

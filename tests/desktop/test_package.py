@@ -133,8 +133,8 @@ def test_icon_reads_at_16_px(qgis_app):
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QColor, QImage
 
-    img = QImage(str(ROOT / "resources" / "icon.png")).scaled(16, 16, Qt.KeepAspectRatio,
-                                                             Qt.SmoothTransformation)
+    img = QImage(str(ROOT / "resources" / "icon.png")).scaled(
+        16, 16, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     light = [QColor(img.pixel(x, y)).lightness() for x in range(16) for y in range(16)
              if QColor.fromRgba(img.pixel(x, y)).alpha() > 200]
     saturation = [QColor(img.pixel(x, y)).hsvSaturation() for x in range(16) for y in range(16)]

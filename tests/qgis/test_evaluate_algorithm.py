@@ -73,6 +73,10 @@ def test_offset_dem_with_comparison_mask_and_report(provider, crop, tmp_path):
     assert out["SLOPE_RMSE"] < 1e-3 and out["SSIM"] > 0.99
     assert out["STREAM_RECALL"] in (1.0,) or np.isnan(out["STREAM_RECALL"])
     assert out["PIXELS"] == 128 * 64                     # the left half only
+    # Python numbers, not NumPy scalars (NumPy >= 2.3): qgis_process --json writes those as ""
+    numbers = [k for k in out if not k.startswith("OUTPUT")]
+    assert len(numbers) > 10 and all(type(out[k]) in (float, int) for k in numbers), \
+        {k: type(out[k]) for k in numbers}
     rows = list(csv.DictReader(open(out["OUTPUT_TABLE"])))
     assert rows[0]["dem"] == "res" and rows[1]["dem"].startswith("crop_oso")  # layer names
     assert float(rows[1]["rmse"]) == 0.0                  # the reference against itself

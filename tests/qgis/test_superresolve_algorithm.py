@@ -28,7 +28,7 @@ def test_provider_lists_only_real_algorithms(provider):
     alg = QgsApplication.processingRegistry().algorithmById("demsr:superresolve")
     assert alg.displayName() == "Super-resolve DEM"
     # runs in the toolbox's background thread, and the modeler sees the raster output
-    assert not alg.flags() & QgsProcessingAlgorithm.FlagNoThreading
+    assert not alg.flags() & QgsProcessingAlgorithm.Flag.FlagNoThreading
     outputs = {o.name(): o for o in alg.outputDefinitions()}
     assert isinstance(outputs["OUTPUT"], QgsProcessingOutputRasterLayer)
     names = {p.name() for p in alg.parameterDefinitions()}

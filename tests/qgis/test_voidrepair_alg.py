@@ -37,7 +37,7 @@ def _read(path):
 def test_registered_with_public_parameters_and_help(provider):
     alg = QgsApplication.processingRegistry().algorithmById("demsr:voidrepair")
     assert alg is not None and alg.displayName() == "Void repair/SR (DS-HAT)"
-    assert not alg.flags() & QgsProcessingAlgorithm.FlagNoThreading
+    assert not alg.flags() & QgsProcessingAlgorithm.Flag.FlagNoThreading
     outputs = {o.name(): o for o in alg.outputDefinitions()}
     assert isinstance(outputs["OUTPUT"], QgsProcessingOutputRasterLayer)
     assert isinstance(outputs["FILLED_MASK"], QgsProcessingOutputRasterLayer)

@@ -62,7 +62,8 @@ class MosaicResult:
 def source_vrt(req: MosaicRequest, work: str) -> tuple[str, int, list[str]]:
     """The mosaic as one raster (a VRT of the tiles, or the input itself), its band, and
     its pieces (the tiles; none for a single raster)."""
-    from osgeo import gdal
+    from ...raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     paths = [os.path.abspath(p) for p in req.inputs]
     for p in paths:
@@ -232,7 +233,8 @@ def tile_done(path: str, grid: Grid) -> bool:
 
 def write_vrt(out_dir: str, name: str, tiles: list[str]) -> str:
     """The mosaic VRT over the tiles (relative paths), written under a hidden name first."""
-    from osgeo import gdal
+    from ...raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     path = os.path.join(out_dir, f"{name}.vrt")
     tmp = os.path.join(out_dir, f".{name}.vrt.partial")

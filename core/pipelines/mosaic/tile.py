@@ -84,7 +84,8 @@ def _worker_setup(settings: TileSettings) -> None:
 
 def run_tile(job: Job, settings: TileSettings) -> str:
     """Compute one job's output file into OUT; returns its name."""
-    from osgeo import gdal
+    from ...raster.gdal_mode import osgeo_gdal
+    gdal = osgeo_gdal()
 
     from ..superresolve import superresolve
 
