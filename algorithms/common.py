@@ -59,7 +59,7 @@ def style_output(context, dest: str, kind: str, name: str, reference_path: str =
 def unit_of(layer: QgsRasterLayer) -> str:
     """The unit of the layer's pixel size, for names: 'm', '°', 'ft'."""
     units = layer.crs().mapUnits()
-    if units == QgsUnitTypes.DistanceDegrees:
+    if units == QgsUnitTypes.DistanceUnit.DistanceDegrees:
         return "°"
     return QgsUnitTypes.toAbbreviatedString(units) or "map units"
 

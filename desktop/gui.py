@@ -31,7 +31,7 @@ class DesktopUi:
             install_example_models()
         except Exception as exc:  # never block QGIS's start for an example
             QgsMessageLog.logMessage(f"Example models not installed: {exc}", MENU,
-                                     Qgis.Warning)
+                                     Qgis.MessageLevel.Warning)
 
     def warn_if_torch_missing(self) -> bool:
         """Once per session: a message bar item with an Install PyTorch… button."""

@@ -36,7 +36,7 @@ def to_html(markdown: str, title: str, links: str = "") -> str:
     from qgis.PyQt.QtGui import QTextDocument
 
     doc = QTextDocument()
-    doc.setMarkdown(markdown, QTextDocument.MarkdownDialectGitHub)
+    doc.setMarkdown(markdown, QTextDocument.MarkdownFeature.MarkdownDialectGitHub)
     body = doc.toHtml()
     body = body[body.find("<body"):body.rfind("</body>")]
     body = body[body.find(">") + 1:]
