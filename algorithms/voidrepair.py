@@ -150,7 +150,7 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
         with user_errors():
             result = voidrepair(request, monitor_for(feedback))
         name = input_name(layer)
-        how = {"fill": "filled", "delta": "filled from auxiliary"}.get(result.method, "repaired")
+        how = "repaired with auxiliary" if result.method == "delta" else "repaired"
         if result.method == "model" and request.model_path:
             how += f" model {os.path.splitext(os.path.basename(request.model_path))[0]}"
         style_output(context, output, "dem", f"{name} {how}", request.input_path)

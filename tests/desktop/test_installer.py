@@ -34,10 +34,10 @@ def test_install_task_streams_the_log_and_activates(qgis_app, tmp_path):
     from demsr.desktop.installer.task import InstallTask
 
     target = str(tmp_path / "deps")
-    # toolz: not importable here before, so it must become importable without a restart
-    # (six may already be imported by other tests: then a restart would rightly be asked).
-    assert "toolz" not in sys.modules
-    task = InstallTask(InstallPlan(PY, target, ["toolz"], verify_module="toolz", kept=KEPT))
+    # tomli_w: nothing of ours (nor Dask, whose toolz other tests import) depends on it, so
+    # it is not imported here before and must become importable without a restart.
+    assert "tomli_w" not in sys.modules
+    task = InstallTask(InstallPlan(PY, target, ["tomli_w"], verify_module="tomli_w", kept=KEPT))
     got, results = [], []
     task.line.connect(got.append)
     task.done.connect(results.append)
@@ -49,10 +49,10 @@ def test_install_task_streams_the_log_and_activates(qgis_app, tmp_path):
     assert results and results[0].ok, results and results[0].message
     assert got and got[0].startswith("$ ")
     assert not results[0].restart_needed and target in sys.path
-    import toolz  # importable in this process without restarting QGIS
-    assert toolz.__file__.startswith(target)
+    import tomli_w  # importable in this process without restarting QGIS
+    assert tomli_w.__file__.startswith(target)
     sys.path.remove(target)
-    del sys.modules["toolz"]
+    del sys.modules["tomli_w"]
 
 
 def test_model_path_runs_with_the_installed_torch(tmp_path, crop):

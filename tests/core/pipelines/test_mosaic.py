@@ -192,8 +192,10 @@ def test_cancel_keeps_finished_tiles_and_no_partial_file(split, tmp_path, cluste
     with pytest.raises(Cancelled):
         run_mosaic(_req(tiles, out, scheduler=cluster.scheduler_address, method="lanczos",
                         tile_size=64), mon)
+    # the tiles finished by then are kept (all four when they all ended within one poll of
+    # the scheduler: a loaded machine decides that), never the VRT nor a partial file
     kept = [n for n in os.listdir(out) if not n.startswith(".")]
-    assert 1 <= len(kept) < 4 and "mosaic.vrt" not in kept
+    assert 1 <= len(kept) <= 4 and "mosaic.vrt" not in kept
     assert _leftovers(out) == []
 
 
