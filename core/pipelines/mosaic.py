@@ -242,12 +242,9 @@ def _init_worker(cancel, slots, threads: int) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        from ..devices import import_torch
+    from ..backends import set_threads
 
-        import_torch().set_num_threads(threads)
-    except Exception:  # noqa: BLE001 - the classical methods need no torch
-        pass
+    set_threads(threads)
 
 
 def _run_job(job: dict, settings: dict) -> str:

@@ -7,11 +7,16 @@ from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayo
                                  QPlainTextEdit, QVBoxLayout)
 
 from ... import dependency_dir
-from ..deps import TORCH_PIN, torch_state
+import sys
+
+from ..deps import TORCH_PIN, onnxruntime_download, onnxruntime_requirement, torch_state
 from .cuda import CUDA_BUILDS, detect_nvidia, suggest_build
 from .interpreter import find_python
 from .pipinstall import InstallPlan
 from .task import InstallTask
+
+
+ONNX_CHOICE = "onnxruntime"
 
 
 class InstallerDialog(QDialog):
@@ -24,23 +29,33 @@ class InstallerDialog(QDialog):
         suggested, reason = suggest_build(detect_nvidia())
         state = torch_state()
         self.build = QComboBox(self)
-        self.build.addItem("CPU (works everywhere, ~200 MB)", "cpu")
+        # First choice for running models: ONNX Runtime (CPU). PyTorch trains and uses GPUs.
+        self.build.addItem(f"ONNX Runtime — runs the models on the CPU, no training "
+                           f"({onnxruntime_download(sys.platform)} download)", ONNX_CHOICE)
+        self.build.addItem("PyTorch CPU — runs and trains models (~200 MB download, 880 MB "
+                           "installed)", "cpu")
         for _, name in CUDA_BUILDS:
-            self.build.addItem(f"NVIDIA CUDA {name[2:4]}.{name[4:]} (needs a matching driver, "
-                               "~2.5 GB)", name)
-        self.build.setCurrentIndex(max(0, self.build.findData(suggested)))
+            self.build.addItem(f"PyTorch NVIDIA CUDA {name[2:4]}.{name[4:]} — GPU runs and "
+                               "training (needs a matching driver, ~2.5 GB)", name)
+        self.build.setCurrentIndex(max(0, self.build.findData(
+            ONNX_CHOICE if suggested == "cpu" else suggested)))
         self.wheels = QgsFileWidget(self)
         self.wheels.setStorageMode(QgsFileWidget.GetDirectory)
-        self.wheels.setToolTip("Offline machines: a folder with torch and its dependency wheels "
-                               "(pip download torch --only-binary=:all: -d FOLDER)")
+        self.wheels.setToolTip("Offline machines: a folder with the wheels of onnxruntime "
+                               "or torch and their dependencies (pip download onnxruntime "
+                               "--only-binary=:all: -d FOLDER)")
         form = QFormLayout()
         form.addRow("QGIS's Python", QLabel(self.python or "not found (tried: "
                                             + ", ".join(self.tried) + ")"))
         form.addRow("Install into", QLabel(dependency_dir()))
-        form.addRow("Installed now", QLabel(f"PyTorch {state.version}" if state.installed
-                                            else "PyTorch not installed"))
-        form.addRow("PyTorch build", self.build)
-        form.addRow("", QLabel(f"Suggested: {suggested} — {reason}"))
+        from ...core.backends import ONNX, installed_version
+
+        ort = installed_version(ONNX)
+        form.addRow("Installed now", QLabel(
+            (f"PyTorch {state.version}" if state.installed else "PyTorch not installed")
+            + "; " + (f"ONNX Runtime {ort}" if ort else "ONNX Runtime not installed")))
+        form.addRow("Install", self.build)
+        form.addRow("", QLabel(f"Suggested PyTorch build: {suggested} — {reason}"))
         form.addRow("Folder of wheels (offline, optional)", self.wheels)
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
@@ -61,8 +76,14 @@ class InstallerDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def plan(self) -> InstallPlan:
+        choice = self.build.currentData()
+        if choice == ONNX_CHOICE:
+            return InstallPlan(python=self.python or "", target=dependency_dir(),
+                               packages=[onnxruntime_requirement(sys.platform)],
+                               verify_module="onnxruntime",
+                               wheels_dir=self.wheels.filePath().strip())
         return InstallPlan(python=self.python or "", target=dependency_dir(),
-                           packages=[f"torch=={TORCH_PIN}"], build=self.build.currentData(),
+                           packages=[f"torch=={TORCH_PIN}"], build=choice,
                            wheels_dir=self.wheels.filePath().strip())
 
     def start(self):
