@@ -35,7 +35,7 @@ class RuntimeMissing(DemSrError):
     def __init__(self, detail: str = ""):
         msg = (
             "Running a model needs ONNX Runtime or PyTorch, and neither is installed for the "
-            "Python that QGIS uses. ONNX Runtime (about 17–28 MB to download) is enough to run "
+            "Python that QGIS uses. ONNX Runtime (about 12–28 MB to download) is enough to run "
             "the models on the CPU; PyTorch (about 200 MB to download, 880 MB installed) is "
             "needed to train models and to run them on a GPU. In QGIS: Raster ▸ DEM "
             "Super-Resolution ▸ Install / repair dependencies…; from the plugin's source "

@@ -46,8 +46,9 @@ def main() -> None:
         return
     for pt in models:
         path, worst = onnx_model.export_checkpoint(pt)
-        print(f"{os.path.relpath(os.path.realpath(path), ROOT)}: {os.path.getsize(path) / 1e3:.0f} kB, largest "
-              f"difference to PyTorch on the test surface {worst:.2g} m")
+        name = os.path.relpath(os.path.realpath(path), ROOT)
+        print(f"{name}: {os.path.getsize(path) / 1e3:.0f} kB, largest difference to PyTorch "
+              f"on the test surface {worst:.2g} m")
 
 
 if __name__ == "__main__":

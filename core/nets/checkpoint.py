@@ -70,6 +70,11 @@ class Checkpoint:
             if model is not None:
                 return model.network()
         if not self.state_dict:  # loaded from an .onnx: its .pt is needed for PyTorch
+            if self.path.lower().endswith(".onnx"):
+                raise DemSrError(
+                    f"'{os.path.basename(self.path)}' is an ONNX model: it runs with ONNX "
+                    "Runtime on the CPU (DEVICE=auto without a GPU, or DEVICE=cpu, with ONNX "
+                    "Runtime installed). To run on a GPU with PyTorch, give its .pt file.")
             self.state_dict = load(self.path, prefer_onnx=False).state_dict
         return backends.TorchNetwork(self.build(), device)
 
