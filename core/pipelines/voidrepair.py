@@ -92,8 +92,12 @@ class VoidRepairResult:
 def batch_infer(model, device: str) -> Callable:
     """(dem, voids, aux, sigma) batches of windows → the model's DEM (numpy, float32).
     `model`: the core.backends.Network of ckpt.build_for_inference (PyTorch on `device`,
-    or ONNX Runtime)."""
+    or ONNX Runtime), or a bare torch module (run with PyTorch on `device`)."""
+    from ..backends import Network, TorchNetwork
     from .model_upsampler import window_offset
+
+    if not isinstance(model, Network):
+        model = TorchNetwork(model, device)
 
     def infer(dem: np.ndarray, voids: np.ndarray, aux: np.ndarray, sigma: float) -> np.ndarray:
         s = np.full((len(dem), 1, 1, 1), float(sigma), np.float32)
