@@ -58,8 +58,9 @@ def measure(cmd: list[str], backend: str = "") -> dict:
     `backend` 'torch' or 'onnx' forces that runtime (DEMSR_BACKEND, core/backends.py)."""
     probe = ("import json,resource,subprocess,sys,time; t=time.perf_counter(); "
              "rc=subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "u=resource.getrusage(resource.RUSAGE_CHILDREN); "
              "print(json.dumps({'rc': rc, 'seconds': time.perf_counter()-t, "
-             "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024}))")
+             "'cpu_seconds': u.ru_utime + u.ru_stime, 'peak_rss_mb': u.ru_maxrss/1024}))")
     env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     env.pop("DEMSR_BACKEND", None)
@@ -80,7 +81,9 @@ def _row(label: str, mpx: float, ours: dict, gdal: dict) -> dict:
                 ours_peak_rss_mb=round(ours["peak_rss_mb"]),
                 gdal_mpx_s=round(mpx / gdal["seconds"], 2),
                 gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
-                time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
+                time_ratio=round(ours["seconds"] / gdal["seconds"], 2),
+                # CPU time (all threads): less sensitive to other load than wall time
+                cpu_ratio=round(ours["cpu_seconds"] / gdal["cpu_seconds"], 2))
 
 
 def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str,

@@ -257,7 +257,7 @@ def load(path: str, prefer_onnx: Optional[bool] = None) -> Checkpoint:
     or `prefer_onnx` (ONNX Runtime will run it: PyTorch is then never imported); None:
     only when PyTorch is missing."""
     from .. import backends
-    from .onnx_model import onnx_path
+    from .onnx_model import file_digest, onnx_path
 
     name = os.path.basename(path or "")
     if not path or not os.path.isfile(path):
@@ -268,7 +268,15 @@ def load(path: str, prefer_onnx: Optional[bool] = None) -> Checkpoint:
     sibling = onnx_path(path)
     if (not has_torch or prefer_onnx) and backends.installed_version(backends.ONNX):
         if os.path.isfile(sibling):
-            return _from_onnx(sibling, path)
+            ckpt = _from_onnx(sibling, path)
+            made_from = ckpt.onnx.header.get("source_file")
+            if not made_from or made_from == file_digest(path):
+                return ckpt
+            if not has_torch:  # NAME.pt changed since NAME.onnx was made from it
+                raise DemSrError(
+                    f"'{os.path.basename(sibling)}' was made from another version of '{name}' "
+                    f"(retrained or replaced since); make it again where PyTorch is installed "
+                    f"(python3 scripts/export_onnx.py {name}), or install PyTorch.")
         if not has_torch:
             raise DemSrError(
                 f"'{name}' is a PyTorch model and PyTorch is not installed; ONNX Runtime, which "

@@ -277,7 +277,16 @@ def _test_inputs(specs, batch: int, h: int, w: int, seed: int) -> list[np.ndarra
     return out
 
 
-def export(ckpt, path: str, source_digest: str) -> float:
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes (the .pt an .onnx was made from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export(ckpt, path: str, source_digest: str, source_file: str = "") -> float:
     """Write ckpt (a loaded checkpoint.Checkpoint) as ONNX to `path`, atomically; returns the
     largest difference to PyTorch on the test surface (refused above EXPORT_TOLERANCE)."""
     import io
@@ -304,7 +313,8 @@ def export(ckpt, path: str, source_digest: str) -> float:
               "scale": int(ckpt.scale), "hparams": ckpt.hparams,
               "normalisation": ckpt.normalisation, "interpolation": ckpt.interpolation,
               "provenance": ckpt.provenance, "halo": halo,
-              "inputs": [n for n, _, _ in specs], "source_weights": source_digest}
+              "inputs": [n for n, _, _ in specs], "source_weights": source_digest,
+              "source_file": source_file}
     header = json.loads(json.dumps(header))  # tuples → lists: what read() will see
     record = {"algorithm": HASH, "header": header_digest(header), "body": body_digest(body)}
     data = (body + _metadata_entry(HEADER_KEY, json.dumps(header, sort_keys=True))
@@ -325,7 +335,8 @@ def export_checkpoint(pt_path: str, out_path: Optional[str] = None) -> tuple[str
 
     ckpt = checkpoint.load(pt_path, prefer_onnx=False)
     out = out_path or onnx_path(pt_path)
-    return out, export(ckpt, out, checkpoint.weights_digest(ckpt.state_dict))
+    return out, export(ckpt, out, checkpoint.weights_digest(ckpt.state_dict),
+                       file_digest(pt_path))
 
 
 def _compare(model, network, specs, torch) -> float:

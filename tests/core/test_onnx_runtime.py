@@ -244,6 +244,8 @@ def test_a_stale_onnx_beside_a_checkpoint_is_not_used(tmp_path):
     shutil.copy(onnx_model.onnx_path(bundled.sr_model_path(4)), tmp_path / "m.onnx")
     net = checkpoint.load(str(pt)).build_for_inference("cpu", backends.ONNX)
     assert isinstance(net, backends.TorchNetwork)
+    ckpt = checkpoint.load(str(pt), prefer_onnx=True)  # m.onnx records another .pt's hash
+    assert ckpt.onnx is None and ckpt.state_dict
     shutil.copy(onnx_model.onnx_path(bundled.sr_model_path(2)), tmp_path / "m.onnx")
     net = checkpoint.load(str(pt)).build_for_inference("cpu", backends.ONNX)
     assert isinstance(net, backends.OnnxNetwork) and net.runtime.startswith("ONNX Runtime")
