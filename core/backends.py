@@ -194,5 +194,5 @@ class OnnxNetwork(Network):
         return self.session.run(None, feed)[0]
 
     def out_of_memory(self, exc: BaseException) -> bool:
-        text = str(exc).lower()
-        return "bad_alloc" in text or "failed to allocate" in text
+        text = str(exc).lower()  # ONNX Runtime's arena says "Failed to allocate memory"
+        return any(w in text for w in ("out of memory", "bad_alloc", "failed to allocate"))

@@ -6,6 +6,12 @@ from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QPushButton
 
 from .deps import torch_state
+
+
+def onnxruntime_version() -> str:
+    from ..core.backends import ONNX, installed_version
+
+    return installed_version(ONNX)
 from .menu import MENU, DemSrMenu
 
 
@@ -23,14 +29,16 @@ class DesktopUi:
         QTimer.singleShot(0, self.warn_if_torch_missing)
 
     def warn_if_torch_missing(self) -> bool:
-        """Once per session: a message bar item with an Install PyTorch… button."""
+        """Once per session, when neither ONNX Runtime nor PyTorch can run the models: a
+        message bar item with an Install… button (the installer proposes ONNX Runtime)."""
         state = torch_state()
-        if state.usable or self.torch_message is not None:
+        if state.usable or onnxruntime_version() or self.torch_message is not None:
             return False
         bar = self.iface.messageBar()
-        item = bar.createMessage(MENU, state.problem() + ": the learned models need it "
-                                 "(classical methods work without it).")
-        button = QPushButton("Install PyTorch…", item)
+        item = bar.createMessage(MENU, state.problem() + " and neither is ONNX Runtime: the "
+                                 "learned models need one of them (ONNX Runtime runs them, "
+                                 "PyTorch also trains; classical methods work without).")
+        button = QPushButton("Install ONNX Runtime or PyTorch…", item)
         button.setObjectName("demsr_install_torch")
         button.clicked.connect(self.open_installer)
         item.layout().addWidget(button)
