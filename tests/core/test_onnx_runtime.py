@@ -175,7 +175,16 @@ def test_fresh_profile_with_onnxruntime_only_matches_pytorch(tmp_path, dems_dir,
     jobs.append(dict(kind="sr", src=str(tmp_path / "v1.tif"), out=str(tmp_path / "trained.tif"),
                      scale=2, model=str(trained)))
 
-    got = run_without_torch(tmp_path, jobs)
+    # a .pt replaced after its .onnx was made: refused without torch, not run from the old copy
+    shutil.copy(bundled.sr_model_path(2), tmp_path / "stale.pt")
+    shutil.copy(onnx_model.onnx_path(bundled.sr_model_path(2)), tmp_path / "stale.onnx")
+    with open(tmp_path / "stale.pt", "ab") as fh:
+        fh.write(b"\0")  # another file (torch would still read it), so another hash
+    stale = dict(kind="sr", src=str(tmp_path / "v1.tif"), out=str(tmp_path / "stale.tif"),
+                 scale=2, model=str(tmp_path / "stale.pt"))
+    got = run_without_torch(tmp_path, jobs + [stale])
+    assert "made from another version of 'stale.pt'" in got.pop(stale["out"])
+    assert not Path(stale["out"]).exists()
     assert got.pop("torch imported") is False
     log = got.pop("log")
     assert all(v == "ok" for v in got.values()), {k: v for k, v in got.items() if v != "ok"}
