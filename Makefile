@@ -23,7 +23,7 @@ TORCH ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help system deps venv install demo test test-fast bench train-default evaluate \
-	train-dshat evaluate-voids package clean gpu-check ddp-check compat-check FORCE
+	train-dshat evaluate-voids onnx package clean gpu-check ddp-check compat-check FORCE
 
 help:
 	@echo "make demo   install what is missing and super-resolve a bundled real DEM"
@@ -56,7 +56,7 @@ $(DEPS_DIR)/.installed: scripts/requirements-plugin.txt $(CONSTRAINTS)
 $(DEPS_DIR)/.extras-installed: scripts/requirements-extras.txt $(DEPS_DIR)/.installed \
 		$(CONSTRAINTS)
 	$(SYS_PYTHON) -m pip install --quiet --target $(DEPS_DIR) --upgrade -r scripts/requirements-extras.txt
-	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/bin
+	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/numpy.libs $(DEPS_DIR)/bin
 	touch $@
 
 venv: system $(VENV)/.installed
@@ -99,6 +99,7 @@ train-default: deps venv
 	$(VENV)/bin/python scripts/train_default.py --range 1 2 --threads 1
 	$(VENV)/bin/python scripts/train_default.py --range 2 4 --threads 1
 	$(VENV)/bin/python scripts/train_default.py --range 2 3 --threads 1
+	$(MAKE) onnx
 	$(MAKE) evaluate
 	$(VENV)/bin/python scripts/evaluate_factors.py --out build/evaluation_factors.md
 
@@ -109,7 +110,13 @@ evaluate: deps venv
 # list (scripts/default_data.py TRAIN), synthetic voids, seed 42, then the held-out table.
 train-dshat: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/train_dshat.py --threads 1
+	$(MAKE) onnx
 	$(MAKE) evaluate-voids
+
+# resources/models/NAME.onnx from every NAME.pt (a few seconds): the models for ONNX Runtime,
+# each checked against PyTorch on a test surface (scripts/export_onnx.py).
+onnx: deps venv
+	$(VENV)/bin/python scripts/export_onnx.py
 
 evaluate-voids: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --out build/evaluation_voids.md

@@ -45,6 +45,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     REFERENCES = "REFERENCES"
     SPECTRAL = "SPECTRAL"
     OUTPUT_MODEL = "OUTPUT_MODEL"
+    EXPORT_ONNX = "EXPORT_ONNX"
     EXPORT_CONFIG = "EXPORT_CONFIG"
     EXPORT_ONLY = "EXPORT_ONLY"
     VAL_RMSE_MODEL = "VAL_RMSE_MODEL"
@@ -86,9 +87,11 @@ class TrainAlgorithm(DemSrAlgorithm):
             "it worse outputs it unchanged and says so (Best epoch = 0).\n"
             "<b>INIT_WEIGHTS</b>: fine-tune from an existing model of the same scale.\n"
             "<b>OUTPUT_MODEL</b>: the .pt file; next to it go NAME_metrics.csv, "
-            "NAME_curves.png and NAME_report.html (the curves and the table, shown in the "
-            "Results Viewer). If a run crashes or is cancelled, running it again with the same "
-            "settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
+            "NAME_curves.png, NAME_report.html (the curves and the table, shown in the "
+            "Results Viewer) and (EXPORT_ONNX, on by default) NAME.onnx, its ONNX copy that "
+            "runs where only ONNX Runtime is installed (checked against PyTorch before it is "
+            "written). If a run crashes or is cancelled, running it again with the "
+            "same settings resumes from the last finished epoch (NAME.pt.resume). Cancelling "
             "stops within one batch and keeps the best model so far.\n\n"
             "Advanced: LOSS (l1 or mse on elevation, scaled by each patch's relief), "
             "GRADIENT_WEIGHT (weight of the slope term), STEPS_PER_EPOCH, SEED. "
@@ -159,6 +162,9 @@ class TrainAlgorithm(DemSrAlgorithm):
             self.EXPORT_CONFIG, self.tr("Training configuration (JSON, for torchrun)"),
             fileFilter="JSON (*.json)", optional=True, createByDefault=False), advanced=True)
         self.add(QgsProcessingParameterBoolean(
+            self.EXPORT_ONNX, self.tr("Also write NAME.onnx (runs with ONNX Runtime, no "
+                                      "PyTorch)"), defaultValue=True), advanced=True)
+        self.add(QgsProcessingParameterBoolean(
             self.EXPORT_ONLY, self.tr("Only export the configuration (do not train here)"),
             defaultValue=False), advanced=True)
         self.addOutput(QgsProcessingOutputNumber(self.VAL_RMSE_MODEL,
@@ -187,7 +193,8 @@ class TrainAlgorithm(DemSrAlgorithm):
             validation=self.parameterAsDouble(parameters, self.VALIDATION, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             steps_per_epoch=self.parameterAsInt(parameters, self.STEPS_PER_EPOCH, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context))
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            export_onnx=self.parameterAsBoolean(parameters, self.EXPORT_ONNX, context))
         gradient_weight = self.optional_number(parameters, self.GRADIENT_WEIGHT, context)
         if gradient_weight is not None:  # else the config's default
             shared["gradient_weight"] = gradient_weight

@@ -59,14 +59,19 @@ def _res(path: Path) -> float:
         return ds.res[0]
 
 
-def measure(cmd: list[str]) -> dict:
-    """Wall time and peak RSS of a command (its own process tree), in a fresh child."""
+def measure(cmd: list[str], backend: str = "") -> dict:
+    """Wall time and peak RSS of a command (its own process tree), in a fresh child;
+    `backend` 'torch' or 'onnx' forces that runtime (DEMSR_BACKEND, core/backends.py)."""
     probe = ("import json,resource,subprocess,sys,time; t=time.perf_counter(); "
              "rc=subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "u=resource.getrusage(resource.RUSAGE_CHILDREN); "
              "print(json.dumps({'rc': rc, 'seconds': time.perf_counter()-t, "
-             "'peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024}))")
+             "'cpu_seconds': u.ru_utime + u.ru_stime, 'peak_rss_mb': u.ru_maxrss/1024}))")
     env = {k: v for k, v in os.environ.items() if k != "QGIS_CUSTOM_CONFIG_PATH"}
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env.pop("DEMSR_BACKEND", None)
+    if backend:
+        env["DEMSR_BACKEND"] = backend
     out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True,
                          env=env, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -82,15 +87,19 @@ def _row(label: str, mpx: float, ours: dict, gdal: dict) -> dict:
                 ours_peak_rss_mb=round(ours["peak_rss_mb"]),
                 gdal_mpx_s=round(mpx / gdal["seconds"], 2),
                 gdal_peak_rss_mb=round(gdal["peak_rss_mb"]),
-                time_ratio=round(ours["seconds"] / gdal["seconds"], 2))
+                time_ratio=round(ours["seconds"] / gdal["seconds"], 2),
+                # CPU time (all threads): less sensitive to other load than wall time
+                cpu_ratio=round(ours["cpu_seconds"] / gdal["cpu_seconds"], 2))
 
 
-def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str) -> dict:
+def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str,
+                         backend: str = "") -> dict:
     """Same output grid for both: round(size × SCALE) pixels over the input's extent."""
     with rasterio.open(src) as ds:
         w, h = round(ds.width * scale), round(ds.height * scale)
     ours = measure([QGIS_PROCESS, "run", "demsr:superresolve", "--", f"INPUT={src}",
-                    f"SCALE={scale}", f"METHOD={method}", f"OUTPUT={WORK / 'ours.tif'}"])
+                    f"SCALE={scale}", f"METHOD={method}", f"OUTPUT={WORK / 'ours.tif'}"],
+                   backend)
     gdal = measure(["gdalwarp", "-q", "-overwrite", "-r", "lanczos", "-ts", str(w), str(h),
                     "-ot", "Float32", "-co", "TILED=YES", "-co", "COMPRESS=DEFLATE",
                     "-co", "PREDICTOR=3", "-co", "BIGTIFF=IF_SAFER", str(src),
@@ -98,6 +107,21 @@ def superresolve_vs_gdal(src: Path, scale: float, method: str, label: str) -> di
     for f in ("ours.tif", "gdal.tif"):
         (WORK / f).unlink(missing_ok=True)
     return _row(label, w * h / 1e6, ours, gdal)
+
+
+def first_tile(src: Path, label: str) -> dict:
+    """From `qgis_process run` to the first tile, ONNX Runtime against PyTorch: a ×2 run
+    whose output is one 1024² tile (512² input), so the run is start-up, model load and that
+    tile (the 'gdal' columns hold the PyTorch run; the ratio is ONNX Runtime / PyTorch)."""
+    runs = {}
+    for backend in ("onnx", "torch"):
+        runs[backend] = measure([QGIS_PROCESS, "run", "demsr:superresolve", "--",
+                                 f"INPUT={src}", "SCALE=2", "METHOD=model",
+                                 f"OUTPUT={WORK / 'ours.tif'}"], backend)
+        (WORK / "ours.tif").unlink(missing_ok=True)
+    row = _row(label, 1024 * 1024 / 1e6, runs["onnx"], runs["torch"])
+    row["seconds_saved"] = round(runs["torch"]["seconds"] - runs["onnx"]["seconds"], 2)
+    return row
 
 
 def _synthetic():
@@ -183,8 +207,9 @@ def voidrepair_vs_gdal(src: Path, label: str, method: str, aux: Path | None = No
 def _cases() -> dict:
     mid = lambda: mosaic(WORK / "mosaic_2000.tif", 2000)  # noqa: E731
     big = lambda: mosaic(WORK / "mosaic_8000.tif", 8000)  # noqa: E731
-    sr = lambda path, scale, method, label: (  # noqa: E731
-        lambda: superresolve_vs_gdal(path(), scale, method, label))
+    small = lambda: mosaic(WORK / "mosaic_512.tif", 512)  # noqa: E731
+    sr = lambda path, scale, method, label, backend="": (  # noqa: E731
+        lambda: superresolve_vs_gdal(path(), scale, method, label, backend))
     holed_1 = lambda: holed(mid(), WORK / "holed_2000_1pct.tif", coverage=0.01)  # noqa: E731
     aux_2000 = lambda: auxiliary_for(mid(), WORK / "aux_2000.tif")  # noqa: E731
     vr = lambda method, label, aux=None: (  # noqa: E731
@@ -202,6 +227,19 @@ def _cases() -> dict:
         # the bundled blend (two routes averaged, core/pipelines/blend.py)
         "sr-model-x2.5": ("2000² ×2.5 model", None, sr(mid, 2.5, "model", "2000² ×2.5 model")),
         "sr-model-x4": ("2000² ×4 model", None, sr(mid, 4, "model", "2000² ×4 model")),
+        # each runtime on its own (the cases above run the default: ONNX Runtime on a CPU
+        # when it is installed, core/backends.py)
+        "sr-onnx-x2": ("2000² ×2 ONNX Runtime", 1.5,
+                       sr(mid, 2, "model", "2000² ×2 ONNX Runtime", "onnx")),
+        "sr-onnx-x1.5625": ("2000² ×1.5625 ONNX Runtime", 2.0,
+                            sr(mid, 1.5625, "model", "2000² ×1.5625 ONNX Runtime", "onnx")),
+        "sr-torch-x2": ("2000² ×2 PyTorch", None,
+                        sr(mid, 2, "model", "2000² ×2 PyTorch", "torch")),
+        "sr-torch-x1.5625": ("2000² ×1.5625 PyTorch", None,
+                             sr(mid, 1.5625, "model", "2000² ×1.5625 PyTorch", "torch")),
+        # target: at least 1 s sooner than PyTorch (reported as seconds_saved)
+        "first-tile": ("first tile ONNX vs PyTorch", None,
+                       lambda: first_tile(small(), "first tile ONNX vs PyTorch")),
         # real SRTM/ALOS voids are usually sparse; gdal:fillnodata through qgis_process
         "voids-fill": ("2000² voids 1 % fill", 1.5, vr("fill", "2000² voids 1 % fill")),
         "voids-delta": ("2000² voids 1 % delta", 2.0,
@@ -230,11 +268,13 @@ def main(argv=None) -> int:
         if name == "terrain":
             continue
         label, target, run = cases[name]
-        runs = [run() for _ in range(REPEATS if target else 1)]
+        runs = [run() for _ in range(REPEATS if target or name == "first-tile" else 1)]
         runs.sort(key=lambda r: r["time_ratio"])
         row = dict(runs[len(runs) // 2])  # the median run
         if len(runs) > 1:
             row["time_ratios"] = [r["time_ratio"] for r in runs]
+            if "seconds_saved" in row:
+                row["seconds_saved_runs"] = [r["seconds_saved"] for r in runs]
         row["target_ratio"] = target
         rows.append(row)
         print(rows[-1], flush=True)

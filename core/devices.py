@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import DemSrError, TorchMissing
 
@@ -21,8 +22,9 @@ def import_torch():
 @dataclass(frozen=True)
 class DeviceChoice:
     device: str          # torch device string: "cuda:0", "mps", "cpu"
-    description: str     # for the log: what is used
+    description: str     # for the log: what is used, and with which runtime
     note: str = ""       # why a present GPU is not used, if so
+    backend: str = "torch"  # the runtime that runs the networks (core/backends.py)
 
 
 def _cpu_description(torch) -> str:
@@ -43,11 +45,37 @@ def _mps_available(torch) -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def select_device(requested: str = "auto") -> DeviceChoice:
-    """The device to run on; 'auto' prefers CUDA, then MPS, then CPU."""
+def gpu_available() -> bool:
+    """Whether PyTorch sees a CUDA or Apple MPS device (imports torch)."""
+    torch = import_torch()
+    return _cuda_status(torch)[0] or _mps_available(torch)
+
+
+def select_device(requested: str = "auto", backend: Optional[str] = None) -> DeviceChoice:
+    """The device to run on; 'auto' prefers CUDA, then MPS, then CPU. `backend` None: the
+    runtime that runs models best here (core/backends.choose); "torch" for training."""
+    from . import backends
+
     requested = (requested or "auto").lower()
     if requested not in DEVICE_CHOICES:
         raise DemSrError(f"Unknown device '{requested}'. Use one of: {', '.join(DEVICE_CHOICES)}.")
+    backend = backend or backends.choose(requested)
+    if backend == backends.ONNX:
+        backends.import_runtime(backends.ONNX)
+        note = ""
+        if requested == "auto" and backends.installed_version(backends.TORCH):
+            note = "no GPU used: " + ("PyTorch finds no usable GPU" if
+                                      backends.torch_may_have_gpu() else
+                                      "this PyTorch build is CPU-only")
+        return DeviceChoice("cpu", f"CPU ({backends.cpu_threads()} threads, {os.cpu_count()} "
+                                   f"cores), {backends.runtime_text(backends.ONNX)}", note,
+                            backends.ONNX)
+    choice = _torch_device(requested)
+    return DeviceChoice(choice.device, f"{choice.description}, "
+                        f"{backends.runtime_text(backends.TORCH)}", choice.note, backends.TORCH)
+
+
+def _torch_device(requested: str) -> DeviceChoice:
     torch = import_torch()
     cuda_ok, cuda_why = _cuda_status(torch)
     if requested in ("auto", "cuda") and cuda_ok:

@@ -30,6 +30,25 @@ class TorchMissing(DemSrError):
         super().__init__(msg)
 
 
+class RuntimeMissing(DemSrError):
+    """Neither runtime that runs the models (ONNX Runtime, PyTorch) can be imported."""
+
+    def __init__(self, detail: str = ""):
+        msg = (
+            "Running a model needs ONNX Runtime or PyTorch, and neither is installed for the "
+            "Python that QGIS uses. ONNX Runtime (about 12–28 MB to download) is enough to run "
+            "the models on the CPU; PyTorch (about 200 MB to download, 880 MB installed) is "
+            "needed to train models and to run them on a GPU. In QGIS: Raster ▸ DEM "
+            "Super-Resolution ▸ Install / repair dependencies…; from the plugin's source "
+            "folder: `make deps`; or `python3 -m pip install --target <QGIS profile>/python/"
+            "demsr-deps onnxruntime` (or torch==2.13.0; use the same python3 as QGIS and do "
+            "not upgrade numpy), then restart QGIS."
+        )
+        if detail:
+            msg += f" (import error: {detail})"
+        super().__init__(msg)
+
+
 _ERRNO_ADVICE = {
     "ENOSPC": "the disk is full. Free some space or write to another disk",
     "EDQUOT": "your disk quota is used up. Free some space or write to another disk",

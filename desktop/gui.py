@@ -9,6 +9,12 @@ from .deps import torch_state
 from .menu import MENU, DemSrMenu
 
 
+def onnxruntime_version() -> str:
+    from ..core.backends import ONNX, installed_version
+
+    return installed_version(ONNX)
+
+
 class DesktopUi:
     def __init__(self, iface):
         self.iface = iface
@@ -34,14 +40,16 @@ class DesktopUi:
                                      Qgis.MessageLevel.Warning)
 
     def warn_if_torch_missing(self) -> bool:
-        """Once per session: a message bar item with an Install PyTorch… button."""
+        """Once per session, when neither ONNX Runtime nor PyTorch can run the models: a
+        message bar item with an Install… button (the installer proposes ONNX Runtime)."""
         state = torch_state()
-        if state.usable or self.torch_message is not None:
+        if state.usable or onnxruntime_version() or self.torch_message is not None:
             return False
         bar = self.iface.messageBar()
-        item = bar.createMessage(MENU, state.problem() + ": the learned models need it "
-                                 "(classical methods work without it).")
-        button = QPushButton("Install PyTorch…", item)
+        item = bar.createMessage(MENU, state.problem() + " and neither is ONNX Runtime: the "
+                                 "learned models need one of them (ONNX Runtime runs them, "
+                                 "PyTorch also trains; classical methods work without).")
+        button = QPushButton("Install ONNX Runtime or PyTorch…", item)
         button.setObjectName("demsr_install_torch")
         button.clicked.connect(self.open_installer)
         item.layout().addWidget(button)

@@ -65,18 +65,37 @@ def bundled_models() -> list:
 
 
 def device_rows() -> list:
+    """The device and the runtime that run models (core/backends.choose), and what trains."""
+    from ..core import backends
+    from ..core.errors import RuntimeMissing
+
     state = torch_state()
-    if not state.usable:
-        return [("Device", "none: " + state.problem())]
+    have_ort = bool(backends.installed_version(backends.ONNX))
+    if not have_ort and not state.usable:
+        if state.installed:  # too old, and no ONNX Runtime either
+            return [("Device", "none: " + state.problem() + "; ONNX Runtime is not installed "
+                     "either")]
+        return [("Device", "none: " + str(RuntimeMissing()))]
     from ..core.devices import select_device
     try:
         choice = select_device("auto")
-    except Exception as exc:  # a broken torch (DLL load failure) lands here
-        return [("Device", f"PyTorch fails to load: {exc}")]
-    rows = [("Device used", choice.description)]
+    except Exception as exc:  # a broken runtime (DLL load failure) lands here
+        return [("Device", f"the runtime fails to load: {exc}")]
+    rows = [("Device used", choice.description),
+            ("Runs the models", backends.runtime_text(choice.backend)
+             + (" (faster on the CPU; PyTorch is used for GPUs)"
+                if choice.backend == backends.ONNX and state.usable else ""))]
+    rows.append(("Trains models", backends.runtime_text(backends.TORCH) if state.usable
+                 else "needs PyTorch (Install / repair dependencies…, PyTorch build)"))
     if choice.note:  # "no GPU used: <why>": the label already says it
         rows.append(("Why no GPU", choice.note.split("no GPU used: ", 1)[-1]))
     return rows
+
+
+def ort_version() -> str:
+    from ..core.backends import ONNX, installed_version
+
+    return installed_version(ONNX)
 
 
 def collect() -> list:
@@ -97,6 +116,7 @@ def collect() -> list:
         ("NumPy", numpy.__version__),
         ("PyTorch", f"{state.version} ({state.location})" if state.installed
          else "not installed"),
+        ("ONNX Runtime", ort_version() or "not installed"),
         ("Dependency folder", dependency_dir()),
         ("NVIDIA driver", f"{gpu.name}, driver {gpu.driver}, CUDA {gpu.cuda}" if gpu
          else "none found (nvidia-smi)"),

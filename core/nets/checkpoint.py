@@ -51,6 +51,8 @@ class Checkpoint:
     state_dict: dict = field(default_factory=dict)
     verified: bool = False  # load() found integrity hashes and they matched
     bundled: bool = False   # the file is one of the plugin's bundled models (by file hash)
+    path: str = ""          # the file it was loaded from
+    onnx: Any = None        # onnx_model.OnnxModel when loaded from NAME.onnx (no weights here)
 
     def build(self):
         """The network with these weights, in eval mode, on the CPU."""
@@ -62,19 +64,48 @@ class Checkpoint:
                              f"with {self.hparams}: {str(exc).splitlines()[0]}") from None
         return model.eval()
 
-    def build_for_inference(self, device: str):
-        """build() on `device` in channels-last layout: convolutions run about twice as fast
-        on CPUs (measured on the bundled models; results equal to 1e-3 m). Feed it
-        inputs made by `channels_last()`."""
-        import torch
+    def build_for_inference(self, device: str, backend: Optional[str] = None):
+        """The network ready to run on `device` (core/backends.Network): in ONNX Runtime
+        when `backend` (default: backends.choose(device)) says so and NAME.onnx made from
+        these weights is there, else in PyTorch (channels-last: convolutions run about twice
+        as fast on CPUs, results equal to 1e-3 m)."""
+        from .. import backends
 
+        backend = backend or backends.choose(device)
+        if backend == backends.ONNX:
+            model = self.onnx or self._matching_onnx()
+            if model is not None:
+                return model.network()
+        if not self.state_dict:  # loaded from an .onnx: its .pt is needed for PyTorch
+            if self.path.lower().endswith(".onnx"):
+                raise DemSrError(
+                    f"'{os.path.basename(self.path)}' is an ONNX model: it runs with ONNX "
+                    "Runtime on the CPU (DEVICE=auto without a GPU, or DEVICE=cpu, with ONNX "
+                    "Runtime installed). To run on a GPU with PyTorch, give its .pt file.")
+            self.state_dict = load(self.path, prefer_onnx=False).state_dict
         if str(device).startswith("cuda"):
             # cuDNN runs fp32 convolutions in TF32 by default on Ampere and later: on an H200
             # that moved Super-resolve's output 0.014 m from the CPU's and made it depend on
             # the batch size (make gpu-check). Inference keeps full fp32.
+            torch = import_torch()
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        return self.build().to(device).to(memory_format=torch.channels_last)
+        return backends.TorchNetwork(self.build(), device)
+
+    def _matching_onnx(self):
+        """NAME.onnx beside NAME.pt when it was exported from these very weights."""
+        from . import onnx_model
+
+        path = onnx_model.onnx_path(self.path) if self.path else ""
+        if not path or not os.path.isfile(path):
+            return None
+        model = onnx_model.read(path)
+        header = model.header
+        if (header.get("source_weights") != weights_digest(self.state_dict)
+                or header.get("architecture") != self.architecture
+                or header.get("scale") != int(self.scale)):
+            return None  # stale: exported from other weights; PyTorch runs the .pt
+        return model
 
 
 def from_model(model, interpolation: str, provenance: dict | None = None) -> Checkpoint:
@@ -332,13 +363,57 @@ def is_bundled(path: str) -> bool:
     return h.hexdigest() in bundled.BUNDLED_SHA256.values()
 
 
-def load(path: str, role: str = "MODEL") -> Checkpoint:
+def _from_onnx(path: str, pt_path: str) -> Checkpoint:
+    """The checkpoint's header from a checked NAME.onnx (onnx_model.read), without weights."""
+    from . import onnx_model
+
+    model = onnx_model.read(path)
+    h = model.header
+    return Checkpoint(architecture=str(h["architecture"]), scale=int(h["scale"]),
+                      hparams=dict(h["hparams"]), normalisation=dict(h["normalisation"]),
+                      interpolation=str(h.get("interpolation", "")),
+                      provenance=dict(h["provenance"]), verified=True, path=pt_path,
+                      onnx=model, bundled=os.path.isfile(pt_path) and is_bundled(pt_path))
+
+
+def load(path: str, role: str = "MODEL", prefer_onnx: Optional[bool] = None) -> Checkpoint:
     """Read and validate a model file; DemSrError says what is wrong with it. `role` is the
-    parameter that named the file (MODEL, INIT_WEIGHTS), for the advice."""
-    torch = import_torch()
+    parameter that named the file (MODEL, INIT_WEIGHTS), for the advice.
+
+    NAME.onnx (given, or beside NAME.pt) is read instead of the .pt when PyTorch is missing
+    or `prefer_onnx` (ONNX Runtime will run it: PyTorch is then never imported); None:
+    only when PyTorch is missing."""
+    from .. import backends
+    from .onnx_model import file_digest, onnx_path
+
     name = os.path.basename(path or "")
     if not path or not os.path.isfile(path):
         raise DemSrError(f"Model file '{path}' does not exist.")
+    has_torch = bool(backends.installed_version(backends.TORCH))
+    if path.lower().endswith(".onnx"):
+        return _from_onnx(path, path)
+    sibling = onnx_path(path)
+    if (not has_torch or prefer_onnx) and backends.installed_version(backends.ONNX):
+        if os.path.isfile(sibling):
+            ckpt = _from_onnx(sibling, path)
+            made_from = ckpt.onnx.header.get("source_file")
+            if not made_from or made_from == file_digest(path):
+                return ckpt
+            if not has_torch:  # NAME.pt changed since NAME.onnx was made from it
+                raise DemSrError(
+                    f"'{os.path.basename(sibling)}' was made from another version of '{name}' "
+                    f"(retrained or replaced since); make it again where PyTorch is installed "
+                    f"(python3 scripts/export_onnx.py {name}), or install PyTorch.")
+        if not has_torch:
+            raise DemSrError(
+                f"'{name}' is a PyTorch model and PyTorch is not installed; ONNX Runtime, which "
+                f"is, runs a model from its ONNX copy, and there is no "
+                f"'{os.path.basename(sibling)}' beside it. Make one where PyTorch is installed "
+                f"(python3 scripts/export_onnx.py {name}; 'Train DEM SR' writes it), or "
+                "install PyTorch (Install / repair dependencies…).")
+    if not has_torch:
+        raise backends.RuntimeMissing()
+    torch = import_torch()
     try:
         data: Any = torch.load(path, map_location="cpu", weights_only=True)
     except MemoryError:
@@ -370,7 +445,7 @@ def load(path: str, role: str = "MODEL") -> Checkpoint:
                       hparams=dict(data["hparams"]), normalisation=dict(data["normalisation"]),
                       interpolation=str(data["interpolation"]),
                       provenance=dict(data.get("provenance", {})),
-                      state_dict=dict(data["state_dict"]))
+                      state_dict=dict(data["state_dict"]), path=path)
     ckpt.verified = _check_integrity(data, path, role)
     registry.get(ckpt.architecture)  # unknown architecture → clear error
     try:
@@ -381,10 +456,3 @@ def load(path: str, role: str = "MODEL") -> Checkpoint:
     _check_weights(ckpt, path, role)
     ckpt.bundled = is_bundled(path)
     return ckpt
-
-
-def channels_last(x):
-    """A 4-D input tensor in the layout of build_for_inference() models."""
-    import torch
-
-    return x.contiguous(memory_format=torch.channels_last)

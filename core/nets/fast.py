@@ -69,6 +69,6 @@ class FastSR(nn.Module):
             h = self.act(conv(h))
         r = self.tail(h + f) + self.linear(z)              # (B, s², H, W): sub-pixels
         spread_up = classical.subpixels(spread * float(self.norm["gain"]), self.bilinear)
-        y = classical.subpixels(x, self.lanczos) + spread_up * r
+        y = classical.subpixels(x, self.lanczos, centred=True) + spread_up * r
         y = classical.back_project(y, x, self.lanczos, int(self.hparams["back_projection"]))
         return self.shuffle(y)

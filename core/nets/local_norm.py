@@ -25,13 +25,22 @@ def normalisation_config(normalisation: dict | None) -> dict:
 
 
 def box_mean(x, radius: int):
-    """Mean over a (2r+1)² window of a (B,C,H,W) tensor, edges replicated; separable so a
-    large radius stays cheap. The one local-statistics kernel of the networks, the losses
-    and the per-raster relief constant."""
-    import torch.nn.functional as F
-
+    """Mean over a (2r+1)² window of a (B,C,H,W) tensor or numpy array, edges replicated;
+    separable so a large radius stays cheap. The one local-statistics kernel of the
+    networks, the losses and the per-raster relief constant (numpy there: void repair also
+    runs without torch)."""
     if radius <= 0:
         return x
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        from scipy.ndimage import uniform_filter1d
+
+        k = 2 * radius + 1
+        y = uniform_filter1d(x, k, axis=-2, mode="nearest")
+        return uniform_filter1d(y, k, axis=-1, mode="nearest")
+    import torch.nn.functional as F
+
     k = 2 * radius + 1
     x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
     x = F.avg_pool2d(x, (k, 1), stride=1)
@@ -41,7 +50,7 @@ def box_mean(x, radius: int):
 def local_stats(x, radius: int, eps: float):
     """(local mean, local mean absolute deviation + eps) of a (B,1,H,W) tensor."""
     mean = box_mean(x, radius)
-    return mean, box_mean((x - mean).abs(), radius) + eps
+    return mean, box_mean(abs(x - mean), radius) + eps
 
 
 def relief_constant(dem, valid, radius: int = 3) -> float:
@@ -49,12 +58,8 @@ def relief_constant(dem, valid, radius: int = 3) -> float:
     float array): one elevation unit per raster, never per tile."""
     import numpy as np
 
-    from ..devices import import_torch
-
-    torch = import_torch()
-    z = torch.from_numpy(np.ascontiguousarray(dem, dtype=np.float64))[None, None]
-    with torch.inference_mode():
-        dev = local_stats(z, radius, 0.0)[1][0, 0].numpy()
+    z = np.ascontiguousarray(dem, dtype=np.float64)[None, None]
+    dev = local_stats(z, radius, 0.0)[1][0, 0]
     vals = dev[valid & np.isfinite(dev)]
     return max(float(vals.mean()) if vals.size else 1.0, 1e-3)
 

@@ -6,7 +6,10 @@ with @register when it is imported.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+import os
+from types import SimpleNamespace
 
 from ..errors import DemSrError
 
@@ -39,6 +42,59 @@ def get(name: str) -> type:
     return _REGISTRY[name]
 
 
+# What check() reads of an architecture class; without torch read from its module's source.
+_DECLARED = ("scales", "limits", "list_limits", "norm_limits", "defaults")
+
+
+def _declared(name: str) -> SimpleNamespace:
+    """A built-in architecture's declared limits (and check_extra), read from its module's
+    source without importing it (it imports torch): running an ONNX model checks the same
+    limits as loading a checkpoint. Class attributes must be literals or names imported from
+    a torch-free sibling module (local_norm's NORM_LIMITS)."""
+    module = _BUILTIN[name]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), module[1:] + ".py")
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), path)
+    imported = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                imported[alias.asname or alias.name] = (node.module, alias.name)
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or not any(
+                isinstance(d, ast.Call) and getattr(d.func, "id", "") == "register"
+                and d.args and getattr(d.args[0], "value", None) == name
+                for d in node.decorator_list):
+            continue
+        spec = SimpleNamespace()
+        for stmt in node.body:
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                    and getattr(stmt.targets[0], "id", "") in _DECLARED):
+                if isinstance(stmt.value, ast.Name) and stmt.value.id in imported:
+                    mod, attr = imported[stmt.value.id]
+                    value = getattr(importlib.import_module(f".{mod}", __package__), attr)
+                else:
+                    value = ast.literal_eval(stmt.value)
+                setattr(spec, stmt.targets[0].id, value)
+            elif isinstance(stmt, ast.FunctionDef) and stmt.name == "check_extra":
+                stmt = ast.FunctionDef(**{**stmt.__dict__, "decorator_list": []})
+                code = compile(ast.fix_missing_locations(ast.Module([stmt], [])), path, "exec")
+                scope = {"__name__": f"{__package__}{module}", "__package__": __package__}
+                exec(code, scope)  # the plugin's own source file, as an import would run it
+                spec.check_extra = scope["check_extra"]
+        return spec
+    raise DemSrError(f"Internal error: architecture '{name}' is not declared in {path}.")
+
+
+def spec(name: str):
+    """The architecture's class once imported, else its declared limits (_declared)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _BUILTIN:  # never import torch only to check a header
+        return _declared(name)
+    return get(name)
+
+
 def _number(value, what: str, lo: float, hi: float, integer: bool) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok and integer:
@@ -56,7 +112,7 @@ def check(name: str, scale, hparams: dict, normalisation: dict) -> None:
     `norm_limits` {key: (lo, hi)} for numeric normalisation settings. Raises DemSrError
     (a plain sentence, the caller names the file) on the first value out of range.
     """
-    cls = get(name)
+    cls = spec(name)
     if not isinstance(hparams, dict) or not isinstance(normalisation, dict):
         raise DemSrError("hparams and normalisation must be tables of values")
     _number(scale, "scale", *getattr(cls, "scales", (1, 16)), integer=True)

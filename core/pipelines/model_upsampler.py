@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..devices import import_torch, is_out_of_memory, select_device
+from ..devices import select_device
 from ..errors import DemSrError
 from ..raster.grid import Grid, grid_factor, grid_ratio, same_crs, subdivided
 from ..raster.warp import KERNEL_RADIUS, area_average, resample
@@ -63,19 +63,28 @@ def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
         "SR' for this factor.")
 
 
+def window_offset(batch: np.ndarray) -> np.ndarray:
+    """Each window's mean elevation, whole metres, (B,1,1,1) float32: the networks run on
+    elevations minus it and it is added back. Every network's output moves with a constant
+    added to its input (local normalisation, interpolation weights that sum to 1), and
+    float32 arithmetic on values near zero loses less: at 4000 m one rounding step is
+    0.5 mm, so two runtimes (or layouts) summing in another order differed by up to 2 mm."""
+    mean = batch.mean(axis=tuple(range(1, batch.ndim)), keepdims=True, dtype=np.float64)
+    return np.round(mean).astype(np.float32)
+
+
 class ModelUpsampler(Upsampler):
     """A trained network applied to engine tiles, with OOM back-off on GPUs."""
 
-    def __init__(self, ckpt: checkpoint.Checkpoint, device: str, batch_size: int, name: str):
-        torch = import_torch()
+    def __init__(self, ckpt: checkpoint.Checkpoint, device: str, batch_size: int, name: str,
+                 backend: Optional[str] = None):
         self.ckpt = ckpt
         self.scale = int(ckpt.scale)
-        self.model = ckpt.build_for_inference(device)
+        self.network = ckpt.build_for_inference(device, backend)  # core/backends.Network
         self.device = device
         self.batch_size = max(1, int(batch_size))
-        self.halo = int(self.model.halo)
+        self.halo = int(self.network.halo)
         self.name = name
-        self._torch = torch
 
     @classmethod
     def for_grids(cls, model_path: Optional[str], src: Grid, dst: Grid, device: str,
@@ -84,7 +93,9 @@ class ModelUpsampler(Upsampler):
         if not same_crs(src, dst):
             raise DemSrError("Internal error: a model maps grids of one CRS only.")
         path = resolve_model_path(model_path, src, dst)
-        ckpt = checkpoint.load(path)
+        choice = select_device(device)
+        # with ONNX Runtime running it, NAME.onnx alone is read: torch is never imported
+        ckpt = checkpoint.load(path, prefer_onnx=choice.backend == "onnx")
         if ckpt.architecture == "dshat":
             raise DemSrError(
                 f"'{os.path.basename(path)}' is a DS-HAT void-repair model: it runs in 'Void "
@@ -102,25 +113,27 @@ class ModelUpsampler(Upsampler):
                 f"{cov.text()}, but the requested output grid is ×{factor:.4g} finer. Use a "
                 "factor in that range, or a model trained for this factor (Train DEM SR: "
                 "SCALE, and MAX_SCALE for a range).")
-        choice = select_device(device)
         exact = grid_factor(src, dst) == ckpt.scale
         finish = cov.finish_for(factor)
         route = ("" if exact else
                  f", then {coverage.FINISH_WORDS[finish]} onto the ×{factor:.4g} grid")
-        monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
-                     f"{choice.description}.")
-        if choice.note:
-            monitor.info(f"Note: {choice.note}.")
         name = f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)}){route}"
         if exact:
-            return cls(ckpt, choice.device, batch_size, name)
-        return FactorModelUpsampler(ckpt, choice.device, batch_size, name, src, dst, finish)
+            up = cls(ckpt, choice.device, batch_size, name, choice.backend)
+        else:
+            up = FactorModelUpsampler(ckpt, choice.device, batch_size, name, src, dst, finish,
+                                      choice.backend)
+        runs = up.network.runtime
+        where = choice.description if runs in choice.description else f"{choice.device}, {runs}"
+        monitor.info(f"Model {ckpt.architecture} ×{ckpt.scale} from {path}{route}; device: "
+                     f"{where}" + (f" (model file {os.path.basename(ckpt.onnx.path)})"
+                                   if ckpt.onnx is not None else "") + ".")
+        if choice.note:
+            monitor.info(f"Note: {choice.note}.")
+        return up
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            x = checkpoint.channels_last(torch.from_numpy(batch).to(self.device))
-            return self.model(x).float().cpu().numpy()
+        return self.network.run(batch)
 
     def _run_backoff(self, batch: np.ndarray) -> np.ndarray:
         """Run, halving the batch on GPU out-of-memory down to one window."""
@@ -130,10 +143,9 @@ class ModelUpsampler(Upsampler):
                 return np.concatenate([self._run(batch[i:i + size])
                                        for i in range(0, len(batch), size)])
             except Exception as exc:  # noqa: BLE001 - only OOM is retried
-                if not is_out_of_memory(exc) or size == 1:
+                if not self.network.out_of_memory(exc) or size == 1:
                     raise
-                if self.device.startswith("cuda"):
-                    self._torch.cuda.empty_cache()
+                self.network.release()
                 size = max(1, size // 2)
                 self.batch_size = size
 
@@ -144,7 +156,8 @@ class ModelUpsampler(Upsampler):
         w = max(i.data.shape[1] for i in inputs)
         batch = np.stack([np.pad(i.data, ((0, h - i.data.shape[0]), (0, w - i.data.shape[1])),
                                  mode="edge") for i in inputs])[:, None].astype(np.float32)
-        return self._run_backoff(batch)[:, 0]
+        offset = window_offset(batch)
+        return (self._run_backoff(batch - offset) + offset)[:, 0]
 
     def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
         if not inputs:
@@ -182,8 +195,9 @@ class FactorModelUpsampler(ModelUpsampler):
     """
 
     def __init__(self, ckpt: checkpoint.Checkpoint, device: str, batch_size: int, name: str,
-                 src: Grid, dst: Grid, finish: Optional[str] = None):
-        super().__init__(ckpt, device, batch_size, name)
+                 src: Grid, dst: Grid, finish: Optional[str] = None,
+                 backend: Optional[str] = None):
+        super().__init__(ckpt, device, batch_size, name, backend)
         self.src, self.dst = src, dst
         self.mid = subdivided(src, self.scale)
         factor = grid_ratio(src, dst)

@@ -30,7 +30,7 @@ from typing import Callable, Optional
 import numpy as np
 import rasterio
 
-from ..devices import import_torch, select_device
+from ..devices import select_device
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..nets.output_check import check_output_tile
@@ -111,16 +111,21 @@ class VoidRepairResult:
 
 
 def batch_infer(model, device: str) -> Callable:
-    """(dem, voids, aux, sigma) batches of windows → the model's DEM (numpy, float32)."""
-    from ..nets.checkpoint import channels_last
+    """(dem, voids, aux, sigma) batches of windows → the model's DEM (numpy, float32).
+    `model`: the core.backends.Network of ckpt.build_for_inference (PyTorch on `device`,
+    or ONNX Runtime), or a bare torch module (run with PyTorch on `device`)."""
+    from ..backends import Network, TorchNetwork
+    from .model_upsampler import window_offset
 
-    torch = import_torch()
+    if not isinstance(model, Network):
+        model = TorchNetwork(model, device)
 
     def infer(dem: np.ndarray, voids: np.ndarray, aux: np.ndarray, sigma: float) -> np.ndarray:
-        t = lambda a: channels_last(torch.from_numpy(np.ascontiguousarray(a)).to(device))  # noqa: E731
-        s = torch.full((len(dem), 1, 1, 1), float(sigma)).to(device)
-        with torch.inference_mode():
-            return model(t(dem), t(voids), t(aux), s).float().cpu().numpy()
+        s = np.full((len(dem), 1, 1, 1), float(sigma), np.float32)
+        dem = dem.astype(np.float32, copy=False)
+        offset = window_offset(dem)  # DS-HAT moves with its DEM too (see window_offset)
+        return model.run(dem - offset, voids.astype(np.float32, copy=False),
+                         aux.astype(np.float32, copy=False), s) + offset
     return infer
 
 

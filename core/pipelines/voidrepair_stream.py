@@ -109,14 +109,11 @@ def _relief_sum(dem_in: np.ndarray, valid: np.ndarray, r0: int, r1: int,
                 radius: int) -> tuple[float, int]:
     """Sum and count of the local mean absolute deviation over valid cells of rows r0..r1
     (core.nets.local_norm.relief_constant, by blocks)."""
-    from ..devices import import_torch
     from ..nets.local_norm import local_stats
 
-    torch = import_torch()
     a, b = max(r0 - 2 * radius, 0), min(r1 + 2 * radius, dem_in.shape[0])
-    z = torch.from_numpy(np.ascontiguousarray(dem_in[a:b], dtype=np.float64))[None, None]
-    with torch.inference_mode():
-        dev = local_stats(z, radius, 0.0)[1][0, 0].numpy()[r0 - a:r0 - a + r1 - r0]
+    z = np.ascontiguousarray(dem_in[a:b], dtype=np.float64)[None, None]
+    dev = local_stats(z, radius, 0.0)[1][0, 0][r0 - a:r0 - a + r1 - r0]
     vals = dev[valid[r0:r1] & np.isfinite(dev)]
     return float(vals.sum()), int(vals.size)
 

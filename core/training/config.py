@@ -23,6 +23,7 @@ class TrainConfig:
     seed: int = 0
     hparams: dict = field(default_factory=dict)
     resume: bool = True
+    export_onnx: bool = True      # NAME.onnx beside NAME.pt, to run where only ONNX Runtime is
 
 
 @dataclass

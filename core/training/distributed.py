@@ -49,7 +49,7 @@ class Distributed(SingleProcess):
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        self.cuda = select_device(device_request).device.startswith("cuda")
+        self.cuda = select_device(device_request, backend="torch").device.startswith("cuda")
         if self.cuda:
             if self.local_rank >= torch.cuda.device_count():
                 raise DemSrError(f"Process {self.rank} has local rank {self.local_rank} but this "

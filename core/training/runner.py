@@ -123,7 +123,7 @@ def start(cfg: TrainConfig, monitor: Monitor, what: str = "") -> tuple:
     """(torch, device) for a run: seeded, with the device choice logged."""
     torch = import_torch()
     torch.manual_seed(cfg.seed)
-    choice = select_device(cfg.device)
+    choice = select_device(cfg.device, backend="torch")
     monitor.info(f"Training {what}on {choice.description}."
                  + (f" Note: {choice.note}." if choice.note else ""))
     return torch, choice.device
@@ -316,4 +316,33 @@ def run(task: Task, monitor: Optional[Monitor] = None,
             write_report(state.history, csv_path, png_path, task.baseline)
     state.finish(cancelled, epoch, monitor, model, save_best)
     procs.finish()
+    if procs.writer:
+        onnx_copy(cfg.output_model, cfg.export_onnx, monitor)
     return state.result(cfg.output_model, cancelled, csv_path, png_path)
+
+
+def onnx_copy(model_path: str, wanted: bool, monitor: Monitor) -> None:
+    """NAME.onnx beside the saved NAME.pt (core/nets/onnx_model.py), so the model runs where
+    only ONNX Runtime is installed; an older NAME.onnx that would no longer match goes."""
+    from ..backends import ONNX, installed_version
+    from ..nets import onnx_model
+
+    path = onnx_model.onnx_path(model_path)
+    if not os.path.isfile(model_path):
+        return
+    if os.path.isfile(path):
+        os.remove(path)  # made from other weights: never leave a copy that disagrees
+    if not wanted:
+        return
+    if not installed_version(ONNX):
+        monitor.warning(f"{os.path.basename(path)} was not written: ONNX Runtime, which checks "
+                        "the export against PyTorch, is not installed (Install / repair "
+                        "dependencies…, or `python3 scripts/export_onnx.py MODEL.pt` later).")
+        return
+    try:
+        _, worst = onnx_model.export_checkpoint(model_path, path)
+    except DemSrError as exc:
+        monitor.warning(f"{os.path.basename(path)} was not written: {exc}")
+        return
+    monitor.info(f"Wrote {path} (ONNX copy for ONNX Runtime; largest difference to PyTorch on "
+                 f"a test surface {worst:.2g} m).")

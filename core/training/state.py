@@ -41,7 +41,7 @@ def resume_signature(cfg, **resolved) -> str:
     but where the model goes and what runs it, with what the task resolved from it
     (e.g. the architecture and hyper-parameters of INIT_WEIGHTS)."""
     keys = dict(asdict(cfg), inputs=sorted(os.path.abspath(p) for p in cfg.inputs),
-                output_model=None, device=None, resume=None)
+                output_model=None, device=None, resume=None, export_onnx=None)
     keys.update(resolved)
     return hashlib.sha1(json.dumps(keys, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -8,11 +8,17 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
                                  QLabel, QPlainTextEdit, QVBoxLayout)
 
 from ... import dependency_dir
-from ..deps import EXTRAS, TORCH_PIN, torch_state
+import sys
+
+from ..deps import (EXTRAS, TORCH_PIN, onnxruntime_download, onnxruntime_requirement,
+                    torch_state)
 from .cuda import CUDA_BUILDS, detect_nvidia, suggest_build
 from .interpreter import find_python
 from .pipinstall import InstallPlan
 from .task import InstallTask
+
+
+ONNX_CHOICE = "onnxruntime"
 
 
 class InstallerDialog(QDialog):
@@ -26,19 +32,25 @@ class InstallerDialog(QDialog):
         self.python, self.tried = find_python()
         suggested, reason = suggest_build(detect_nvidia())
         self.build = QComboBox(self)
-        # No sizes here: the installer states the real download size of the wheels it found
-        # before pip downloads them (source.choose).
-        self.build.addItem("CPU (works everywhere; from PyTorch's CPU index)", "cpu")
+        # First choice for running models: ONNX Runtime (CPU). PyTorch trains and uses GPUs.
+        # PyTorch's sizes are not guessed here: the installer states the real download size
+        # of the wheels it found before pip downloads them (source.choose).
+        self.build.addItem(f"ONNX Runtime — runs the models on the CPU, no training "
+                           f"({onnxruntime_download(sys.platform)} download)", ONNX_CHOICE)
+        self.build.addItem("PyTorch CPU — runs and trains models (from PyTorch's CPU index)",
+                           "cpu")
         for _, name in CUDA_BUILDS:
-            self.build.addItem(f"NVIDIA CUDA {name[2:4]}.{name[4:]} (needs a matching driver)",
-                               name)
-        self.build.addItem("The package index's default build (on Linux: CUDA, several GB)",
-                           "default")
-        self.build.setCurrentIndex(max(0, self.build.findData(suggested)))
+            self.build.addItem(f"PyTorch NVIDIA CUDA {name[2:4]}.{name[4:]} — GPU runs and "
+                               "training (needs a matching driver)", name)
+        self.build.addItem("PyTorch, the package index's default build (on Linux: CUDA, "
+                           "several GB)", "default")
+        self.build.setCurrentIndex(max(0, self.build.findData(
+            ONNX_CHOICE if suggested == "cpu" else suggested)))
         self.wheels = QgsFileWidget(self)
         self.wheels.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.wheels.setToolTip("Offline machines: a folder with torch and its dependency wheels "
-                               "(pip download torch --only-binary=:all: -d FOLDER)")
+        self.wheels.setToolTip("Offline machines: a folder with the wheels of onnxruntime "
+                               "or torch and their dependencies (pip download onnxruntime "
+                               "--only-binary=:all: -d FOLDER)")
         form = QFormLayout()
         form.addRow("QGIS's Python", QLabel(self.python or "not found (tried: "
                                             + ", ".join(self.tried) + ")"))
@@ -47,8 +59,8 @@ class InstallerDialog(QDialog):
         self.installed_label.setObjectName("demsr_installed_now")
         form.addRow("Installed now", self.installed_label)
         self.show_state()
-        form.addRow("PyTorch build", self.build)
-        form.addRow("", QLabel(f"Suggested: {suggested} — {reason}"))
+        form.addRow("Install", self.build)
+        form.addRow("", QLabel(f"Suggested PyTorch build: {suggested} — {reason}"))
         form.addRow("Folder of wheels (offline, optional)", self.wheels)
         self.extras = QCheckBox("Also the extras: Dask distributed, for mosaics outside QGIS "
                                 "(python -m demsr mosaic; not needed in the toolbox)", self)
@@ -74,15 +86,24 @@ class InstallerDialog(QDialog):
         layout.addWidget(self.buttons)
 
     def show_state(self) -> None:
-        state = torch_state()
-        self.installed_label.setText(f"PyTorch {state.version}" if state.installed
-                                     else "PyTorch not installed")
+        from ...core.backends import ONNX, installed_version
+
+        state, ort = torch_state(), installed_version(ONNX)
+        self.installed_label.setText(
+            (f"PyTorch {state.version}" if state.installed else "PyTorch not installed")
+            + "; " + (f"ONNX Runtime {ort}" if ort else "ONNX Runtime not installed"))
 
     def plan(self) -> InstallPlan:
+        choice = self.build.currentData()
+        if choice == ONNX_CHOICE:
+            return InstallPlan(python=self.python or "", target=dependency_dir(),
+                               packages=[onnxruntime_requirement(sys.platform)],
+                               verify_module="onnxruntime",
+                               wheels_dir=self.wheels.filePath().strip())
         return InstallPlan(python=self.python or "", target=dependency_dir(),
                            packages=[f"torch=={TORCH_PIN}"]
                            + (EXTRAS if self.extras.isChecked() else []),
-                           build=self.build.currentData(),
+                           build=choice,
                            wheels_dir=self.wheels.filePath().strip())
 
     def start(self):

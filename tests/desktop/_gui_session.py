@@ -296,6 +296,7 @@ def main():
     import demsr.desktop.gui as gui
     from demsr.desktop.deps import TorchState
     gui.torch_state = lambda: TorchState(False)
+    gui.onnxruntime_version = lambda: ""  # and no ONNX Runtime either
     plugin.ui.torch_message = None
     result["message_pushed"] = plugin.ui.warn_if_torch_missing()
     result["message_again"] = plugin.ui.warn_if_torch_missing()  # once only

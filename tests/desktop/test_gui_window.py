@@ -150,8 +150,9 @@ def test_status_and_missing_torch_message(gui_run):
     assert "Bundled models" in r["status_text"] and "demsr_fast_x2.pt" in r["status_text"]
     assert "Device used" in r["status_text"]
     assert r["message_pushed"] and not r["message_again"]
-    assert r["install_button"] == "Install PyTorch…"
-    assert r["installer_python"] and r["installer_build"] == "cpu"
+    assert r["install_button"] == "Install ONNX Runtime or PyTorch…"
+    # the first choice for running models (no NVIDIA GPU here)
+    assert r["installer_python"] and r["installer_build"] == "onnxruntime"
     # after a successful install: the bar's warning gone, "PyTorch ready", labels updated
     assert r["bar_item_before_install"]
     assert not r["bar_item_after_install"] and not r["bar_button_after_install"]

@@ -182,6 +182,7 @@ def test_installer_dialog_adds_the_extras_only_when_ticked(qgis_app):
     from demsr.desktop.installer.dialog import InstallerDialog
 
     dialog = InstallerDialog()
+    dialog.build.setCurrentIndex(dialog.build.findData("cpu"))   # PyTorch
     assert dialog.plan().packages == [f"torch=={TORCH_PIN}"]
     dialog.extras.setChecked(True)
     assert dialog.plan().packages == [f"torch=={TORCH_PIN}", *EXTRAS]
@@ -206,3 +207,27 @@ def test_pip_output_pipe_is_closed():
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
         [str(w.message) for w in caught]
+
+
+def test_first_choice_is_onnx_runtime_and_it_installs(qgis_app, tmp_path):
+    """For a user who only runs models the dialog proposes ONNX Runtime first (with its
+    download size); its plan really installs a working onnxruntime beside QGIS's NumPy."""
+    from demsr.desktop.installer import dialog
+
+    dlg = dialog.InstallerDialog()
+    assert dlg.build.itemData(0) == dialog.ONNX_CHOICE
+    if dialog.suggest_build(dialog.detect_nvidia())[0] == "cpu":  # no NVIDIA GPU here
+        assert dlg.build.currentIndex() == 0, "ONNX Runtime is not the first choice"
+    assert "ONNX Runtime" in dlg.build.itemText(0) and "MB" in dlg.build.itemText(0)
+    assert any("PyTorch" in dlg.build.itemText(i) and "train" in dlg.build.itemText(i)
+               for i in range(1, dlg.build.count()))
+    plan = dlg.plan()
+    assert plan.packages[0].startswith("onnxruntime") and plan.verify_module == "onnxruntime"
+    assert "--extra-index-url" not in plan.pip_args("c.txt")  # PyPI (or the user's index)
+    plan.target = str(tmp_path / "deps")
+    plan.python = PY
+    res = run_plan(plan, log=lambda _: None)
+    assert res.ok, res.message
+    assert (tmp_path / "deps" / "onnxruntime").is_dir()
+    assert not list((tmp_path / "deps").glob("numpy*"))  # QGIS's numpy is never shadowed
+    dlg.close()

@@ -35,12 +35,23 @@ def test_collect_reports_versions_and_the_device(qgis_app):
     assert versions["QGIS"].startswith("3.")
     state = torch_state()
     device = dict(sections["Compute device"])
-    if state.usable:
-        assert versions["PyTorch"].startswith(state.version)
+    from demsr.core import backends
+
+    ort = backends.installed_version(backends.ONNX)
+    assert versions["ONNX Runtime"] == (ort or "not installed")
+    if state.usable or ort:
+        if state.usable:
+            assert versions["PyTorch"].startswith(state.version)
         assert "Device used" in device and ("CPU" in device["Device used"]
                                             or "GPU" in device["Device used"])
+        runs = device["Runs the models"]  # which runtime runs, by the rule of backends.choose
+        assert runs.startswith(backends.runtime_text(backends.choose("auto")))
+        assert runs.split(" (")[0] in device["Device used"]
+        assert ("PyTorch" in device["Trains models"]) and (
+            device["Trains models"].startswith("PyTorch ") == state.usable)
     else:
         assert "none" in device["Device"]
+        assert "ONNX Runtime" in device["Device"] and "PyTorch" in device["Device"]
     from demsr.desktop.installer.interpreter import find_python
 
     # the interpreter the installer runs pip with (inside QGIS sys.executable may be a shim)
@@ -54,3 +65,14 @@ def test_torch_state_flags_old_versions():
     assert version_tuple("2.13.0+cpu") == (2, 13, 0)
     assert TorchState(True, "1.13.1", too_old=version_tuple("1.13.1") < (2, 0)).problem()
     assert "not installed" in TorchState(False).problem()
+
+
+def test_without_any_runtime_the_status_names_both(monkeypatch):
+    """A profile without torch and ONNX Runtime: the device row says how to get either."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    monkeypatch.setattr(status, "torch_state", lambda: TorchState(False))
+    row = dict(status.device_rows())["Device"]
+    assert row.startswith("none") and "ONNX Runtime" in row and "PyTorch" in row

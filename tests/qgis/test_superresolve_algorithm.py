@@ -104,11 +104,12 @@ def test_qgis_process_reports_bad_input_and_fails(qgis_process, tmp_path):
 
 
 def test_provider_loads_and_explains_itself_without_torch(tmp_path):
-    """A QGIS without torch: the provider loads, classical methods run, the model path says
-    how to install torch."""
+    """A QGIS without torch or ONNX Runtime: the provider loads, classical methods run, the
+    model path says how to install either."""
     script = f"""
 import sys
 sys.modules["torch"] = None  # make `import torch` fail as on a machine without it
+sys.modules["onnxruntime"] = None
 sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from qgis.core import QgsApplication
 app = QgsApplication([], False); app.initQgis()
@@ -124,7 +125,7 @@ except Exception as e:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), timeout=120)
     assert "demsr:superresolve" in proc.stdout, proc.stderr[-2000:]
-    assert "ERR This algorithm needs PyTorch" in proc.stdout
+    assert "ERR Running a model needs ONNX Runtime or PyTorch" in proc.stdout
     assert "pip install" in proc.stdout
 
 

@@ -77,9 +77,9 @@ def _worker_setup(settings: TileSettings) -> None:
         per_worker = worker.state.nthreads if worker is not None else 1
         threads = int(env) if env else max(1, cores // per_worker)
     if settings.sr.method == "model":
-        from ...devices import import_torch
+        from ...backends import set_threads
 
-        import_torch().set_num_threads(threads)
+        set_threads(threads)   # either runtime (core/backends.py); torch is not imported here
 
 
 def run_tile(job: Job, settings: TileSettings) -> str:

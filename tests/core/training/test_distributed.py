@@ -114,8 +114,9 @@ def test_two_gloo_processes_train_as_one(hr_dem, tmp_path):
     a, b = checkpoint.load(one.model_path), checkpoint.load(str(out))
     for k, v in a.state_dict.items():
         assert torch.allclose(v.float(), b.state_dict[k].float(), atol=1e-5), k
-    # one writer: the model and its report, no resume file left, nothing else
-    assert sorted(os.listdir(out.parent)) == ["two.pt", "two_curves.png", "two_metrics.csv"]
+    # one writer: the model, its ONNX copy and its report, no resume file left, nothing else
+    assert sorted(os.listdir(out.parent)) == ["two.onnx", "two.pt", "two_curves.png",
+                                              "two_metrics.csv"]
     assert not os.path.exists(resume_path(str(out)))
 
 

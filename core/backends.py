@@ -1,0 +1,198 @@
+"""The one inference interface: a loaded network runs numpy batches on PyTorch or ONNX Runtime.
+
+Which runtime runs a model (`choose`): PyTorch for a GPU (CUDA, Apple MPS) and whenever
+ONNX Runtime is missing; ONNX Runtime on the CPU whenever it is installed (measured 1.3–1.8×
+faster than PyTorch on the bundled models here, and its import 0.2–0.4 s against 1.3–1.6 s:
+docs/benchmarks.md), and always where PyTorch is missing. DEMSR_BACKEND=torch or onnx forces
+one (benchmarks, comparisons). Which runtimes are installed is answered from package metadata,
+without importing either: a CPU-only torch build is never imported just to find no GPU.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+
+from .errors import DemSrError, RuntimeMissing  # noqa: F401 - RuntimeMissing re-exported
+
+TORCH, ONNX = "torch", "onnx"
+NAMES = {TORCH: "PyTorch", ONNX: "ONNX Runtime"}
+_MODULES = {TORCH: "torch", ONNX: "onnxruntime"}
+ENV = "DEMSR_BACKEND"
+_THREADS: Optional[int] = None   # set_threads(): CPU threads per process (mosaic workers)
+
+
+def installed_version(key: str) -> str:
+    """The runtime's version if it can be imported here, else '' (no import done)."""
+    module = _MODULES[key]
+    if module in sys.modules:
+        mod = sys.modules[module]
+        return "" if mod is None else str(getattr(mod, "__version__", "?"))
+    try:
+        if importlib.util.find_spec(module) is None:
+            return ""
+    except (ImportError, ValueError):
+        return ""
+    dist = "onnxruntime" if key == ONNX else "torch"
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        # another build of the runtime (onnxruntime-gpu, a source build): ask it
+        try:
+            return str(import_runtime(key).__version__)
+        except DemSrError:
+            return ""
+
+
+def torch_may_have_gpu() -> bool:
+    """False for a CPU-only torch wheel (version '+cpu'), known without importing it."""
+    version = installed_version(TORCH)
+    return bool(version) and not version.endswith("+cpu")
+
+
+def import_runtime(key: str):
+    """Import torch or onnxruntime; RuntimeMissing (naming both) when neither works."""
+    if key == TORCH:
+        from .devices import import_torch
+
+        return import_torch()
+    try:
+        import onnxruntime
+    except Exception as exc:  # ImportError, or a broken wheel raising OSError
+        raise RuntimeMissing(f"onnxruntime: {exc}") from None
+    return onnxruntime
+
+
+def choose(requested: str = "auto") -> str:
+    """TORCH or ONNX for a run with DEVICE=`requested` (see the module docstring)."""
+    have_torch, have_ort = bool(installed_version(TORCH)), bool(installed_version(ONNX))
+    forced = os.environ.get(ENV, "").strip().lower()
+    if forced in (TORCH, ONNX):
+        if not (have_torch if forced == TORCH else have_ort):
+            raise DemSrError(f"{ENV}={forced} but {NAMES[forced]} is not installed for this "
+                             "Python; unset it or install that runtime.")
+        return forced
+    if not have_torch and not have_ort:
+        raise RuntimeMissing()
+    if requested in ("cuda", "mps"):
+        if not have_torch:
+            raise DemSrError(
+                f"DEVICE={requested} needs PyTorch (ONNX Runtime, installed here, runs the "
+                "models on the CPU only). Use DEVICE=auto or cpu, or install PyTorch with "
+                "Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies….")
+        return TORCH
+    if not have_ort:
+        return TORCH
+    if requested == "auto" and have_torch and torch_may_have_gpu():
+        from .devices import gpu_available
+
+        if gpu_available():
+            return TORCH
+    return ONNX
+
+
+def runtime_text(key: str) -> str:
+    """'ONNX Runtime 1.32.0' — for the log."""
+    return f"{NAMES[key]} {installed_version(key) or '?'}"
+
+
+def set_threads(threads: int) -> None:
+    """CPU threads for this process's networks (either runtime), e.g. per mosaic worker."""
+    global _THREADS
+    _THREADS = max(1, int(threads))
+    if sys.modules.get("torch") is not None:  # else TorchNetwork applies it on import
+        sys.modules["torch"].set_num_threads(_THREADS)
+
+
+def cpu_threads() -> int:
+    """The CPU threads a network uses here."""
+    if _THREADS:
+        return _THREADS
+    if sys.modules.get("torch") is not None:
+        return int(sys.modules["torch"].get_num_threads())
+    return int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or (os.cpu_count() or 1)
+
+
+class Network:
+    """A network ready to run: `halo` pixels of context, `runtime` for the log, and
+    run(*batches) → float32 numpy (the batches are the network's inputs, each (B,C,H,W))."""
+
+    halo: int = 0
+    runtime: str = ""
+    device: str = "cpu"
+
+    def run(self, *inputs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def out_of_memory(self, exc: BaseException) -> bool:
+        """Whether `exc` is an allocation failure that a smaller batch may avoid."""
+        return False
+
+    def release(self) -> None:
+        """Give cached accelerator memory back (after an out-of-memory failure)."""
+
+
+class TorchNetwork(Network):
+    """An nn.Module on a torch device, in channels-last layout (about twice as fast on CPUs)."""
+
+    def __init__(self, module, device: str):
+        torch = import_runtime(TORCH)
+        if _THREADS:
+            torch.set_num_threads(_THREADS)
+        self._torch = torch
+        self.module = module.to(device).to(memory_format=torch.channels_last)
+        self.device = device
+        self.halo = int(module.halo)
+        self.runtime = runtime_text(TORCH)
+
+    def run(self, *inputs: np.ndarray) -> np.ndarray:
+        torch = self._torch
+
+        def tensor(a: np.ndarray):
+            t = torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+            return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+
+        with torch.inference_mode():
+            return self.module(*[tensor(a) for a in inputs]).float().cpu().numpy()
+
+    def out_of_memory(self, exc: BaseException) -> bool:
+        from .devices import is_out_of_memory
+
+        return is_out_of_memory(exc)
+
+    def release(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch.cuda.empty_cache()
+
+
+class OnnxNetwork(Network):
+    """A verified .onnx model (core/nets/onnx_model.py) in an ONNX Runtime CPU session."""
+
+    def __init__(self, model_bytes: bytes, halo: int, input_names: list[str]):
+        ort = import_runtime(ONNX)
+        options = ort.SessionOptions()
+        if _THREADS:
+            options.intra_op_num_threads = _THREADS
+        options.log_severity_level = 3  # warnings about unused initialisers are noise here
+        self.session = ort.InferenceSession(model_bytes, options,
+                                            providers=["CPUExecutionProvider"])
+        found = [i.name for i in self.session.get_inputs()]
+        if found != list(input_names):
+            raise DemSrError(f"The ONNX model's inputs {found} are not those its header "
+                             f"records ({list(input_names)}); it is damaged.")
+        self.input_names = found
+        self.halo = int(halo)
+        self.runtime = runtime_text(ONNX)
+
+    def run(self, *inputs: np.ndarray) -> np.ndarray:
+        feed = {n: np.ascontiguousarray(a, dtype=np.float32)
+                for n, a in zip(self.input_names, inputs)}
+        return self.session.run(None, feed)[0]
+
+    def out_of_memory(self, exc: BaseException) -> bool:
+        text = str(exc).lower()  # ONNX Runtime's arena says "Failed to allocate memory"
+        return any(w in text for w in ("out of memory", "bad_alloc", "failed to allocate"))
