@@ -13,40 +13,41 @@ class Cancelled(Exception):
     """The user cancelled; partial outputs have been removed."""
 
 
-class TorchMissing(DemSrError):
+class _Missing(DemSrError):
+    """A runtime that cannot be imported: MESSAGE, plus the import error when known."""
+
+    MESSAGE = ""
+
+    def __init__(self, detail: str = ""):
+        super().__init__(self.MESSAGE + (f" (import error: {detail})" if detail else ""))
+
+
+class TorchMissing(_Missing):
     """PyTorch is needed but cannot be imported."""
 
-    def __init__(self, detail: str = ""):
-        msg = (
-            "This algorithm needs PyTorch, which is not installed for the Python that QGIS "
-            "uses. In QGIS: Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; "
-            "from the plugin's source folder: `make deps`; or install it with "
-            "`python3 -m pip install --target <QGIS profile>/python/demsr-deps torch==2.13.0` "
-            "(use the same python3 as QGIS and do not upgrade numpy). The in-QGIS installer "
-            "needs no restart; after installing by hand, restart QGIS."
-        )
-        if detail:
-            msg += f" (import error: {detail})"
-        super().__init__(msg)
+    MESSAGE = (
+        "This algorithm needs PyTorch, which is not installed for the Python that QGIS "
+        "uses. In QGIS: Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; "
+        "from the plugin's source folder: `make deps`; or install it with "
+        "`python3 -m pip install --target <QGIS profile>/python/demsr-deps torch==2.13.0` "
+        "(use the same python3 as QGIS and do not upgrade numpy). The in-QGIS installer "
+        "needs no restart; after installing by hand, restart QGIS."
+    )
 
 
-class RuntimeMissing(DemSrError):
+class RuntimeMissing(_Missing):
     """Neither runtime that runs the models (ONNX Runtime, PyTorch) can be imported."""
 
-    def __init__(self, detail: str = ""):
-        msg = (
-            "Running a model needs ONNX Runtime or PyTorch, and neither is installed for the "
-            "Python that QGIS uses. ONNX Runtime (about 12–28 MB to download) is enough to run "
-            "the models on the CPU; PyTorch (about 200 MB to download, 880 MB installed) is "
-            "needed to train models and to run them on a GPU. In QGIS: Raster ▸ DEM "
-            "Super-Resolution ▸ Install / repair dependencies…; from the plugin's source "
-            "folder: `make deps`; or `python3 -m pip install --target <QGIS profile>/python/"
-            "demsr-deps onnxruntime` (or torch==2.13.0; use the same python3 as QGIS and do "
-            "not upgrade numpy), then restart QGIS."
-        )
-        if detail:
-            msg += f" (import error: {detail})"
-        super().__init__(msg)
+    MESSAGE = (
+        "Running a model needs ONNX Runtime or PyTorch, and neither is installed for the "
+        "Python that QGIS uses. ONNX Runtime (about 12–28 MB to download) is enough to run "
+        "the models on the CPU; PyTorch (about 200 MB to download, 880 MB installed) is "
+        "needed to train models and to run them on a GPU. In QGIS: Raster ▸ DEM "
+        "Super-Resolution ▸ Install / repair dependencies…; from the plugin's source "
+        "folder: `make deps`; or `python3 -m pip install --target <QGIS profile>/python/"
+        "demsr-deps onnxruntime` (or torch==2.13.0; use the same python3 as QGIS and do "
+        "not upgrade numpy), then restart QGIS."
+    )
 
 
 _ERRNO_ADVICE = {
