@@ -229,7 +229,10 @@ def test_ctrl_c_stops_the_command_line_and_leaves_no_partial_file(split, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "demsr", "mosaic", *tiles, "--out", str(out),
                              "--method", "model", "--scale", "4", "--device", "cpu", "--tile-size", "64",
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, start_new_session=True)
+                            text=True, env=env, start_new_session=True,
+                            # as in a terminal: a background `make test` (CI, a script)
+                            # hands its children SIGINT ignored, and Python then keeps it so
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         work = out / WORK
