@@ -32,7 +32,7 @@ from ..errors import DemSrError
 from ..raster.grid import Grid, overlap_bounds
 from ..raster.io import GDAL_ENV, DemSource, open_dem, read_band
 from ..raster.warp import LOCAL_CRS
-from .inpaint import _solve_group, fill_window, solvable
+from .inpaint import fill_window
 
 # Interpolation of a coarser auxiliary onto the repair grid: measured on the validation DEMs
 # with auxiliaries area-averaged ×4 (scripts/evaluate_voids.py --auxiliary, 3 realisations),
@@ -191,12 +191,11 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray
     first fill (fill_window) elsewhere."""
     d = z - a                                   # NaN where either is missing
     target = unknown & np.isfinite(a)
-    target = solvable(d, target) if target.any() else target
     values = np.full(z.shape, np.nan)
     if target.any():
-        d = np.where(unknown & ~target, np.nan, d)
-        offset = float(np.nanmean(np.where(target, np.nan, d)))
-        values[target] = a[target] + _solve_group(d - offset, target, biharmonic=False) + offset
+        values[target] = a[target] + fill_window(np.where(unknown & ~target, np.nan, d),
+                                                 target, biharmonic=False)
+    target = np.isfinite(values)                # the difference reached these cells
     rest = unknown & ~target
     if rest.any():
         # the first fill for what the auxiliary cannot give, from the DEM and the delta

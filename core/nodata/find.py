@@ -34,9 +34,6 @@ from ..raster.tiles import row_blocks
 VALID, FILLED, NODATA, LEFT = 0, 1, 2, 3
 # Void repair's FILLED_MASK: where each output cell came from.
 MASK_KEPT, MASK_FILLED, MASK_AUXILIARY, MASK_NODATA = 0, 1, 2, 255
-MASK_MEANING = {MASK_KEPT: "kept from the input", MASK_FILLED: "filled by the first fill or "
-                "the model", MASK_AUXILIARY: "filled from the auxiliary DEM",
-                MASK_NODATA: "nodata in OUTPUT"}
 
 
 def require_valid(valid_cells: int, path: str, band: int) -> None:

@@ -85,9 +85,11 @@ def solvable(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     return unknown & np.isin(pieces, anchored[anchored > 0])
 
 
-def fill_window(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+def fill_window(z: np.ndarray, unknown: np.ndarray, biharmonic: Optional[bool] = None
+                ) -> np.ndarray:
     """Values for the `unknown` cells of window `z` (NaN = absent, or unknown), in the
-    order of z[unknown]; NaN where a cell cannot be reached from known data."""
+    order of z[unknown]; NaN where a cell cannot be reached from known data. `biharmonic`
+    None: biharmonic up to BIHARMONIC_MAX unknowns, harmonic (Laplace) beyond."""
     out = np.full(int(unknown.sum()), np.nan)
     ok = solvable(z, unknown)
     if not ok.any():
@@ -95,8 +97,9 @@ def fill_window(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
     z = np.where(unknown & ~ok, np.nan, z)
     # Solve for the anomaly from the mean: better conditioned for high elevations.
     offset = float(np.nanmean(np.where(ok, np.nan, z)))
-    big = int(ok.sum()) > BIHARMONIC_MAX
-    vals = _solve_group(z - offset, ok, biharmonic=not big)
+    if biharmonic is None:
+        biharmonic = int(ok.sum()) <= BIHARMONIC_MAX
+    vals = _solve_group(z - offset, ok, biharmonic=biharmonic)
     full = np.full(z.shape, np.nan)
     full[ok] = vals + offset
     return full[unknown]

@@ -19,6 +19,7 @@ result equals the whole-raster computation (core.nodata.inpaint.inpaint).
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
 
@@ -96,33 +97,27 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
     rims = RimStats()
     total = max(int(fill.sum()), 1)
     done = 0
-    reader = AuxReader(aux, g) if aux else None
-    with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
-        if reader:
-            reader.__enter__()
-        try:
-            for win, unknown in void_groups(fill):
-                monitor.check()
-                r, c = win
-                z = read_band(ds, src.band, Window(c.start, r.start, c.stop - c.start,
-                                                   r.stop - r.start)).astype(np.float64)
-                z[unknown] = np.nan
-                if reader:
-                    a = reader.window(win)
-                    rims.add(z, a, unknown)
-                    v, f = delta_fill(z, a, unknown)
-                else:
-                    v, f = fill_window(z, unknown), np.zeros(int(unknown.sum()), bool)
-                rr, cc = np.nonzero(unknown)
-                keep = np.isfinite(v)       # a group with no data around it stays nodata
-                idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
-                vals.append(v[keep].astype(np.float32))
-                flags.append(f[keep])
-                done += rr.size
-                monitor.progress(done / total)
-        finally:
+    with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds, \
+            (AuxReader(aux, g) if aux else nullcontext()) as reader:
+        for win, unknown in void_groups(fill):
+            monitor.check()
+            r, c = win
+            z = read_band(ds, src.band, Window(c.start, r.start, c.stop - c.start,
+                                               r.stop - r.start)).astype(np.float64)
+            z[unknown] = np.nan
             if reader:
-                reader.__exit__(None, None, None)
+                a = reader.window(win)
+                rims.add(z, a, unknown)
+                v, f = delta_fill(z, a, unknown)
+            else:
+                v, f = fill_window(z, unknown), np.zeros(int(unknown.sum()), bool)
+            rr, cc = np.nonzero(unknown)
+            keep = np.isfinite(v)       # a group with no data around it stays nodata
+            idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
+            vals.append(v[keep].astype(np.float32))
+            flags.append(f[keep])
+            done += rr.size
+            monitor.progress(done / total)
     cat = lambda parts, dtype: (np.concatenate(parts) if parts  # noqa: E731
                                 else np.zeros(0, dtype))
     return cat(idx, np.int64), cat(vals, np.float32), cat(flags, bool), rims

@@ -306,15 +306,11 @@ def _repair_then_warp(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
 GRID_FACTOR_TOLERANCE = 1.25
 
 
-def grid_change_model(model_path: Optional[str], src: Grid, dst: Grid, monitor: Monitor
-                      ) -> bool:
+def grid_change_model(ckpt, path: str, src: Grid, dst: Grid, monitor: Monitor) -> bool:
     """Whether the DS-HAT checkpoint was trained for the grid change itself (pairs mode: LR
     DEM → a reference's finer grid, the DS-HAT paper's use): then it runs on the target grid,
     as it was trained, instead of repairing on the input grid and leaving the grid change to
     Super-resolve DEM's models. Warns when the requested factor is outside what it saw."""
-    from .dshat_inputs import load_model
-
-    ckpt, path = load_model(model_path)
     prov = ckpt.provenance or {}
     if prov.get("mode") != "pairs" and prov.get("task") != "grid change":
         return False
@@ -391,12 +387,12 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                         "voids from it.")
     if method == "fill" and req.model_path:
         monitor.warning(f"METHOD={method} does not use MODEL.")
-    nodata = output_nodata(src.nodata)
-    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
-                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
-    if method == "model" and not same_grid(src.grid, dst) and grid_change_model(
-            req.model_path, src.grid, dst, monitor):
-        return _repair_here(req, src, dst, aux, method, monitor, started)
+    profiles = _profiles(req, src, dst)
+    if method == "model" and not same_grid(src.grid, dst):
+        loaded = load_model(req.model_path)
+        if grid_change_model(*loaded, src.grid, dst, monitor):
+            return _repair_model(req, src, dst, aux is not None, profiles, monitor, started,
+                                 loaded)
     if superresolve_route(src.grid, dst):
         require_room(profiles, "OUTPUT and FILLED_MASK")
         return _repair_then_superresolve(req, src, dst, aux, method, profiles, monitor)
@@ -406,12 +402,16 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     return _repair_here(req, src, dst, aux, method, monitor, started)
 
 
+def _profiles(req: VoidRepairRequest, src, dst: Grid) -> list:
+    """OUTPUT's and FILLED_MASK's GeoTIFF profiles on dst."""
+    return [(req.output_path, gtiff_profile(dst, output_nodata(src.nodata))),
+            (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+
+
 def _repair_here(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
                  monitor: Monitor, started: float) -> VoidRepairResult:
     """The repair onto dst by `method` (classical methods: dst is the input grid)."""
-    nodata = output_nodata(src.nodata)
-    profiles = [(req.output_path, gtiff_profile(dst, nodata)),
-                (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    profiles = _profiles(req, src, dst)
     if method in CLASSICAL:
         return _repair_classical(req, src, aux if method == "delta" else None, profiles,
                                  monitor, started)
@@ -466,8 +466,10 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
 
 
 def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profiles: list,
-                  monitor: Monitor, started: float) -> VoidRepairResult:
-    """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid."""
+                  monitor: Monitor, started: float, loaded: Optional[tuple] = None
+                  ) -> VoidRepairResult:
+    """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid;
+    `loaded` = load_model's (checkpoint, path) when the caller has read it already."""
     stream = same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
     pixels = dst.width * dst.height
     limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
@@ -489,7 +491,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
             f"Void repair onto a {dst.width}×{dst.height} grid {what} and needs "
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
-    ckpt, model_path = load_model(req.model_path)
+    ckpt, model_path = loaded or load_model(req.model_path)
     check_auxiliary(ckpt, model_path, has_aux)
     from ..nets.checkpoint import integrity_note
 
