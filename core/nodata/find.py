@@ -119,23 +119,34 @@ def warn_sentinels(dem: np.ndarray, src: DemSource, monitor: Monitor) -> None:
         monitor.warning(text)
 
 
-def count_voids(src: DemSource, monitor: Monitor) -> int:
-    """Cells without data, streamed; raises if there are no valid cells at all, warns
-    about voids filled with an undeclared sentinel value."""
-    missing = 0
+def _scanned_blocks(src: DemSource, monitor: Monitor, scan: SentinelScan):
+    """(row0, rows, block) strips of the band, each also added to `scan`."""
     g = src.grid
-    scan = SentinelScan()
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         for row0, rows in row_blocks(g.height, g.width):
             monitor.check()
             block = read_band(ds, src.band, Window(0, row0, g.width, rows))
-            missing += int(np.isnan(block).sum())
             scan.add(block)
+            yield row0, rows, block
             monitor.progress((row0 + rows) / g.height)
-    require_valid(g.width * g.height - missing, src.path, src.band)
+
+
+def _after_scan(src: DemSource, valid: int, scan: SentinelScan, monitor: Monitor) -> None:
+    """The error for a band with no valid cell, the warning about a fill value."""
+    require_valid(valid, src.path, src.band)
     text = scan.warning(src.path, src.band, src.nodata)
     if text:
         monitor.warning(text)
+
+
+def count_voids(src: DemSource, monitor: Monitor) -> int:
+    """Cells without data, streamed; raises if there are no valid cells at all, warns
+    about voids filled with an undeclared sentinel value."""
+    scan = SentinelScan()
+    missing = 0
+    for _, _, block in _scanned_blocks(src, monitor, scan):
+        missing += int(np.isnan(block).sum())
+    _after_scan(src, src.grid.width * src.grid.height - missing, scan, monitor)
     return missing
 
 
@@ -150,18 +161,10 @@ def nodata_mask(src: DemSource, monitor: Monitor) -> tuple[np.ndarray, int]:
     g = src.grid
     nan = np.empty((g.height, g.width), bool)
     scan = SentinelScan()
-    with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
-        for row0, rows in row_blocks(g.height, g.width):
-            monitor.check()
-            block = read_band(ds, src.band, Window(0, row0, g.width, rows))
-            np.isnan(block, out=nan[row0:row0 + rows])
-            scan.add(block)
-            monitor.progress((row0 + rows) / g.height)
+    for row0, rows, block in _scanned_blocks(src, monitor, scan):
+        np.isnan(block, out=nan[row0:row0 + rows])
     valid = int(nan.size - np.count_nonzero(nan))
-    require_valid(valid, src.path, src.band)
-    text = scan.warning(src.path, src.band, src.nodata)
-    if text:
-        monitor.warning(text)
+    _after_scan(src, valid, scan, monitor)
     return nan, valid
 
 
