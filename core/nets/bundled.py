@@ -7,6 +7,8 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "resources", "models")
 SR_PREFIX = "demsr_fast_x"
 DSHAT_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
+# trained with synthetic auxiliary DEMs (Void repair with AUXILIARY)
+DSHAT_AUX_MODEL = os.path.join(MODELS_DIR, "demsr_dshat_aux.pt")
 # Factor-range models: (file, network scale, lowest, highest factor, finish), each trained
 # through that finishing step for its range (the checkpoint records the same; a test checks
 # it). The engine tries them after a model of exactly the requested scale.
