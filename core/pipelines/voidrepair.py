@@ -184,13 +184,9 @@ def superresolve_route(src: Grid, dst: Grid) -> bool:
     model path, streaming) takes the repaired DEM onto dst."""
     if same_grid(src, dst) or not same_crs(src, dst):
         return False
-    from .model_upsampler import resolve_model_path
+    from .model_upsampler import bundled_route
 
-    try:
-        resolve_model_path(None, src, dst)
-    except DemSrError:
-        return False
-    return True
+    return bundled_route(src, dst) is not None
 
 
 def _on_input_grid(req: VoidRepairRequest, src, aux, method: str, monitor: Monitor,
