@@ -104,13 +104,16 @@ def synthetic_voids(dem: np.ndarray, rng: np.random.Generator, coverage: float =
 
 def synthetic_auxiliary(dem: np.ndarray, rng: np.random.Generator, factor: float = 4.0,
                         error: float = 0.01, bias: float = 0.02, shift: float = 0.25,
-                        voids: float = 0.0, smooth: float = 8.0
+                        voids: float = 0.0, smooth: float = 8.0, changes: float = 0.0
                         ) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A second DEM of the same area as another product would give it, for training and
     evaluation of the auxiliary-DEM fills: `dem` (NaN = nodata) area-averaged over cells
     `factor` times larger whose grid is shifted by `shift` of a cell in x and y, plus a
     smooth random error (Gaussian-filtered noise, `smooth` coarse cells wide) of standard
     deviation `error` × relief, plus `bias` × relief, with `voids` of its own (coverage).
+    `changes`: the share of the area where the terrain itself differs between the two
+    products (another epoch: glaciers, landslides, pits, embankments): smooth local bumps
+    and hollows 3–30 DEM pixels wide, up to 5 % of the relief deep, added before averaging.
 
     Returns (the coarse array, NaN = nodata; (factor, row offset, column offset) of its
     grid in `dem` pixels): the coarse cell (i, j) covers dem rows offset + i·factor …
@@ -130,6 +133,8 @@ def synthetic_auxiliary(dem: np.ndarray, rng: np.random.Generator, factor: float
     a_y = area_weights(h, nh, factor, off)
     a_x = area_weights(w, nw, factor, off)
     base = fill_nearest(np.where(valid, dem, np.nan)).astype(np.float64)
+    if changes > 0:
+        base += _terrain_changes(base.shape, rng, changes, relief)
     coarse = a_y @ base @ a_x.T
     gone = a_y @ (~valid).astype(np.float64) @ a_x.T > 0.5   # mostly nodata: nodata
     noise = ndimage.gaussian_filter(rng.standard_normal((nh, nw)), smooth, mode="reflect")
@@ -139,6 +144,29 @@ def synthetic_auxiliary(dem: np.ndarray, rng: np.random.Generator, factor: float
     if voids > 0:
         out[synthetic_voids(np.where(gone, np.nanmean(out), out), rng, coverage=voids)] = np.nan
     return out.astype(np.float32), (float(factor), off, off)
+
+
+def _terrain_changes(shape: tuple[int, int], rng: np.random.Generator, share: float,
+                     relief: float) -> np.ndarray:
+    """Local elevation changes covering about `share` of the area (synthetic_auxiliary)."""
+    h, w = shape
+    out = np.zeros(shape)
+    covered, target = 0.0, share * h * w
+    for _ in range(10000):
+        if covered >= target:
+            break
+        r = rng.uniform(1.5, 15.0)                      # 3–30 px across
+        amp = rng.choice([-1.0, 1.0]) * rng.uniform(0.005, 0.05) * relief
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        k = int(3 * r) + 1
+        r0, r1 = max(int(cy) - k, 0), min(int(cy) + k + 1, h)
+        c0, c1 = max(int(cx) - k, 0), min(int(cx) + k + 1, w)
+        if r1 <= r0 or c1 <= c0:
+            continue
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        out[r0:r1, c0:c1] += amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        covered += np.pi * (2 * r) ** 2
+    return out
 
 
 def write_synthetic_auxiliary(dem: np.ndarray, grid, rng: np.random.Generator, path: str,
@@ -157,9 +185,11 @@ def write_synthetic_auxiliary(dem: np.ndarray, grid, rng: np.random.Generator, p
 def training_auxiliary_params(rng: np.random.Generator) -> dict:
     """Random settings of synthetic_auxiliary for one training scene: products 2–10 times
     coarser (log-uniform), smooth errors of 0.2–2 % of the relief over 4–12 coarse cells, a
-    bias of up to ±4 %, a shift of up to half a cell, and voids of their own in a third of
-    the scenes (up to 3 %)."""
+    bias of up to ±4 %, a shift of up to half a cell, voids of their own in a third of the
+    scenes (up to 3 %), and terrain that changed between the two in half of them (up to 20 %
+    of the area), so a model learns when not to trust the auxiliary."""
     return dict(factor=float(np.exp(rng.uniform(np.log(2.0), np.log(10.0)))),
                 error=float(rng.uniform(0.002, 0.02)), bias=float(rng.uniform(-0.04, 0.04)),
                 shift=float(rng.uniform(0.0, 0.5)), smooth=float(rng.uniform(4.0, 12.0)),
-                voids=float(rng.uniform(0.0, 0.03)) if rng.random() < 1 / 3 else 0.0)
+                voids=float(rng.uniform(0.0, 0.03)) if rng.random() < 1 / 3 else 0.0,
+                changes=float(rng.uniform(0.0, 0.2)) if rng.random() < 0.5 else 0.0)

@@ -176,9 +176,11 @@ def uses_auxiliary(ckpt) -> bool:
     return AUXILIARY_CHANNEL in ckpt.hparams.get("aux_channels", [])
 
 
-def load_model(model_path: Optional[str], auxiliary: bool = False):
+def load_model(model_path: Optional[str], auxiliary: bool = False, device: str = "auto"):
     """The DS-HAT checkpoint (MODEL, or the bundled one for runs with or without an
-    auxiliary DEM), or a DemSrError saying why it cannot repair voids."""
+    auxiliary DEM), or a DemSrError saying why it cannot repair voids. When ONNX Runtime will
+    run it on `device`, NAME.onnx alone is read: PyTorch is never imported."""
+    from ..devices import select_device
     from ..nets import checkpoint
 
     path = model_path or (bundled.DSHAT_AUX_MODEL if auxiliary else bundled.DSHAT_MODEL)
@@ -186,7 +188,7 @@ def load_model(model_path: Optional[str], auxiliary: bool = False):
         raise DemSrError(f"The bundled DS-HAT model is missing ({path}). Reinstall the plugin, "
                          "or train one with Train DEM SR (ARCHITECTURE=dshat) and give it as "
                          "MODEL.")
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.load(path, prefer_onnx=select_device(device).backend == "onnx")
     if ckpt.architecture != "dshat":
         raise DemSrError(
             f"'{os.path.basename(path)}' is a '{ckpt.architecture}' super-resolution model; void "

@@ -386,7 +386,7 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
         monitor.warning(f"METHOD={method} does not use MODEL.")
     profiles = _profiles(req, src, dst)
     if method == "model" and not same_grid(src.grid, dst):
-        loaded = load_model(req.model_path, aux is not None)
+        loaded = load_model(req.model_path, aux is not None, req.device)
         if grid_change_model(*loaded, src.grid, dst, monitor):
             return _repair_model(req, src, dst, aux, profiles, monitor, started, loaded)
     if superresolve_route(src.grid, dst):
@@ -472,7 +472,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
     """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid or with
     an auxiliary DEM; `loaded` = load_model's (checkpoint, path) when the caller has read it
     already."""
-    ckpt, model_path = loaded or load_model(req.model_path, aux is not None)
+    ckpt, model_path = loaded or load_model(req.model_path, aux is not None, req.device)
     check_auxiliary(ckpt, model_path, aux is not None)
     channels = list(ckpt.hparams["aux_channels"])
     stream = (same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory

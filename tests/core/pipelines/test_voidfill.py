@@ -149,6 +149,28 @@ print("LOADED", bad, "FLOW", sorted(set(flow_calls)))
     assert "LOADED [] FLOW []" in proc.stdout, proc.stdout
 
 
+def test_the_model_on_onnx_runtime_never_imports_torch(tmp_path, dems_dir):
+    """METHOD=model with ONNX Runtime running the network (the default on a CPU when it is
+    installed): the checkpoint is read from its NAME.onnx, PyTorch's import (1.3–1.6 s of
+    every run) is never paid."""
+    pytest.importorskip("onnxruntime")
+    holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 120, 120, seed=2)
+    code = f"""
+import sys
+sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
+from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
+r = voidrepair(VoidRepairRequest({str(tmp_path / 'holed.tif')!r}, {str(tmp_path / 'o.tif')!r},
+                                 {str(tmp_path / 'm.tif')!r}, method="model"))
+assert r.method == "model" and r.filled_pixels > 0
+print("TORCH", [k for k in sys.modules if k == "torch" or k.startswith("torch.")],
+      "ORT", "onnxruntime" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TORCH [] ORT True" in proc.stdout, proc.stdout
+
+
 def test_bad_auxiliaries_are_refused_before_work_and_leave_nothing(tmp_path, dems_dir):
     truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100,
                                       120, 120, seed=2)
