@@ -9,7 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.nets import registry
+from ..core.training.architectures import ARCHITECTURES, config_class, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
 from ..core.training.lock import model_lock
@@ -113,7 +113,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.SourceType.TypeRaster))
-        self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
+        self.add_enum(self.ARCHITECTURE, "Architecture", list(ARCHITECTURES), "fast")
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
@@ -205,20 +205,22 @@ class TrainAlgorithm(DemSrAlgorithm):
         network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
         degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
-        if architecture == "dshat":
-            if feedback is not None and (loss != "l1" or degradation != "blockmean"):
-                feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
-                                     "degradation; LOSS and DEGRADATION are ignored.")
-            if feedback is not None and (max_scale is not None or network_scale is not None):
-                feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
-            cfg = DSHATTrainConfig(**shared, factors=[1, scale],
-                                   references=layers(self.REFERENCES),
-                                   spectral=layers(self.SPECTRAL))
-        else:
-            cfg = SRTrainConfig(**shared, architecture=architecture,
-                                scale=scale,
-                                max_factor=max_scale, model_scale=int(network_scale or 0),
-                                degradation=degradation, loss=loss)
+        config = config_class(architecture)
+        settings = settings_of(config)
+        if feedback is not None and "loss" not in settings and (
+                loss != "l1" or degradation != "blockmean"):
+            feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
+                                 "degradation; LOSS and DEGRADATION are ignored.")
+        if feedback is not None and "max_factor" not in settings and (
+                max_scale is not None or network_scale is not None):
+            feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
+        # every parameter by its setting's name; the config takes those it has
+        offered = dict(architecture=architecture, scale=scale, max_factor=max_scale,
+                       model_scale=int(network_scale or 0), degradation=degradation,
+                       loss=loss, factors=[1, scale])
+        offered.update((key, layers(name)) for key, name in (
+            ("references", self.REFERENCES), ("spectral", self.SPECTRAL)) if key in settings)
+        cfg = config(**shared, **{k: v for k, v in offered.items() if k in settings})
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
         self.check_paths(training_inputs(cfg),  # before the lock is taken beside the model
                          {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export,
@@ -227,11 +229,11 @@ class TrainAlgorithm(DemSrAlgorithm):
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
                                          "write the training configuration to.")
         if export:
+            from ..core.training.architectures import task_for
             from ..core.training.runconfig import save_config
-            from ..core.training.train import TASKS
 
             with user_errors():
-                TASKS[type(cfg)](cfg).check()  # the settings a server would refuse, now
+                task_for(cfg).check()  # the settings a server would refuse, now
                 save_config(cfg, export)
             if feedback is not None:
                 feedback.pushInfo(f"Training configuration written to {export}. To train on N "

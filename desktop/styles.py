@@ -9,9 +9,8 @@ from __future__ import annotations
 import colorsys
 import math
 
-# Output kind per algorithm output; algorithms declare these.
-KINDS = ("dem", "slope", "aspect", "plan_curvature", "profile_curvature",
-         "tangential_curvature", "flow_accumulation", "streams", "filled_mask", "error")
+from ..core.registry import Registry
+
 TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
 SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd
 DIVERGING = ["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]      # RdBu reversed
@@ -59,36 +58,62 @@ def _spread(lo: float, hi: float, colours: list) -> list:
             for i, c in enumerate(colours)]
 
 
+# output kind -> f(stats, reference) -> (renderer, stops); algorithms declare these kinds
+STYLES: Registry = Registry("output kind")
+
+
 def style_for(kind: str, stats: dict, reference: dict | None = None) -> tuple:
     """(renderer, stops) for an output of `kind` with band statistics `stats`
     (min, max, mean, std and, when known, low/high: the CUT and 1 - CUT quantiles);
     `reference` = statistics of the input DEM, so a super-resolved DEM is stretched exactly
     as its input."""
+    return STYLES.get(kind)(stats, reference)
+
+
+@STYLES.register("dem")
+def _dem(stats: dict, reference: dict | None) -> tuple:
+    ref = reference or stats
+    return "pseudocolor", _spread(ref["min"], ref["max"], TERRAIN)
+
+
+@STYLES.register("slope")
+def _slope(stats: dict, reference: dict | None) -> tuple:
+    return "pseudocolor", _spread(0.0, max(min(stats["max"], stats.get("high", stats["max"])),
+                                           1.0), SLOPE)
+
+
+@STYLES.register("aspect")
+def _aspect(stats: dict, reference: dict | None) -> tuple:
+    return "pseudocolor", circular_stops()
+
+
+@STYLES.register("plan_curvature", "profile_curvature", "tangential_curvature", "error")
+def _centred(stats: dict, reference: dict | None) -> tuple:
+    """Centred on 0 (flat, or no error): ridges / too high red, valleys / too low blue,
+    symmetric so 0 is white; quantiles, not σ, so one outlier cannot set it."""
     lo, hi = stats["min"], stats["max"]
     low, high = stats.get("low", lo), stats.get("high", hi)
-    if kind == "dem":
-        ref = reference or stats
-        return "pseudocolor", _spread(ref["min"], ref["max"], TERRAIN)
-    if kind == "slope":
-        return "pseudocolor", _spread(0.0, max(min(hi, high), 1.0), SLOPE)
-    if kind == "aspect":
-        return "pseudocolor", circular_stops()
-    if kind.endswith("curvature") or kind == "error":
-        # Centred on 0 (flat, or no error): ridges / too high red, valleys / too low blue,
-        # symmetric so 0 is white; quantiles, not σ, so one outlier cannot set it.
-        half = max(abs(low), abs(high)) or max(abs(lo), abs(hi)) or 1e-6
-        return "pseudocolor", _spread(-half, half, DIVERGING)
-    if kind == "flow_accumulation":
-        return "pseudocolor", log_stops(max(hi, 1.0), FLOW)
-    if kind == "streams":
-        return "paletted", [(0, TRANSPARENT, "no stream"), (1, STREAM_BLUE, "stream")]
-    if kind == "filled_mask":
-        # Void repair's FILLED_MASK: 0 kept input cell, 1 filled by the first fill or the
-        # model, 2 filled from the auxiliary DEM (255 = nodata, not drawn).
-        return "paletted", [(0, TRANSPARENT, "kept input cell"),
-                            (1, FILLED, "filled (first fill / model)"),
-                            (2, FILLED_AUX, "filled from the auxiliary DEM")]
-    raise ValueError(f"unknown output kind {kind!r}")
+    half = max(abs(low), abs(high)) or max(abs(lo), abs(hi)) or 1e-6
+    return "pseudocolor", _spread(-half, half, DIVERGING)
+
+
+@STYLES.register("flow_accumulation")
+def _flow(stats: dict, reference: dict | None) -> tuple:
+    return "pseudocolor", log_stops(max(stats["max"], 1.0), FLOW)
+
+
+@STYLES.register("streams")
+def _streams(stats: dict, reference: dict | None) -> tuple:
+    return "paletted", [(0, TRANSPARENT, "no stream"), (1, STREAM_BLUE, "stream")]
+
+
+@STYLES.register("filled_mask")
+def _filled_mask(stats: dict, reference: dict | None) -> tuple:
+    """Void repair's FILLED_MASK: 0 kept input cell, 1 filled by the first fill or the
+    model, 2 filled from the auxiliary DEM (255 = nodata, not drawn)."""
+    return "paletted", [(0, TRANSPARENT, "kept input cell"),
+                        (1, FILLED, "filled (first fill / model)"),
+                        (2, FILLED_AUX, "filled from the auxiliary DEM")]
 
 
 def log_stops(top: float, colours: list) -> list:

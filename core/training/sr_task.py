@@ -198,13 +198,11 @@ class SRTask(Task):
             raise DemSrError(f"A ×{cfg.model_scale} network cannot serve ×{hi:g}: its scale "
                              "must be at least the highest factor (and at most 16).")
         self.lo, self.hi = lo, hi
-        if cfg.degradation not in DEGRADATIONS:
-            raise DemSrError(f"Unknown degradation '{cfg.degradation}'.")
+        DEGRADATIONS.get(cfg.degradation)  # an unknown name: DemSrError naming the known ones
         if cfg.finish not in coverage.FINISH_METHODS:
             raise DemSrError(f"Unknown finishing step '{cfg.finish}'; use one of "
                              f"{', '.join(coverage.FINISH_METHODS)}.")
-        if cfg.loss not in LOSSES:
-            raise DemSrError(f"Unknown loss '{cfg.loss}'.")
+        LOSSES.get(cfg.loss)
         if not cfg.init_weights:  # else the network's scale is known once it is read
             self._factors(None)
         check_run_settings(cfg)
