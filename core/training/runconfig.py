@@ -8,9 +8,9 @@ Cheap to import (no torch).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 
+from ..atomic import write_atomic
 from ..errors import DemSrError
 from .architectures import ARCHITECTURES, config_class, settings_of, training_for
 from .config import TrainConfig
@@ -47,12 +47,8 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str) -> None:
-    """Write `cfg` as JSON (atomically: a temporary file moved into place)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config_to_dict(cfg), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write `cfg` as JSON, whole or not at all."""
+    write_atomic(path, json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
 
 def load_config(path: str) -> TrainConfig:

@@ -34,8 +34,6 @@ def side_files(model_path: str) -> dict[str, str]:
     return {"the per-epoch metrics (OUTPUT_MODEL_metrics.csv)": csv_path,
             "the learning curves (OUTPUT_MODEL_curves.png)": png_path,
             "the resume file (OUTPUT_MODEL.resume)": resume_path(model_path),
-            "the resume file's temporary (OUTPUT_MODEL.resume.tmp)":
-                resume_path(model_path) + ".tmp",
             "the lock (OUTPUT_MODEL.lock)": lock_path(model_path)}
 
 
