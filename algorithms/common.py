@@ -17,7 +17,6 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, DemSrError, as_user_error
 from ..core.monitor import Monitor
-from ..core.paths import check_distinct_paths
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.png")
 README_URL = "https://github.com/demsr/qgis-dem-superresolution/blob/main/README.md"
@@ -214,14 +213,6 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
         if not self.given(parameters, name):
             return None
         return raster_source(self.parameterAsRasterLayer(parameters, name, context), name)
-
-    @staticmethod
-    def check_paths(inputs: dict, outputs: dict) -> None:
-        """Refuse an output that is an input or another output (by real file), before any
-        work. Every algorithm calls it with all its file inputs and outputs, by parameter
-        name; a list of paths is allowed for a multi-layer input."""
-        with user_errors():
-            check_distinct_paths(inputs, outputs)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         """Before any run (dialog, processing.run, qgis_process): no number parameter is NaN

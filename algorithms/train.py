@@ -12,8 +12,6 @@ from ..core.devices import DEVICE_CHOICES
 from ..core.training.architectures import ARCHITECTURES, config_class, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.training.degrade import DEGRADATIONS
-from ..core.training.lock import model_lock
-from ..core.training.runner import side_files, training_inputs
 from ..core.training.losses import LOSSES
 from ..core.training.report import write_report_page
 from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
@@ -222,9 +220,6 @@ class TrainAlgorithm(DemSrAlgorithm):
             ("references", self.REFERENCES), ("spectral", self.SPECTRAL)) if key in settings)
         cfg = config(**shared, **{k: v for k, v in offered.items() if k in settings})
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
-        self.check_paths(training_inputs(cfg),  # before the lock is taken beside the model
-                         {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export,
-                          **side_files(cfg.output_model)})
         if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
                                          "write the training configuration to.")
@@ -242,7 +237,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context):
                 return {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export}
         monitor = monitor_for(feedback)
-        with user_errors(), model_lock(cfg.output_model, monitor.info):
+        with user_errors():
             res = run_training(cfg, monitor)
             page = write_report_page(res.model_path, res.metrics_csv, res.curves_png,
                                      res.best_epoch)

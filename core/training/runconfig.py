@@ -47,7 +47,11 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str) -> None:
-    """Write `cfg` as JSON, whole or not at all."""
+    """Write `cfg` as JSON, whole or not at all; `path` may be no input or output of it."""
+    from ..paths import check_distinct_paths
+    from .runner import training_inputs, training_outputs
+
+    check_distinct_paths(training_inputs(cfg), {**training_outputs(cfg), "EXPORT_CONFIG": path})
     write_atomic(path, json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
 

@@ -37,6 +37,11 @@ def side_files(model_path: str) -> dict[str, str]:
             "the lock (OUTPUT_MODEL.lock)": lock_path(model_path)}
 
 
+def training_outputs(cfg: TrainConfig) -> dict[str, str]:
+    """Every file a training writes, by parameter or what it is."""
+    return {"OUTPUT_MODEL": cfg.output_model, **side_files(cfg.output_model)}
+
+
 def training_inputs(cfg: TrainConfig) -> dict:
     """Every file a training reads, by parameter."""
     return {"INPUT": cfg.inputs, "INIT_WEIGHTS": cfg.init_weights,
@@ -54,8 +59,7 @@ def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
     folder = os.path.dirname(os.path.abspath(cfg.output_model))
     if not os.path.isdir(folder):
         raise DemSrError(f"The output folder '{folder}' does not exist.")
-    check_distinct_paths(training_inputs(cfg), {"OUTPUT_MODEL": cfg.output_model,
-                                                **side_files(cfg.output_model)})
+    check_distinct_paths(training_inputs(cfg), training_outputs(cfg))
 
 
 def check_run_settings(cfg: TrainConfig) -> None:
@@ -244,14 +248,16 @@ class SingleProcess:
 
 
 def run(task: Task, monitor: Optional[Monitor] = None,
-        processes: Optional[SingleProcess] = None) -> TrainResult:
-    """Train `task`; the best-on-validation model is saved at task.cfg.output_model."""
+        processes: Optional[SingleProcess] = None, checked: bool = False) -> TrainResult:
+    """Train `task`; the best-on-validation model is saved at task.cfg.output_model.
+    `checked`: task.check() has passed already (train.run_training, before the lock)."""
     from ..nets import checkpoint
 
     monitor = monitor or Monitor()
     procs = processes or SingleProcess()
     cfg = task.cfg
-    task.check()
+    if not checked:
+        task.check()
     torch, device = start(cfg, monitor, task.what)
     device = procs.device(device)
     task.torch, task.device, task.share = torch, device, procs.share
