@@ -12,7 +12,7 @@ import sys
 
 from .. import dependency_dir
 from ..core.nets import bundled, coverage
-from .deps import torch_state
+from ..core.torch_policy import torch_state
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
