@@ -11,7 +11,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
 from ..core.devices import DEVICE_CHOICES
 from ..core.training.architectures import ARCHITECTURES, config_class, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
-from ..core.training.degrade import DEGRADATIONS
+from ..core.raster.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
 from ..core.training.report import write_report_page
 from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,

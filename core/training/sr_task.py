@@ -27,13 +27,15 @@ import numpy as np
 from affine import Affine
 
 from ..errors import DemSrError
-from ..evaluation.metrics import cell_size_m, horn_slope, psnr, ssim
+from ..evaluation.metrics import psnr, ssim
+from ..terrain.cellsize import cell_size_m
+from ..terrain.surface import horn_slope
 from ..monitor import Monitor
 from ..raster.warp import resample
 from ..nets import coverage
 from .area import apply, area_matrix, coarse_size, finish_matrix, to_torch
 from .config import SRTrainConfig
-from .degrade import DEGRADATIONS, degrade
+from ..raster.degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
 from .patches import PatchSet, load_raster, make_patch_set
 from .runner import Task, check_inputs_output, check_run_settings

@@ -15,7 +15,7 @@ import torch.nn.functional as F  # noqa: E402
 from demsr.core.nets import classical, registry  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
 from demsr.core.raster.warp import resample  # noqa: E402
-from demsr.core.training.degrade import degrade_array  # noqa: E402
+from demsr.core.raster.degrade import degrade_array  # noqa: E402
 
 LIDAR = "resources/demo/lidar_1m.tif"
 

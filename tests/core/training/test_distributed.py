@@ -70,7 +70,7 @@ def test_ranks_compute_disjoint_shares_of_the_same_batches(hr_dem, tmp_path):
     together exactly the single-process batch, no crop on two ranks."""
     from contextlib import nullcontext
 
-    from demsr.core.training.degrade import degrade
+    from demsr.core.raster.degrade import degrade
 
     task = SRTask(_cfg(hr_dem, tmp_path / "s.pt", batch_size=6))
     task.torch = torch

@@ -81,8 +81,8 @@ def degrade_raster(hr_path: str, lr_path: str, scale: int, method: str = "blockm
     """
     import rasterio
 
-    from ..raster.grid import Grid
-    from ..raster.io import open_dem, read_band, write_array
+    from .grid import Grid
+    from .io import open_dem, read_band, write_array
 
     src = open_dem(hr_path, band)
     with rasterio.open(hr_path) as ds:
