@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 from typing import Optional
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingFeedback, QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsRasterLayer,
                        QgsUnitTypes)
@@ -39,14 +39,23 @@ def input_name(layer: QgsRasterLayer) -> str:
 
 def style_output(context, dest: str, kind: str, name: str, reference_path: str = "") -> None:
     """Name and style the output layer the dialog will load (desktop/postprocess.py runs on
-    the main thread after the run). The name is remembered for input_name; nothing else
-    happens in qgis_process or processing.run: no window, or the layer is not loaded."""
+    the main thread after the run). The name is remembered for input_name. In qgis_process
+    the style goes beside the output as DEST.qml (desktop/styles.write_sidecar), which QGIS
+    loads with the file; in processing.run without a window nothing else happens."""
     from qgis.utils import iface
 
     if dest:
         if len(_NAMES) > 10_000:  # a long session: forget the oldest
             del _NAMES[next(iter(_NAMES))]
         _NAMES[_key(dest)] = name
+    if dest and iface is None and QgsApplication.platform() == "qgis_process":
+        from ..desktop.styles import write_sidecar
+
+        try:
+            write_sidecar(dest, kind, reference_path)
+        except (OSError, RuntimeError, AttributeError):  # a style must never fail the run
+            pass
+        return
     if iface is None or not dest or not context.willLoadLayerOnCompletion(dest):
         return
     from ..desktop.postprocess import OutputStyler

@@ -1,5 +1,6 @@
-"""Which colours and name each output gets. Pure functions (tested without QGIS); applying
-them to a layer is in postprocess.py.
+"""Which colours each output gets. Qt-free (tested without QGIS): applying them to a layer in
+the window is postprocess.py's; a qgis_process run writes them beside the output as a .qml
+file, which QGIS loads with the raster (write_sidecar).
 
 A style is (renderer, stops): renderer "pseudocolor" interpolates between (value, colour,
 label) stops, "paletted" colours exact values; a colour is "#rrggbb" or "#rrggbbaa" (alpha
@@ -7,8 +8,12 @@ last, as CSS writes it: Qt would read eight digits as #aarrggbb, so use rgba()).
 from __future__ import annotations
 
 import colorsys
+import html
 import math
+import os
+from typing import Optional
 
+from ..core.atomic import write_atomic
 from ..core.registry import Registry
 
 TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
@@ -33,6 +38,9 @@ DERIVATIVES = ("slope", "aspect", "plan_curvature", "profile_curvature",
                "tangential_curvature", "flow_accumulation")
 # Share of cells cut at each end of a stretch: one lake shore or cliff must not set it.
 CUT = 0.02
+SAMPLE = 512  # statistics from at most SAMPLE × SAMPLE cells: cheap on any raster size
+# First line of a sidecar this plugin wrote: only such a .qml is ever replaced.
+QML_MARK = "<!-- demsr output style -->"
 
 
 def rgba(colour: str) -> tuple:
@@ -134,3 +142,73 @@ def circular_stops(n: int = 8) -> list:
         stops.append((deg, "#%02x%02x%02x" % (round(r * 255), round(g * 255), round(b * 255)),
                       label))
     return stops
+
+
+def file_stats(path: str) -> dict:
+    """min, max, mean, std and the CUT / 1 - CUT quantiles (low, high) of band 1, from an
+    evenly spaced sample of cells (QGIS's cumulative cut bins the whole range: one outlier
+    makes its bins too coarse to find the quantiles)."""
+    import numpy as np
+
+    from ..core.raster.gdal_mode import osgeo_gdal
+
+    gdal = osgeo_gdal()
+    ds = gdal.Open(path)
+    band = ds.GetRasterBand(1)
+    w, h = ds.RasterXSize, ds.RasterYSize
+    step = max(1, math.ceil(max(w, h) / SAMPLE))
+    values = band.ReadAsArray(buf_xsize=max(1, w // step), buf_ysize=max(1, h // step),
+                              resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
+    nodata = band.GetNoDataValue()
+    ds = band = None
+    valid = values[np.isfinite(values) & ((values != nodata) if nodata is not None else True)]
+    if valid.size == 0:
+        return {"min": 0.0, "max": 1.0, "mean": 0.5, "std": 0.0}
+    low, high = np.quantile(valid, [CUT, 1.0 - CUT])
+    return {"min": float(valid.min()), "max": float(valid.max()), "mean": float(valid.mean()),
+            "std": float(valid.std()), "low": float(low), "high": float(high)}
+
+
+def qml(renderer: str, stops: list) -> str:
+    """A QGIS layer style file (.qml, symbology only) for style_for's (renderer, stops)."""
+    def colour(c: str) -> str:
+        r, g, b, a = rgba(c)
+        return f'color="#{r:02x}{g:02x}{b:02x}" alpha="{a}"'
+
+    def attr(text) -> str:
+        return html.escape(str(text), quote=True)
+
+    if renderer == "paletted":
+        entries = "".join(f'<paletteEntry value="{attr(v)}" {colour(c)} label="{attr(label)}"/>'
+                          for v, c, label in stops)
+        body = (f'<rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1">'
+                f"<colorPalette>{entries}</colorPalette></rasterrenderer>")
+    else:
+        lo, hi = stops[0][0], stops[-1][0]
+        items = "".join(f'<item value="{attr(repr(float(v)))}" {colour(c)} '
+                        f'label="{attr(label)}"/>' for v, c, label in stops)
+        body = (f'<rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" '
+                f'alphaBand="-1" classificationMin="{lo!r}" classificationMax="{hi!r}">'
+                f'<rastershader><colorrampshader colorRampType="INTERPOLATED" '
+                f'classificationMode="1" clip="0" minimumValue="{lo!r}" '
+                f'maximumValue="{hi!r}">{items}</colorrampshader></rastershader>'
+                "</rasterrenderer>")
+    return (f"{QML_MARK}\n<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            f'<qgis styleCategories="Symbology"><pipe>{body}</pipe></qgis>\n')
+
+
+def sidecar_path(output: str) -> str:
+    return os.path.splitext(output)[0] + ".qml"
+
+
+def write_sidecar(output: str, kind: str, reference_path: str = "") -> Optional[str]:
+    """OUTPUT.qml beside a raster output, so QGIS opens it styled (it loads NAME.qml with
+    NAME.tif); None where a .qml this plugin did not write is there (it is the user's)."""
+    path = sidecar_path(output)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            if fh.readline().strip() != QML_MARK:
+                return None
+    reference = file_stats(reference_path) if kind == "dem" and reference_path else None
+    write_atomic(path, qml(*style_for(kind, file_stats(output), reference)))
+    return path
