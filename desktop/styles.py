@@ -24,11 +24,6 @@ STREAM_BLUE = "#1f78b4ff"
 FILLED = "#ff00ff80"  # half-transparent magenta: the filled pixels, relief seen through
 FILLED_AUX = "#00c8ff80"  # half-transparent cyan: filled from the auxiliary DEM
 TRANSPARENT = "#00000000"
-SUFFIX = {"slope": "slope", "aspect": "aspect", "plan_curvature": "plan curvature",
-          "profile_curvature": "profile curvature",
-          "tangential_curvature": "tangential curvature",
-          "flow_accumulation": "flow accumulation", "streams": "streams",
-          "filled_mask": "filled pixels", "error": "error"}
 # Layer tree order of one run's outputs, top to bottom: what marks cells over what shows the
 # terrain, the DEM (and its hillshade) at the bottom. Of the derivatives only the first is
 # visible (they are opaque: the others would only hide each other).
@@ -50,14 +45,6 @@ def rgba(colour: str) -> tuple:
         raise ValueError(f"colour {colour!r} is not #rrggbb or #rrggbbaa")
     values = [int(text[i:i + 2], 16) for i in range(0, len(text), 2)]
     return tuple(values + [255] * (4 - len(values)))
-
-
-def layer_name(input_name: str, kind: str, detail: str = "") -> str:
-    """'lidar_2m ×2 model', 'lidar_2m slope', 'srtm repaired'."""
-    base = input_name.strip() or "DEM"
-    if kind == "dem":
-        return f"{base} {detail}".strip()
-    return f"{base} {SUFFIX.get(kind, kind.replace('_', ' '))}"
 
 
 def _spread(lo: float, hi: float, colours: list) -> list:

@@ -1,13 +1,12 @@
 """Fixed-constant normalisers that turn terrain derivatives into model inputs.
 
-Constants are fitted once, on a whole raster or a training set, and stored
-(`to_dict`/`from_dict`, plain JSON-able values for a model checkpoint). They
-are never refitted on a tile, so every tile of a raster, and every raster a
-model sees, is scaled the same way.
+Constants are fitted once, on a whole raster (streamed: streamfit.py) or a
+training set. They are never refitted on a tile, so every tile of a raster is
+scaled the same way.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 import numpy as np
@@ -86,14 +85,6 @@ class Normaliser:
         y = (self.squash(x) - self.lo) / (self.hi - self.lo)
         return np.clip(y, 0.0, 1.0).astype(np.float32)
 
-    def to_dict(self) -> dict:
-        return {k: (float(v) if k != "kind" else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "Normaliser":
-        return cls(kind=str(data["kind"]), lo=float(data["lo"]), hi=float(data["hi"]),
-                   scale=float(data.get("scale", 1.0)))
-
 
 def no_values(name: str) -> DemSrError:
     """A derivative without a single value: the DEM is too thin for a 3×3 neighbourhood."""
@@ -150,10 +141,3 @@ class NormaliserSet:
         if missing:
             raise DemSrError(f"No stored normalisation for {', '.join(sorted(missing))}.")
         return {name: self.normalisers[name](values) for name, values in derivatives.items()}
-
-    def to_dict(self) -> dict:
-        return {name: n.to_dict() for name, n in self.normalisers.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "NormaliserSet":
-        return cls({name: Normaliser.from_dict(d) for name, d in data.items()})
