@@ -13,7 +13,7 @@ from ..core.training.architectures import ARCHITECTURES, config_class, settings_
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.raster.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
-from ..core.training.report import write_report_page
+from ..core.training.learning_curves import write_report_page
 from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
                      user_errors)
 
@@ -225,7 +225,7 @@ class TrainAlgorithm(DemSrAlgorithm):
                                          "write the training configuration to.")
         if export:
             from ..core.training.architectures import task_for
-            from ..core.training.runconfig import save_config
+            from ..core.training.config_file import save_config
 
             with user_errors():
                 task_for(cfg).check()  # the settings a server would refuse, now

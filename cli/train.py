@@ -35,7 +35,7 @@ def run(a: argparse.Namespace) -> int:
     from ..core.devices import import_torch
     from ..core.training.distributed import (Distributed, launched_by_torchrun,
                                              set_threads)
-    from ..core.training.runconfig import load_config
+    from ..core.training.config_file import load_config
     from ..core.training.runner import SingleProcess
     from ..core.training.runner import run as run_training
     from ..core.training.architectures import task_for

@@ -1,5 +1,5 @@
 """Which training serves each architecture: the one table (by name, BasicSR-style) that
-demsr:train, the configuration file (runconfig.py), run_training and the torchrun command
+demsr:train, the configuration file (config_file.py), run_training and the torchrun command
 read. An architecture is trained by a task (runner.Task) from settings of one config class.
 Cheap to import: a task is named here and imported only when a run needs it (torch)."""
 from __future__ import annotations

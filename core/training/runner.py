@@ -22,7 +22,7 @@ from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..raster.space import check_space
 from .config import TrainConfig
-from .report import report_paths, write_report
+from .learning_curves import curve_paths, write_curves
 from .lock import lock_path
 from .state import RunState, TrainResult, resume_path, resume_signature, validation_record
 
@@ -30,7 +30,7 @@ from .state import RunState, TrainResult, resume_path, resume_signature, validat
 def side_files(model_path: str) -> dict[str, str]:
     """Every file a training writes beside OUTPUT_MODEL, by what it is: none may be an
     input (the learning-curve picture once overwrote one)."""
-    csv_path, png_path = report_paths(model_path)
+    csv_path, png_path = curve_paths(model_path)
     return {"the per-epoch metrics (OUTPUT_MODEL_metrics.csv)": csv_path,
             "the learning curves (OUTPUT_MODEL_curves.png)": png_path,
             "the resume file (OUTPUT_MODEL.resume)": resume_path(model_path),
@@ -279,7 +279,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         state.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate,
                                 seconds=0.0, **m0))
         monitor.info(f"before training: {task.describe(m0, start=True)}")
-    csv_path, png_path = report_paths(cfg.output_model)
+    csv_path, png_path = curve_paths(cfg.output_model)
     provenance = task.provenance()
 
     def save_best(epochs: int, m: dict) -> None:
@@ -317,7 +317,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
                      f"{task.describe(m)}" + (" — best so far, saved" if improved else ""))
         if procs.writer:
-            write_report(state.history, csv_path, png_path, task.baseline)
+            write_curves(state.history, csv_path, png_path, task.baseline)
     state.finish(cancelled, epoch, monitor, model, save_best)
     procs.finish()
     if procs.writer:

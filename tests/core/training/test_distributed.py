@@ -18,7 +18,7 @@ from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.training.config import DSHATTrainConfig, SRTrainConfig  # noqa: E402
-from demsr.core.training.runconfig import (config_from_dict, config_to_dict,  # noqa: E402
+from demsr.core.training.config_file import (config_from_dict, config_to_dict,  # noqa: E402
                                            load_config, save_config)
 from demsr.core.training.sr_task import SRTask  # noqa: E402
 from demsr.core.training.state import resume_path  # noqa: E402

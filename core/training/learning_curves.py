@@ -6,12 +6,12 @@ import csv
 import os
 
 
-def report_paths(model_path: str) -> tuple[str, str]:
+def curve_paths(model_path: str) -> tuple[str, str]:
     stem = os.path.splitext(model_path)[0]
     return stem + "_metrics.csv", stem + "_curves.png"
 
 
-def write_report(history: list[dict], csv_path: str, png_path: str,
+def write_curves(history: list[dict], csv_path: str, png_path: str,
                  baseline: str = "GDAL lanczos") -> None:
     """The CSV always; the curves when matplotlib is there (a bonus, never an error)."""
     if not history:
