@@ -9,7 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.training.architectures import ARCHITECTURES, config_class, settings_of
+from ..core.training.architectures import ARCHITECTURES, config_class, config_for, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.raster.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
@@ -203,8 +203,7 @@ class TrainAlgorithm(DemSrAlgorithm):
         network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
         degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
-        config = config_class(architecture)
-        settings = settings_of(config)
+        settings = settings_of(config_class(architecture))
         if feedback is not None and "loss" not in settings and (
                 loss != "l1" or degradation != "blockmean"):
             feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
@@ -218,7 +217,7 @@ class TrainAlgorithm(DemSrAlgorithm):
                        loss=loss, factors=[1, scale])
         offered.update((key, layers(name)) for key, name in (
             ("references", self.REFERENCES), ("spectral", self.SPECTRAL)) if key in settings)
-        cfg = config(**shared, **{k: v for k, v in offered.items() if k in settings})
+        cfg = config_for(architecture, {**shared, **offered})
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
         if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "

@@ -34,6 +34,13 @@ def settings_of(config: type) -> set[str]:
     return {f.name for f in fields(config)}
 
 
+def config_for(architecture: str, offered: dict) -> TrainConfig:
+    """The config that trains `architecture`, from the `offered` settings its class has (the
+    others, e.g. DEGRADATION for DS-HAT, do not apply to it)."""
+    config = config_class(architecture)
+    return config(**{k: v for k, v in offered.items() if k in settings_of(config)})
+
+
 def training_for(cfg: TrainConfig) -> Training:
     """The table's entry for `cfg` (its `architecture` and class must agree)."""
     name = getattr(cfg, "architecture", None)
