@@ -15,7 +15,6 @@ from ..errors import DemSrError, explain_os_error
 from ..nets.onnx_model import onnx_path
 from ..processes import owner_gone
 from ..raster.io import remove_stale_partials
-from .state import resume_path
 
 
 def lock_path(model_path: str) -> str:
@@ -70,8 +69,9 @@ def model_lock(model_path: str, note: Optional[Callable[[str], None]] = None) ->
     else:
         raise DemSrError(f"Cannot take the lock '{path}' of '{model_path}'; another run keeps "
                          "changing it. Try again, or choose another OUTPUT_MODEL.")
-    for written in (model_path, resume_path(model_path), onnx_path(model_path)):
-        remove_stale_partials(written, note)  # what a killed save left beside them
+    # what a killed save left: the resume file's partials carry the model's name too
+    for written in (model_path, onnx_path(model_path)):
+        remove_stale_partials(written, note)
     try:
         yield path
     finally:
