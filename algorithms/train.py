@@ -9,7 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.training.architectures import ARCHITECTURES, config_class, config_for, settings_of
+from ..core.training.tasks import ARCHITECTURES, config_class, config_for, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
 from ..core.raster.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
@@ -223,7 +223,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
                                          "write the training configuration to.")
         if export:
-            from ..core.training.architectures import task_for
+            from ..core.training.tasks import task_for
             from ..core.training.config_file import save_config
 
             with user_errors():

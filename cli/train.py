@@ -38,7 +38,7 @@ def run(a: argparse.Namespace) -> int:
     from ..core.training.config_file import load_config
     from ..core.training.runner import SingleProcess
     from ..core.training.runner import run as run_training
-    from ..core.training.architectures import task_for
+    from ..core.training.tasks import task_for
 
     procs = None
     try:

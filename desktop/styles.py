@@ -14,7 +14,7 @@ import os
 from typing import Optional
 
 from ..core.atomic import write_atomic
-from ..core.registry import Registry
+from ..core.by_name import Registry
 
 TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
 SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd

@@ -143,7 +143,7 @@ def voidrepair_check(work: str, device: str, smoke: bool) -> dict:
 
 
 def training_check(work: str, device: str, smoke: bool) -> dict:
-    from demsr.core.training.architectures import ARCHITECTURES, config_for
+    from demsr.core.training.tasks import ARCHITECTURES, config_for
     from demsr.core.training.train import run_training
 
     dem = terrain(os.path.join(work, "train.tif"), SIZES["train_dem"][smoke])

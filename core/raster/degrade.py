@@ -9,7 +9,7 @@ centre (what the GISR fork actually did).
 """
 from __future__ import annotations
 
-from ..registry import Registry
+from ..by_name import Registry
 
 # name -> f(hr (B,1,sH,sW) tensor, scale) -> (B,1,H,W); the first is the default
 DEGRADATIONS: Registry = Registry("degradation")

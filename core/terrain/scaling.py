@@ -12,7 +12,7 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from ..errors import DemSrError
-from ..registry import Registry
+from ..by_name import Registry
 
 SPREAD_PERCENTILE = 95.0  # of |x|: the spread a spread-scaled kind divides by
 

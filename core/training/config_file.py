@@ -2,7 +2,7 @@
 run (`distributed.py`, under torchrun) reads.
 
 The file holds the config dataclass's fields; `architecture` says which one (the table in
-architectures.py, as the toolbox's ARCHITECTURE does).
+tasks.py, as the toolbox's ARCHITECTURE does).
 Cheap to import (no torch).
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ from dataclasses import asdict
 
 from ..atomic import write_atomic
 from ..errors import DemSrError
-from .architectures import ARCHITECTURES, config_class, settings_of, training_for
+from .tasks import ARCHITECTURES, config_class, settings_of, training_for
 from .config import TrainConfig
 
 FORMAT = "demsr-train-config"
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
-    """The fields of `cfg` (JSON types) and its `architecture` (architectures.py)."""
+    """The fields of `cfg` (JSON types) and its `architecture` (tasks.py)."""
     training_for(cfg)  # a config no architecture trains: DemSrError
     data = asdict(cfg)
     data["architecture"] = cfg.architecture  # DS-HAT's is a class constant, not a field

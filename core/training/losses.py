@@ -6,7 +6,7 @@ no absolute elevation enters the loss.
 """
 from __future__ import annotations
 
-from ..registry import Registry
+from ..by_name import Registry
 
 # name -> elementwise error reduced to its mean, f(prediction, target); the first is the default
 LOSSES: Registry = Registry("loss")

@@ -1,11 +1,11 @@
-"""The one entry point for training: the task is the one architectures.py names for the
+"""The one entry point for training: the task is the one tasks.py names for the
 config's architecture."""
 from __future__ import annotations
 
 from typing import Optional
 
 from ..monitor import Monitor
-from .architectures import task_for
+from .tasks import task_for
 from .config import TrainConfig
 from .lock import model_lock
 from .runner import run

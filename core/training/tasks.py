@@ -1,14 +1,15 @@
-"""Which training serves each architecture: the one table (by name, BasicSR-style) that
-demsr:train, the configuration file (config_file.py), run_training and the torchrun command
-read. An architecture is trained by a task (runner.Task) from settings of one config class.
-Cheap to import: a task is named here and imported only when a run needs it (torch)."""
+"""Which training task serves each architecture: the one table (by name, BasicSR-style)
+that demsr:train, the configuration file (config_file.py), run_training and the torchrun
+command read (the networks themselves are registered in nets/registry.py). An architecture
+is trained by a task (runner.Task) from the settings of one config class. Cheap to import:
+a task is named here and imported only when a run needs it (torch)."""
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, fields
 
 from ..errors import DemSrError
-from ..registry import Registry
+from ..by_name import Registry
 from .config import DSHATTrainConfig, SRTrainConfig, TrainConfig
 
 
