@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 from typing import Optional
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingFeedback, QgsProcessingParameterDefinition,
                        QgsProcessingParameterEnum, QgsProcessingParameterNumber, QgsRasterLayer,
                        QgsUnitTypes)
@@ -17,7 +17,6 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core.errors import Cancelled, DemSrError, as_user_error
 from ..core.monitor import Monitor
-from ..core.paths import check_distinct_paths
 
 ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.png")
 README_URL = "https://github.com/demsr/qgis-dem-superresolution/blob/main/README.md"
@@ -40,14 +39,23 @@ def input_name(layer: QgsRasterLayer) -> str:
 
 def style_output(context, dest: str, kind: str, name: str, reference_path: str = "") -> None:
     """Name and style the output layer the dialog will load (desktop/postprocess.py runs on
-    the main thread after the run). The name is remembered for input_name; nothing else
-    happens in qgis_process or processing.run: no window, or the layer is not loaded."""
+    the main thread after the run). The name is remembered for input_name. In qgis_process
+    the style goes beside the output as DEST.qml (desktop/styles.write_sidecar), which QGIS
+    loads with the file; in processing.run without a window nothing else happens."""
     from qgis.utils import iface
 
     if dest:
         if len(_NAMES) > 10_000:  # a long session: forget the oldest
             del _NAMES[next(iter(_NAMES))]
         _NAMES[_key(dest)] = name
+    if dest and iface is None and QgsApplication.platform() == "qgis_process":
+        from ..desktop.styles import write_sidecar
+
+        try:
+            write_sidecar(dest, kind, reference_path)
+        except (OSError, RuntimeError, AttributeError):  # a style must never fail the run
+            pass
+        return
     if iface is None or not dest or not context.willLoadLayerOnCompletion(dest):
         return
     from ..desktop.postprocess import OutputStyler
@@ -214,14 +222,6 @@ class DemSrAlgorithm(QgsProcessingAlgorithm):
         if not self.given(parameters, name):
             return None
         return raster_source(self.parameterAsRasterLayer(parameters, name, context), name)
-
-    @staticmethod
-    def check_paths(inputs: dict, outputs: dict) -> None:
-        """Refuse an output that is an input or another output (by real file), before any
-        work. Every algorithm calls it with all its file inputs and outputs, by parameter
-        name; a list of paths is allowed for a multi-layer input."""
-        with user_errors():
-            check_distinct_paths(inputs, outputs)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         """Before any run (dialog, processing.run, qgis_process): no number parameter is NaN

@@ -111,7 +111,6 @@ class DerivativesAlgorithm(DemSrAlgorithm):
         if "STREAMS" in targets and threshold < 1:
             raise QgsProcessingException(self.tr(
                 f"STREAM_THRESHOLD must be at least 1 cell (got {threshold})."))
-        self.check_paths({self.INPUT: path}, targets)
         with user_errors():
             derive_to_files(path, band, {OUTPUTS[k]: dest for k, dest in targets.items()},
                             threshold, monitor)

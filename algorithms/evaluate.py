@@ -242,13 +242,6 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             output_html=outputs[self.OUTPUT_HTML], output_error=error_path,
             output_table=outputs[self.OUTPUT_TABLE], output_json=outputs[self.OUTPUT_JSON])
         monitor = monitor_for(feedback)
-        self.check_paths(
-            {self.INPUT: request.input_path, self.REFERENCE: request.reference_path,
-             self.COMPARE: request.compare_paths, self.FILLED_MASK: request.filled_mask_path,
-             self.LOW_RES: request.low_res_path},
-            {self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_TABLE:
-             outputs[self.OUTPUT_TABLE], self.OUTPUT_JSON: outputs[self.OUTPUT_JSON],
-             self.OUTPUT_ERROR: error_path})
         with user_errors():
             result = evaluate(request, monitor)
         head = result.headline

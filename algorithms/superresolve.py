@@ -119,8 +119,6 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
         )
-        self.check_paths({self.INPUT: request.input_path, self.MODEL: model},
-                         {self.OUTPUT: request.output_path})
         with user_errors():
             result = superresolve(request, monitor_for(feedback))
         what = (f"{request.target_resolution:g} {unit_of(layer)}" if request.target_resolution

@@ -9,13 +9,11 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
                        QgsProcessingOutputNumber)
 
 from ..core.devices import DEVICE_CHOICES
-from ..core.nets import registry
+from ..core.training.tasks import ARCHITECTURES, config_class, config_for, settings_of
 from ..core.training.config import DSHATTrainConfig, SRTrainConfig
-from ..core.training.degrade import DEGRADATIONS
-from ..core.training.lock import model_lock
-from ..core.training.runner import side_files, training_inputs
+from ..core.raster.degrade import DEGRADATIONS
 from ..core.training.losses import LOSSES
-from ..core.training.report import write_report_page
+from ..core.training.learning_curves import write_report_page
 from .common import (DemSrAlgorithm, monitor_for, plain_number, raster_source,
                      user_errors)
 
@@ -121,7 +119,7 @@ class TrainAlgorithm(DemSrAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUT, self.tr("High-resolution DEMs"), QgsProcessing.SourceType.TypeRaster))
-        self.add_enum(self.ARCHITECTURE, "Architecture", registry.names(), "fast")
+        self.add_enum(self.ARCHITECTURE, "Architecture", list(ARCHITECTURES), "fast")
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, self.tr("Scale factor"), QgsProcessingParameterNumber.Type.Double,
             defaultValue=2, minValue=1, maxValue=8))  # 1 only as the start of a range
@@ -219,6 +217,7 @@ class TrainAlgorithm(DemSrAlgorithm):
         network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
         degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
+<<<<<<< HEAD
         if architecture == "dshat":
             if feedback is not None and (loss != "l1" or degradation != "blockmean"):
                 feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
@@ -241,19 +240,33 @@ class TrainAlgorithm(DemSrAlgorithm):
                                 scale=scale,
                                 max_factor=max_scale, model_scale=int(network_scale or 0),
                                 degradation=degradation, loss=loss)
+=======
+        settings = settings_of(config_class(architecture))
+        if feedback is not None and "loss" not in settings and (
+                loss != "l1" or degradation != "blockmean"):
+            feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
+                                 "degradation; LOSS and DEGRADATION are ignored.")
+        if feedback is not None and "max_factor" not in settings and (
+                max_scale is not None or network_scale is not None):
+            feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
+        # every parameter by its setting's name; the config takes those it has
+        offered = dict(architecture=architecture, scale=scale, max_factor=max_scale,
+                       model_scale=int(network_scale or 0), degradation=degradation,
+                       loss=loss, factors=[1, scale])
+        offered.update((key, layers(name)) for key, name in (
+            ("references", self.REFERENCES), ("spectral", self.SPECTRAL)) if key in settings)
+        cfg = config_for(architecture, {**shared, **offered})
+>>>>>>> h28b
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
-        self.check_paths(training_inputs(cfg),  # before the lock is taken beside the model
-                         {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export,
-                          **side_files(cfg.output_model)})
         if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "
                                          "write the training configuration to.")
         if export:
-            from ..core.training.runconfig import save_config
-            from ..core.training.train import TASKS
+            from ..core.training.tasks import task_for
+            from ..core.training.config_file import save_config
 
             with user_errors():
-                TASKS[type(cfg)](cfg).check()  # the settings a server would refuse, now
+                task_for(cfg).check()  # the settings a server would refuse, now
                 save_config(cfg, export)
             if feedback is not None:
                 feedback.pushInfo(f"Training configuration written to {export}. To train on N "
@@ -262,7 +275,7 @@ class TrainAlgorithm(DemSrAlgorithm):
             if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context):
                 return {self.OUTPUT_MODEL: cfg.output_model, self.EXPORT_CONFIG: export}
         monitor = monitor_for(feedback)
-        with user_errors(), model_lock(cfg.output_model, monitor.info):
+        with user_errors():
             res = run_training(cfg, monitor)
             page = write_report_page(res.model_path, res.metrics_csv, res.curves_png,
                                      res.best_epoch)

@@ -142,11 +142,6 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             max_void_size=self.parameterAsDouble(parameters, self.MAX_VOID_SIZE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
         )
-        self.check_paths({self.INPUT: request.input_path,
-                          self.TARGET_GRID: request.target_grid_path,
-                          self.SPECTRAL: request.spectral_path, self.MODEL: request.model_path,
-                          self.AUXILIARY: request.auxiliary_path},
-                         {self.OUTPUT: output, self.FILLED_MASK: mask})
         with user_errors():
             result = voidrepair(request, monitor_for(feedback))
         name = input_name(layer)

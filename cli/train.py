@@ -35,17 +35,16 @@ def run(a: argparse.Namespace) -> int:
     from ..core.devices import import_torch
     from ..core.training.distributed import (Distributed, launched_by_torchrun,
                                              set_threads)
-    from ..core.training.runconfig import load_config
+    from ..core.training.config_file import load_config
     from ..core.training.runner import SingleProcess
     from ..core.training.runner import run as run_training
-    from ..core.training.train import TASKS
+    from ..core.training.tasks import task_for
 
     procs = None
     try:
         cfg = load_config(a.config)
         changes = {k: v for k, v in (("output_model", a.output_model), ("device", a.device)) if v}
         cfg = dataclasses.replace(cfg, **changes)
-        task_cls = TASKS[type(cfg)]
         torch = import_torch()
         procs = Distributed(cfg.device) if launched_by_torchrun() else SingleProcess()
         rank = getattr(procs, "rank", 0)
@@ -59,7 +58,7 @@ def run(a: argparse.Namespace) -> int:
         if getattr(procs, "world", 1) > cfg.batch_size:
             raise DemSrError(f"BATCH_SIZE {cfg.batch_size} is smaller than the number of "
                              f"processes ({procs.world}); each needs at least one crop.")
-        res = run_training(task_cls(cfg), monitor, processes=procs)
+        res = run_training(task_for(cfg), monitor, processes=procs)
         if procs.writer:
             monitor.info(f"Model {res.model_path}: best epoch {res.best_epoch}, validation RMSE "
                          f"{res.val_rmse_model:.4g} m (baseline {res.val_rmse_baseline:.4g} m).")

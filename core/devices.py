@@ -5,17 +5,22 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from .errors import DemSrError, TorchMissing
+from .errors import DemSrError, TorchMissing, TorchTooOld
+from .torch_policy import too_old
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def import_torch():
-    """Import torch lazily, with an installation hint when it is missing."""
+    """Import torch lazily, with an installation hint when it is missing or older than
+    core/torch_policy.py accepts (checked in every run, qgis_process included)."""
     try:
         import torch
     except Exception as exc:  # ImportError, or a broken install raising OSError
         raise TorchMissing(str(exc)) from None
+    version = str(getattr(torch, "__version__", ""))
+    if version and too_old(version):
+        raise TorchTooOld(version)
     return torch
 
 

@@ -3,6 +3,7 @@
 Algorithms turn DemSrError into QgsProcessingException unchanged, so each
 message says what is wrong and what to do about it.
 """
+from .torch_policy import torch_requirement, too_old_text
 
 
 class DemSrError(Exception):
@@ -29,10 +30,20 @@ class TorchMissing(_Missing):
         "This algorithm needs PyTorch, which is not installed for the Python that QGIS "
         "uses. In QGIS: Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; "
         "from the plugin's source folder: `make deps`; or install it with "
-        "`python3 -m pip install --target <QGIS profile>/python/demsr-deps torch==2.13.0` "
-        "(use the same python3 as QGIS and do not upgrade numpy). The in-QGIS installer "
-        "needs no restart; after installing by hand, restart QGIS."
+        "`python3 -m pip install --target <QGIS profile>/python/demsr-deps "
+        f"{torch_requirement()}` (use the same python3 as QGIS and do not upgrade numpy). "
+        "The in-QGIS installer needs no restart; after installing by hand, restart QGIS."
     )
+
+
+class TorchTooOld(DemSrError):
+    """PyTorch imports but is older than core/torch_policy.py's minimum."""
+
+    def __init__(self, version: str):
+        super().__init__(
+            f"{too_old_text(version)} for this plugin. Install {torch_requirement()}: in "
+            "QGIS, Raster ▸ DEM Super-Resolution ▸ Install / repair dependencies…; from the "
+            "plugin's source folder, `make deps`. Then restart QGIS.")
 
 
 class RuntimeMissing(_Missing):
@@ -45,8 +56,8 @@ class RuntimeMissing(_Missing):
         "needed to train models and to run them on a GPU. In QGIS: Raster ▸ DEM "
         "Super-Resolution ▸ Install / repair dependencies…; from the plugin's source "
         "folder: `make deps`; or `python3 -m pip install --target <QGIS profile>/python/"
-        "demsr-deps onnxruntime` (or torch==2.13.0; use the same python3 as QGIS and do "
-        "not upgrade numpy), then restart QGIS."
+        f"demsr-deps onnxruntime` (or {torch_requirement()}; use the same python3 as QGIS "
+        "and do not upgrade numpy), then restart QGIS."
     )
 
 

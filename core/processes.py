@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Optional
 
 
@@ -66,7 +65,3 @@ def owner_gone(pid: int, written_at: float) -> bool:
         return True
     started = start_time(pid)
     return started is not None and started > written_at + 2  # pid reused by a newer process
-
-
-def age_seconds(path: str) -> float:
-    return time.time() - os.path.getmtime(path)

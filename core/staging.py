@@ -21,9 +21,7 @@ from typing import Iterable, Iterator, Optional
 from .errors import DemSrError, explain_os_error
 from .paths import same_file
 from .processes import owner_gone
-from .raster.io import PARTIAL_SUFFIX, partial_path
-
-TEXT_SUFFIX = ".partial"
+from .atomic import PARTIAL_SUFFIX, TEXT_SUFFIX, partial_path
 
 
 class Staged:

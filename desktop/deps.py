@@ -1,14 +1,7 @@
-"""Is PyTorch there, and new enough? Answered without importing it (QGIS start-up stays fast)."""
+"""What the installer offers besides PyTorch (whose pin and minimum are core/torch_policy.py's):
+the optional extras and ONNX Runtime per platform."""
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import re
-from dataclasses import dataclass
-
-MIN_TORCH = (2, 0)
-# The CPU build the installer proposes; the same version `make deps` installs.
-TORCH_PIN = "2.13.0"
 # Optional "extras", never needed inside QGIS: Dask distributed for `python -m demsr mosaic`
 # (the same pins as scripts/requirements-extras.txt, which `make deps` installs).
 EXTRAS = ["dask[distributed]==2026.8.0"]
@@ -29,41 +22,3 @@ def onnxruntime_requirement(platform: str) -> str:
 
 def onnxruntime_download(platform: str) -> str:
     return ONNXRUNTIME_DOWNLOAD.get(platform, "~28 MB")
-
-
-@dataclass(frozen=True)
-class TorchState:
-    installed: bool
-    version: str = ""
-    location: str = ""
-    too_old: bool = False
-
-    @property
-    def usable(self) -> bool:
-        return self.installed and not self.too_old
-
-    def problem(self) -> str:
-        if not self.installed:
-            return "PyTorch is not installed for the Python that QGIS runs"
-        if self.too_old:
-            return (f"PyTorch {self.version} is too old (at least "
-                    f"{'.'.join(map(str, MIN_TORCH))} is needed)")
-        return ""
-
-
-def version_tuple(text: str) -> tuple:
-    """'2.13.0+cpu' -> (2, 13, 0); unknown parts are dropped."""
-    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
-
-
-def torch_state() -> TorchState:
-    spec = importlib.util.find_spec("torch")
-    if spec is None:
-        return TorchState(False)
-    try:
-        version = importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        import torch  # a source build without metadata: ask it
-        version = torch.__version__
-    location = (spec.submodule_search_locations or [spec.origin or ""])[0]
-    return TorchState(True, version, location, version_tuple(version) < MIN_TORCH)

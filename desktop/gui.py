@@ -5,7 +5,7 @@ from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtWidgets import QPushButton
 
-from .deps import torch_state
+from ..core.torch_policy import torch_state
 from .menu import MENU, DemSrMenu
 
 

@@ -8,6 +8,8 @@ import os
 import re
 import tempfile
 
+from ..core.atomic import write_atomic
+
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(PLUGIN_DIR, "README.md")
 
@@ -67,19 +69,12 @@ def local_help_url(anchor: str = "", online: str = "") -> str:
             text = f.read()
         os.makedirs(folder, exist_ok=True)
         online_link = f" · <a href='{html.escape(online)}'>online version</a>" if online else ""
-        _write(guide, to_html(text, "DEM Super-Resolution — user's guide",
+        write_atomic(guide, to_html(text, "DEM Super-Resolution — user's guide",
                               f"Bundled with the plugin ({html.escape(README)}){online_link}"))
         for key, part in sections(text).items():
-            _write(os.path.join(folder, f"README-{key}.html"), to_html(
+            write_atomic(os.path.join(folder, f"README-{key}.html"), to_html(
                 part, "DEM Super-Resolution — " + part.splitlines()[0][3:].strip(),
                 f"<a href='README.html'>Whole user's guide</a>{online_link}"))
     from qgis.PyQt.QtCore import QUrl
 
     return QUrl.fromLocalFile(page if os.path.isfile(page) else guide).toString()
-
-
-def _write(path: str, text: str) -> None:
-    tmp = path + ".part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -6,39 +6,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillshadeRenderer,
                        QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
                        QgsProject, QgsRasterLayer, QgsRasterShader,
                        QgsSingleBandPseudoColorRenderer)
 from qgis.PyQt.QtGui import QColor, QPainter
 
-from .styles import CUT, DERIVATIVES, ORDER, rgba, style_for
-
-SAMPLE = 512  # statistics from at most SAMPLE × SAMPLE cells: cheap on any raster size
-
+from .styles import DERIVATIVES, ORDER, file_stats, rgba, style_for
 
 def band_stats(layer: QgsRasterLayer) -> dict:
-    """min, max, mean, std and the CUT / 1 - CUT quantiles (low, high) of band 1, from an
-    evenly spaced sample of cells (QGIS's cumulative cut bins the whole range: one outlier
-    makes its bins too coarse to find the quantiles)."""
-    from ..core.raster.gdal_mode import osgeo_gdal
-
-    gdal = osgeo_gdal()
-    ds = gdal.Open(layer.source())
-    band = ds.GetRasterBand(1)
-    w, h = ds.RasterXSize, ds.RasterYSize
-    step = max(1, math.ceil(max(w, h) / SAMPLE))
-    values = band.ReadAsArray(buf_xsize=max(1, w // step), buf_ysize=max(1, h // step),
-                              resample_alg=gdal.GRIORA_NearestNeighbour).astype(np.float64)
-    nodata = band.GetNoDataValue()
-    ds = band = None
-    valid = values[np.isfinite(values) & ((values != nodata) if nodata is not None else True)]
-    if valid.size == 0:
-        return {"min": 0.0, "max": 1.0, "mean": 0.5, "std": 0.0}
-    low, high = np.quantile(valid, [CUT, 1.0 - CUT])
-    return {"min": float(valid.min()), "max": float(valid.max()), "mean": float(valid.mean()),
-            "std": float(valid.std()), "low": float(low), "high": float(high)}
+    return file_stats(layer.source())
 
 
 def qcolor(colour: str) -> QColor:

@@ -12,7 +12,7 @@ import sys
 
 from .. import dependency_dir
 from ..core.nets import bundled, coverage
-from .deps import torch_state
+from ..core.torch_policy import torch_state
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -107,9 +107,17 @@ def ort_version() -> str:
     return installed_version(ONNX)
 
 
+def qgis_version() -> str:
+    """QGIS's version, or why there is none (a plain Python: the status is Qt-free)."""
+    try:
+        from qgis.core import Qgis
+    except ImportError:
+        return "not importable from this Python"
+    return Qgis.QGIS_VERSION
+
+
 def collect() -> list:
-    """[(section, [(label, value), ...]), ...]"""
-    from qgis.core import Qgis
+    """[(section, [(label, value), ...]), ...]; needs no window (nor QGIS)."""
     import numpy
 
     state = torch_state()
@@ -119,7 +127,7 @@ def collect() -> list:
     python, tried = find_python()  # the interpreter the installer runs pip with
     versions = [
         ("Plugin", plugin_version()),
-        ("QGIS", Qgis.QGIS_VERSION),
+        ("QGIS", qgis_version()),
         ("Python", f"{sys.version.split()[0]} "
                    f"({python or 'not found; tried: ' + ', '.join(tried)})"),
         ("NumPy", numpy.__version__),

@@ -21,7 +21,7 @@ from default_data import paths  # noqa: E402
 
 from demsr import dependency_dir  # noqa: E402
 from demsr.core.training.config import SRTrainConfig  # noqa: E402
-from demsr.core.training.runconfig import save_config  # noqa: E402
+from demsr.core.training.config_file import save_config  # noqa: E402
 
 DATA = ["flopy_sagehen_10m.tif", "spDataLarge_mongon_30m.tif", "oggm_south_glacier_20m.tif"]
 SCRIPT = str(ROOT / "scripts" / "train_distributed.py")

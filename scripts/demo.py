@@ -22,7 +22,7 @@ import rasterio  # noqa: E402
 
 from demsr.core.evaluation.metrics import compare  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
-from demsr.core.training.degrade import degrade_raster  # noqa: E402
+from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
 DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"
 OUT = ROOT / "build" / "demo"

@@ -27,10 +27,11 @@ use_working_tree()
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
-from demsr.core.training.degrade import degrade_raster  # noqa: E402
+from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
 
 

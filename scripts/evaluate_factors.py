@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from affine import Affine  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import bundled, checkpoint  # noqa: E402
 from demsr.core.pipelines import superresolve as engine  # noqa: E402

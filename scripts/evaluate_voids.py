@@ -39,7 +39,7 @@ from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
-from demsr.core.training.degrade import degrade_array  # noqa: E402
+from demsr.core.raster.degrade import degrade_array  # noqa: E402
 from demsr.core.nodata.synthetic import synthetic_voids, write_synthetic_auxiliary  # noqa: E402
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 from demsr.core.nodata.fill import filled_source  # noqa: E402

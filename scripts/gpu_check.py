@@ -143,8 +143,7 @@ def voidrepair_check(work: str, device: str, smoke: bool) -> dict:
 
 
 def training_check(work: str, device: str, smoke: bool) -> dict:
-    from demsr.core.nets import registry
-    from demsr.core.training.config import DSHATTrainConfig, SRTrainConfig
+    from demsr.core.training.tasks import ARCHITECTURES, config_for
     from demsr.core.training.train import run_training
 
     dem = terrain(os.path.join(work, "train.tif"), SIZES["train_dem"][smoke])
@@ -154,13 +153,12 @@ def training_check(work: str, device: str, smoke: bool) -> dict:
                       "support_features": 8, "se_blocks": 1, "se_radius": 3,
                       "elev_radius": 2}}
     out = {}
-    for arch in registry.names():
+    for arch in ARCHITECTURES:
         shared = dict(inputs=[dem], output_model=os.path.join(work, f"train_{arch}.pt"),
                       epochs=1, steps_per_epoch=steps, validation=0.2, device=device,
                       resume=False, hparams=tiny[arch] if smoke else {},
                       batch_size=2 if smoke else 16, patch_size=32 if smoke else 64)
-        cfg = DSHATTrainConfig(**shared) if arch == "dshat" else \
-            SRTrainConfig(**shared, architecture=arch, scale=2)
+        cfg = config_for(arch, dict(shared, architecture=arch, scale=2))
         t0 = time.perf_counter()
         r = run_training(cfg)
         loss = r.history[-1]["train_loss"]

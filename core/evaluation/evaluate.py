@@ -123,7 +123,7 @@ def _check_request(req: EvaluationRequest) -> None:
         if path:
             check_destination(path)
     if req.output_html:
-        from .report import check_pictures_folder, pictures_folder
+        from .html_report import check_pictures_folder, pictures_folder
 
         remove_stale_partials(pictures_folder(req.output_html))
         check_pictures_folder(req.output_html, _inputs(req))
@@ -254,7 +254,7 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
 
     # 3. Classical baselines through the Super-resolve engine.
     if req.compare_classical:
-        from .classical import classical_baselines
+        from .baselines import classical_baselines
 
         base = classical_baselines(reference, grid, req.classical_factor, req.low_res_path,
                                    CLASSICAL_BASELINES, monitor.sub(0.1, 0.3), warn)
@@ -330,9 +330,9 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
             stage.write_text(req.output_json, json.dumps(_json_obj(result_obj, req), indent=2))
             result_obj.outputs["json"] = req.output_json
         if req.output_html:
-            from .report import write_report
+            from .html_report import write_html_report
 
-            write_report(req.output_html, result_obj, reference, dems, ref_terrain["slope"],
+            write_html_report(req.output_html, result_obj, reference, dems, ref_terrain["slope"],
                          regions, req, stage, monitor.sub(0.85, 1.0))
             result_obj.outputs["html"] = req.output_html
         monitor.check()

@@ -14,24 +14,7 @@ from typing import Optional
 import numpy as np
 from scipy import ndimage
 
-from ..terrain.cellsize import CellSizes, metres_per_degree
-from ..terrain.surface import surface_derivatives
-
-
-def cell_size_m(res: tuple[float, float], geographic: bool, lat: float = 0.0
-                ) -> tuple[float, float]:
-    """Cell size in metres (x, y); on geographic grids at latitude `lat` (WGS 84)."""
-    if not geographic:
-        return float(res[0]), float(res[1])
-    per_lon, per_lat = metres_per_degree(np.array([lat]))
-    return float(res[0] * per_lon[0]), float(res[1] * per_lat[0])
-
-
-def horn_slope(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Slope in degrees: Terrain derivatives' Horn slope, one cell size for the whole array."""
-    rows = dem.shape[0]
-    sizes = CellSizes(np.full(rows, float(dx)), np.full(rows, float(dy)))
-    return surface_derivatives(dem, sizes, {"slope"})["slope"]
+from ..terrain.surface import horn_slope
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float,

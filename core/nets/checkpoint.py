@@ -26,6 +26,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..atomic import replacing
 from ..devices import import_torch
 from ..errors import DemSrError, explain_os_error
 from . import bundled, registry
@@ -160,15 +161,11 @@ def save(ckpt: Checkpoint, path: str) -> None:
                "provenance": ckpt.provenance, "state_dict": ckpt.state_dict}
     payload["integrity"] = {"algorithm": HASH, "header": header_digest(payload),
                             "weights": weights_digest(ckpt.state_dict)}
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            torch.save(payload, tmp)
     except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
         raise write_failed(path, exc) from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # What to do instead, by the parameter that named the file.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from . import classical
+from . import classical_layers
 from .local_norm import NORM_LIMITS, local_stats, normalisation_config, stats_radius
 from .registry import register
 
@@ -48,8 +48,9 @@ class FastSR(nn.Module):
         nn.init.zeros_(self.tail.bias)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
-        self.register_buffer("lanczos", classical.lanczos_weights(self.scale), persistent=False)
-        self.register_buffer("bilinear", classical.bilinear_weights(self.scale),
+        self.register_buffer("lanczos", classical_layers.lanczos_weights(self.scale),
+                             persistent=False)
+        self.register_buffer("bilinear", classical_layers.bilinear_weights(self.scale),
                              persistent=False)
 
     @property
@@ -57,7 +58,7 @@ class FastSR(nn.Module):
         """LR pixels of context each output pixel needs (conv + statistics + interpolation)."""
         convs = 2 + int(self.hparams["blocks"])
         return (convs + stats_radius(self.norm) + 2
-                + classical.halo(int(self.hparams["back_projection"])))
+                + classical_layers.halo(int(self.hparams["back_projection"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B,1,H,W) elevations → (B,1,sH,sW) elevations, same units."""
@@ -68,7 +69,7 @@ class FastSR(nn.Module):
         for conv in self.body:
             h = self.act(conv(h))
         r = self.tail(h + f) + self.linear(z)              # (B, s², H, W): sub-pixels
-        spread_up = classical.subpixels(spread * float(self.norm["gain"]), self.bilinear)
-        y = classical.subpixels(x, self.lanczos, centred=True) + spread_up * r
-        y = classical.back_project(y, x, self.lanczos, int(self.hparams["back_projection"]))
+        spread_up = classical_layers.subpixels(spread * float(self.norm["gain"]), self.bilinear)
+        y = classical_layers.subpixels(x, self.lanczos, centred=True) + spread_up * r
+        y = classical_layers.back_project(y, x, self.lanczos, int(self.hparams["back_projection"]))
         return self.shuffle(y)

@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import DemSrError
 from . import coverage, registry
 
@@ -324,7 +325,7 @@ def export(ckpt, path: str, source_digest: str, source_file: str = "") -> float:
         raise DemSrError(f"The ONNX export of '{ckpt.architecture}' ×{ckpt.scale} differs from "
                          f"PyTorch by {worst:.3g} m on a test surface (more than "
                          f"{EXPORT_TOLERANCE:g} m); it was not written.")
-    _write_atomic(path, data)
+    write_atomic(path, data)
     return worst
 
 
@@ -351,17 +352,6 @@ def _compare(model, network, specs, torch) -> float:
             return float("inf")
         worst = max(worst, float(np.abs(got - ref).max()))
     return worst
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def export_deepness(ckpt, path: str, resolution_cm: float, tile: int = DEEPNESS_TILE) -> dict:
@@ -395,5 +385,5 @@ def export_deepness(ckpt, path: str, resolution_cm: float, tile: int = DEEPNESS_
             "demsr_halo": str(int(model.halo)),
             "demsr_source": f"{ckpt.architecture} ×{ckpt.scale}"}
     data = buf.getvalue() + b"".join(_metadata_entry(k, v) for k, v in meta.items())
-    _write_atomic(path, data)
+    write_atomic(path, data)
     return meta

@@ -62,7 +62,6 @@ from ..terrain.surface import CURVATURES, surface_derivatives
 
 SCRATCH_BANDS = ("dem", "flow_accumulation", "voids", "classes")
 BLOCK_PIXELS = 1 << 18      # rows per block of the global passes: about this many cells
-RELIEF_HALO = 6             # two 7×7 box means
 GTIFF_BLOCK = 256
 # Bound on the growth of the global pass's NumPy peak per input pixel: flow routing's and,
 # beside it, the other global arrays' (tracemalloc, real terrain, 1 % voids: 74 between

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
@@ -24,6 +23,7 @@ import rasterio
 from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window
 
+from ..atomic import PARTIAL_SUFFIXES, partial_path
 from ..errors import DemSrError, explain_os_error
 from ..processes import owner_gone
 from .grid import Grid, require_north_up
@@ -35,9 +35,6 @@ except ImportError:  # pragma: no cover - other rasterio layouts
     CPLE_BaseError = RasterioError
 
 Note = Optional[Callable[[str], None]]
-PARTIAL_SUFFIX = ".partial.tif"
-# also staged text files and picture folders of Evaluate (core/evaluation/outputs.py)
-PARTIAL_SUFFIXES = (PARTIAL_SUFFIX, ".partial")
 OLD_PARTIAL_AGE_S = 24 * 3600   # partial files of older versions carry no pid
 WRITE_ERRORS = (OSError, RasterioError, CPLE_BaseError)
 
@@ -219,13 +216,6 @@ class RasterWriter:
             self.ds.write(data, band, window=Window(col0, row0, w, h))
         except WRITE_ERRORS as exc:
             raise WriteFailed(self.dest, _detail(exc)) from None
-
-
-def partial_path(path: str, suffix: str = PARTIAL_SUFFIX) -> str:
-    """A hidden name beside `path` that says which output and which process it is for:
-    `.NAME.PID-RANDOM.partial.tif` (or another suffix of PARTIAL_SUFFIXES)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
 
 
 def _partial_owner(tag: str) -> Optional[int]:

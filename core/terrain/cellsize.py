@@ -63,3 +63,12 @@ def cell_sizes(grid: Grid) -> CellSizes:
     per_lon, per_lat = metres_per_degree(lat)
     # A row centred on a pole has no width; a tiny one keeps the maths finite there.
     return CellSizes(np.maximum(resx * per_lon, 1e-6), resy * per_lat)
+
+
+def cell_size_m(res: tuple[float, float], geographic: bool, lat: float = 0.0
+                ) -> tuple[float, float]:
+    """Cell size in metres (x, y); on geographic grids at latitude `lat` (WGS 84)."""
+    if not geographic:
+        return float(res[0]), float(res[1])
+    per_lon, per_lat = metres_per_degree(np.array([lat]))
+    return float(res[0] * per_lon[0]), float(res[1] * per_lat[0])

@@ -1,20 +1,43 @@
 """Fixed-constant normalisers that turn terrain derivatives into model inputs.
 
-Constants are fitted once, on a whole raster or a training set, and stored
-(`to_dict`/`from_dict`, plain JSON-able values for a model checkpoint). They
-are never refitted on a tile, so every tile of a raster, and every raster a
-model sees, is scaled the same way.
+Constants are fitted once, on a whole raster (streamed: streamfit.py) or a
+training set. They are never refitted on a tile, so every tile of a raster is
+scaled the same way.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
 
 import numpy as np
 
 from ..errors import DemSrError
+from ..by_name import Registry
 
-KINDS = ("minmax", "arctan", "log")
+SPREAD_PERCENTILE = 95.0  # of |x|: the spread a spread-scaled kind divides by
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """f(x, scale), the squashing applied before the linear map to [0, 1]; `spread_scaled`:
+    scale = 1 / the SPREAD_PERCENTILE of |x| (typical values fill the linear part, outliers
+    saturate), else 1."""
+
+    f: Callable[[np.ndarray, float], np.ndarray]
+    spread_scaled: bool = False
+
+
+# name -> Scaling; the first is the default
+SCALINGS: Registry = Registry("normalisation")
+SCALINGS.register("minmax")(Scaling(lambda x, scale: x))
+SCALINGS.register("arctan")(Scaling(lambda x, scale: np.arctan(scale * x), spread_scaled=True))
+SCALINGS.register("log")(Scaling(lambda x, scale: np.log1p(np.maximum(x, 0.0))))
+
+
+def scale_from_spread(spread: float) -> float:
+    return 1.0 / spread if spread > 0 else 1.0
+
+
 # What each derivative gets by default: curvatures are heavy-tailed (arctan
 # squashes the tails), flow accumulation spans 1 … 10^7 cells (log).
 DEFAULT_KIND = {
@@ -47,33 +70,20 @@ class Normaliser:
     scale: float = 1.0
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise DemSrError(f"Unknown normalisation '{self.kind}'; use one of {', '.join(KINDS)}.")
+        SCALINGS.get(self.kind)  # an unknown kind: DemSrError naming the known ones
         if not (np.isfinite(self.lo) and np.isfinite(self.hi) and self.hi > self.lo):
             raise DemSrError(
                 f"Normalisation constants lo={self.lo}, hi={self.hi} are unusable (need "
                 "finite lo < hi): the raster they were fitted on is constant or empty."
             )
 
-    def _f(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if self.kind == "arctan":
-            return np.arctan(self.scale * x)
-        if self.kind == "log":
-            return np.log1p(np.maximum(x, 0.0))
-        return x
+    def squash(self, x: np.ndarray) -> np.ndarray:
+        """f(x) in float64: the values lo and hi are taken from."""
+        return SCALINGS.get(self.kind).f(np.asarray(x, dtype=np.float64), self.scale)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = (self._f(x) - self.lo) / (self.hi - self.lo)
+        y = (self.squash(x) - self.lo) / (self.hi - self.lo)
         return np.clip(y, 0.0, 1.0).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {k: (float(v) if k != "kind" else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "Normaliser":
-        return cls(kind=str(data["kind"]), lo=float(data["lo"]), hi=float(data["hi"]),
-                   scale=float(data.get("scale", 1.0)))
 
 
 def no_values(name: str) -> DemSrError:
@@ -97,10 +107,9 @@ def fit_normaliser(values: np.ndarray, kind: str, percentile: float = 0.0,
             raise DemSrError("Cannot fit a normalisation: the raster has no valid cells.")
         raise no_values(name)
     scale = 1.0
-    if kind == "arctan":
-        spread = float(np.percentile(np.abs(x), 95.0))
-        scale = 1.0 / spread if spread > 0 else 1.0
-    f = Normaliser(kind, 0.0, 1.0, scale)._f(x)
+    if SCALINGS.get(kind).spread_scaled:
+        scale = scale_from_spread(float(np.percentile(np.abs(x), SPREAD_PERCENTILE)))
+    f = Normaliser(kind, 0.0, 1.0, scale).squash(x)
     lo, hi = (float(np.percentile(f, percentile)), float(np.percentile(f, 100.0 - percentile))) \
         if percentile > 0 else (float(f.min()), float(f.max()))
     if hi <= lo:  # constant raster: any fixed, valid range maps it to one value
@@ -132,10 +141,3 @@ class NormaliserSet:
         if missing:
             raise DemSrError(f"No stored normalisation for {', '.join(sorted(missing))}.")
         return {name: self.normalisers[name](values) for name, values in derivatives.items()}
-
-    def to_dict(self) -> dict:
-        return {name: n.to_dict() for name, n in self.normalisers.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "NormaliserSet":
-        return cls({name: Normaliser.from_dict(d) for name, d in data.items()})

@@ -1,7 +1,7 @@
 """NormaliserSet.fit for rasters seen block by block, with the same constants.
 
 NormaliserSet.fit needs, per derivative, the minimum and maximum of the finite
-values and, for arctan, the 95th percentile of |x|. Minimum and maximum stream
+values and, for arctan (spread-scaled), the 95th percentile of |x|. Minimum and maximum stream
 exactly. The percentile streams exactly too, in two passes over the blocks
 (radix selection on the float32 bit patterns, which order non-negative floats
 like their values): pass 1 counts |x| per 16-bit prefix, pass 2 keeps only the
@@ -14,9 +14,9 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from .scaling import DEFAULT_KIND, FIXED, Normaliser, NormaliserSet, no_values
+from .scaling import (DEFAULT_KIND, FIXED, SCALINGS, SPREAD_PERCENTILE, Normaliser,
+                      NormaliserSet, no_values, scale_from_spread)
 
-PERCENTILE = 95.0  # of |x|, for the arctan scale (as fit_normaliser)
 _BINS = 1 << 15   # 16-bit prefixes of non-negative float32 (sign bit 0)
 
 
@@ -40,15 +40,15 @@ class StreamedFit:
         self.n = dict.fromkeys(names, 0)
         self.lo = dict.fromkeys(names, np.inf)
         self.hi = dict.fromkeys(names, -np.inf)
-        self.hist = {n: np.zeros(_BINS, np.int64) for n in names if self._arctan(n)}
+        self.hist = {n: np.zeros(_BINS, np.int64) for n in names if self._spread_scaled(n)}
         self.pick: dict[str, tuple] = {}
         self.kept: dict[str, list] = {n: [] for n in self.hist}
 
     def _fixed(self, name: str) -> bool:
         return name in FIXED and self.kinds[name] == FIXED[name]["kind"]
 
-    def _arctan(self, name: str) -> bool:
-        return self.kinds[name] == "arctan"
+    def _spread_scaled(self, name: str) -> bool:
+        return SCALINGS.get(self.kinds[name]).spread_scaled
 
     def add(self, name: str, block: np.ndarray) -> None:
         if self._fixed(name):
@@ -63,12 +63,12 @@ class StreamedFit:
             self.hist[name] += np.bincount(_abs_bits(x) >> 16, minlength=_BINS)
 
     def second_pass(self) -> bool:
-        """Whether add2 is needed (some arctan derivative has values); prepares it."""
+        """Whether add2 is needed (some spread-scaled derivative has values); prepares it."""
         for name, hist in self.hist.items():
             n = self.n[name]
             if not n:
                 continue
-            virtual = (PERCENTILE / 100.0) * (n - 1)
+            virtual = (SPREAD_PERCENTILE / 100.0) * (n - 1)
             k0 = int(np.floor(virtual))
             k1 = min(k0 + 1, n - 1)
             cum = np.cumsum(hist)
@@ -99,11 +99,8 @@ class StreamedFit:
                 continue
             if not self.n[name]:
                 raise no_values(name)
-            scale = 1.0
-            if kind == "arctan":
-                spread = self._spread(name)
-                scale = 1.0 / spread if spread > 0 else 1.0
-            probe = Normaliser(kind, 0.0, 1.0, scale)._f
+            scale = scale_from_spread(self._spread(name)) if self._spread_scaled(name) else 1.0
+            probe = Normaliser(kind, 0.0, 1.0, scale).squash
             lo = float(probe(np.array([self.lo[name]]))[0])
             hi = float(probe(np.array([self.hi[name]]))[0])
             if hi <= lo:

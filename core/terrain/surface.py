@@ -146,3 +146,10 @@ def surface_derivatives(dem: np.ndarray, sizes: CellSizes, which: set[str],
                 out[name][r0:r1] = curv[name]
         monitor.progress(r1 / h)
     return out
+
+
+def horn_slope(dem: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Slope in degrees: Terrain derivatives' Horn slope, one cell size for the whole array."""
+    rows = dem.shape[0]
+    sizes = CellSizes(np.full(rows, float(dx)), np.full(rows, float(dy)))
+    return surface_derivatives(dem, sizes, {"slope"})["slope"]

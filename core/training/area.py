@@ -39,16 +39,6 @@ def to_torch(a: np.ndarray, device="cpu"):
     return torch.from_numpy(a.astype(np.float32)).to(device)
 
 
-def degrade_area(hr, factor: float):
-    """(…, H, W) HR tensor → (…, h, w) LR on a grid `factor` times coarser anchored at the
-    top-left corner (h = floor(H / factor)): the torch twin of GDAL 'average'."""
-    h, w = coarse_size(hr.shape[-2], factor), coarse_size(hr.shape[-1], factor)
-    a_y = to_torch(area_matrix(hr.shape[-2], h, factor), hr.device)
-    a_x = a_y if w == h and hr.shape[-1] == hr.shape[-2] else \
-        to_torch(area_matrix(hr.shape[-1], w, factor), hr.device)
-    return apply(hr, a_y, a_x)
-
-
 def gdal_matrix(n_src: int, n_dst: int, ratio: float, offset: float, method: str) -> np.ndarray:
     """(n_dst, n_src) weights of GDAL's `method` kernel (core.raster.warp.resample, as the
     engine calls it) along one axis, target cell i spanning source [offset + i·ratio,

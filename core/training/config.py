@@ -3,7 +3,7 @@ would have to reject). Plain dataclasses, cheap to import (no torch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import ClassVar, Optional
 
 
 @dataclass
@@ -49,6 +49,7 @@ class DSHATTrainConfig(TrainConfig):
     """DS-HAT void repair / SR from HR DEMs with synthetic voids or LR/HR pairs
     (dshat_task.py)."""
 
+    architecture: ClassVar[str] = "dshat"  # the only one (not a setting: not in the file)
     batch_size: int = 8
     gradient_weight: float = 0.10
     l1_weight: float = 0.85

@@ -5,7 +5,7 @@ on GPUs, gloo on CPUs. The runner (runner.py) is the same; `Distributed` fills i
 
 (the folder holding the `demsr` package on PYTHONPATH; `scripts/train_distributed.py` does
 that for a source checkout; the command line is demsr/cli/train.py). `run.json` is a
-training configuration (runconfig.py), e.g. exported by demsr:train's EXPORT_CONFIG.
+training configuration (config_file.py), e.g. exported by demsr:train's EXPORT_CONFIG.
 Without torchrun the same command trains in one process.
 
 How the work is split, so that N processes train as one process would on the same seed:

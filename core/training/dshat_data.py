@@ -26,7 +26,7 @@ from ..nodata.find import FILLED, classify_voids
 from ..pipelines.dshat_inputs import Prepared, model_channels, prepare
 from ..raster.grid import Grid, same_crs
 from ..raster.io import GDAL_ENV, open_dem, read_band
-from .degrade import degrade_array
+from ..raster.degrade import degrade_array
 from .patches import window_count
 
 

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from ..errors import DemSrError, explain_os_error
+from ..nets.onnx_model import onnx_path
 from ..processes import owner_gone
+from ..raster.io import remove_stale_partials
 
 
 def lock_path(model_path: str) -> str:
@@ -31,7 +33,8 @@ def _owner(path: str) -> Optional[int]:
 @contextmanager
 def model_lock(model_path: str, note: Optional[Callable[[str], None]] = None) -> Iterator[str]:
     """Hold the lock of `model_path` for the duration; DemSrError if another live run holds
-    it. Stale temporary files of dead writers (`MODEL.pt.PID.tmp`) are removed too."""
+    it. Partial files of dead writers of the model, its resume file and its ONNX copy
+    (core/atomic.py's names) are removed too."""
     path = lock_path(model_path)
     for _ in range(3):
         try:
@@ -66,31 +69,11 @@ def model_lock(model_path: str, note: Optional[Callable[[str], None]] = None) ->
     else:
         raise DemSrError(f"Cannot take the lock '{path}' of '{model_path}'; another run keeps "
                          "changing it. Try again, or choose another OUTPUT_MODEL.")
-    _remove_dead_temporaries(model_path, note)
+    # what a killed save left: the resume file's partials carry the model's name too
+    for written in (model_path, onnx_path(model_path)):
+        remove_stale_partials(written, note)
     try:
         yield path
     finally:
         if _owner(path) == os.getpid():
             os.remove(path)
-
-
-def _remove_dead_temporaries(model_path: str, note) -> None:
-    """checkpoint.save writes MODEL.pt.PID.tmp; a killed save leaves it behind."""
-    folder, name = os.path.split(os.path.abspath(model_path))
-    try:
-        entries = os.listdir(folder)
-    except OSError:
-        return
-    for entry in entries:
-        middle = entry[len(name) + 1:-len(".tmp")] if (entry.startswith(name + ".")
-                                                       and entry.endswith(".tmp")) else ""
-        if middle.isdigit():
-            full = os.path.join(folder, entry)
-            try:
-                if owner_gone(int(middle), os.path.getmtime(full)):
-                    os.remove(full)
-                    if note:
-                        note(f"Removed '{entry}', a temporary model file left by an "
-                             "interrupted run.")
-            except OSError:
-                pass

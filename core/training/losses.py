@@ -6,7 +6,24 @@ no absolute elevation enters the loss.
 """
 from __future__ import annotations
 
-LOSSES = ("l1", "mse")
+from ..by_name import Registry
+
+# name -> elementwise error reduced to its mean, f(prediction, target); the first is the default
+LOSSES: Registry = Registry("loss")
+
+
+@LOSSES.register("l1")
+def _l1(p, t):
+    import torch.nn.functional as F
+
+    return F.l1_loss(p, t)
+
+
+@LOSSES.register("mse")
+def _mse(p, t):
+    import torch.nn.functional as F
+
+    return F.mse_loss(p, t)
 
 
 def patch_scale(lr, radius: int = 3, eps: float = 1e-3):
@@ -18,10 +35,8 @@ def patch_scale(lr, radius: int = 3, eps: float = 1e-3):
 
 
 def sr_loss(pred, target, scale, kind: str = "l1", gradient_weight: float = 0.0):
-    import torch.nn.functional as F
-
     p, t = pred / scale, target / scale
-    fn = F.l1_loss if kind == "l1" else F.mse_loss
+    fn = LOSSES.get(kind)
     loss = fn(p, t)
     if gradient_weight > 0:
         gx = lambda z: z[..., :, 1:] - z[..., :, :-1]  # noqa: E731

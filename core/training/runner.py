@@ -22,7 +22,7 @@ from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..raster.space import check_space
 from .config import TrainConfig
-from .report import report_paths, write_report
+from .learning_curves import curve_paths, write_curves
 from .lock import lock_path
 from .state import RunState, TrainResult, resume_path, resume_signature, validation_record
 
@@ -30,13 +30,16 @@ from .state import RunState, TrainResult, resume_path, resume_signature, validat
 def side_files(model_path: str) -> dict[str, str]:
     """Every file a training writes beside OUTPUT_MODEL, by what it is: none may be an
     input (the learning-curve picture once overwrote one)."""
-    csv_path, png_path = report_paths(model_path)
+    csv_path, png_path = curve_paths(model_path)
     return {"the per-epoch metrics (OUTPUT_MODEL_metrics.csv)": csv_path,
             "the learning curves (OUTPUT_MODEL_curves.png)": png_path,
             "the resume file (OUTPUT_MODEL.resume)": resume_path(model_path),
-            "the resume file's temporary (OUTPUT_MODEL.resume.tmp)":
-                resume_path(model_path) + ".tmp",
             "the lock (OUTPUT_MODEL.lock)": lock_path(model_path)}
+
+
+def training_outputs(cfg: TrainConfig) -> dict[str, str]:
+    """Every file a training writes, by parameter or what it is."""
+    return {"OUTPUT_MODEL": cfg.output_model, **side_files(cfg.output_model)}
 
 
 def training_inputs(cfg: TrainConfig) -> dict:
@@ -57,8 +60,7 @@ def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
     folder = os.path.dirname(os.path.abspath(cfg.output_model))
     if not os.path.isdir(folder):
         raise DemSrError(f"The output folder '{folder}' does not exist.")
-    check_distinct_paths(training_inputs(cfg), {"OUTPUT_MODEL": cfg.output_model,
-                                                **side_files(cfg.output_model)})
+    check_distinct_paths(training_inputs(cfg), training_outputs(cfg))
 
 
 def check_run_settings(cfg: TrainConfig) -> None:
@@ -247,14 +249,16 @@ class SingleProcess:
 
 
 def run(task: Task, monitor: Optional[Monitor] = None,
-        processes: Optional[SingleProcess] = None) -> TrainResult:
-    """Train `task`; the best-on-validation model is saved at task.cfg.output_model."""
+        processes: Optional[SingleProcess] = None, checked: bool = False) -> TrainResult:
+    """Train `task`; the best-on-validation model is saved at task.cfg.output_model.
+    `checked`: task.check() has passed already (train.run_training, before the lock)."""
     from ..nets import checkpoint
 
     monitor = monitor or Monitor()
     procs = processes or SingleProcess()
     cfg = task.cfg
-    task.check()
+    if not checked:
+        task.check()
     torch, device = start(cfg, monitor, task.what)
     device = procs.device(device)
     task.torch, task.device, task.share = torch, device, procs.share
@@ -276,7 +280,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         state.begin(model, dict(epoch=0, train_loss=math.nan, lr=cfg.learning_rate,
                                 seconds=0.0, **m0))
         monitor.info(f"before training: {task.describe(m0, start=True)}")
-    csv_path, png_path = report_paths(cfg.output_model)
+    csv_path, png_path = curve_paths(cfg.output_model)
     provenance = task.provenance()
 
     def save_best(epochs: int, m: dict) -> None:
@@ -314,7 +318,7 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         monitor.info(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
                      f"{task.describe(m)}" + (" — best so far, saved" if improved else ""))
         if procs.writer:
-            write_report(state.history, csv_path, png_path, task.baseline)
+            write_curves(state.history, csv_path, png_path, task.baseline)
     state.finish(cancelled, epoch, monitor, model, save_best)
     procs.finish()
     if procs.writer:

@@ -27,13 +27,15 @@ import numpy as np
 from affine import Affine
 
 from ..errors import DemSrError
-from ..evaluation.metrics import cell_size_m, horn_slope, psnr, ssim
+from ..evaluation.metrics import psnr, ssim
+from ..terrain.cellsize import cell_size_m
+from ..terrain.surface import horn_slope
 from ..monitor import Monitor
 from ..raster.warp import resample
 from ..nets import coverage
 from .area import apply, area_matrix, coarse_size, finish_matrix, to_torch
 from .config import SRTrainConfig
-from .degrade import DEGRADATIONS, degrade
+from ..raster.degrade import DEGRADATIONS, degrade
 from .losses import LOSSES, patch_scale, sr_loss
 from .patches import PatchSet, load_raster, make_patch_set
 from .runner import Task, check_inputs_output, check_run_settings
@@ -198,13 +200,11 @@ class SRTask(Task):
             raise DemSrError(f"A ×{cfg.model_scale} network cannot serve ×{hi:g}: its scale "
                              "must be at least the highest factor (and at most 16).")
         self.lo, self.hi = lo, hi
-        if cfg.degradation not in DEGRADATIONS:
-            raise DemSrError(f"Unknown degradation '{cfg.degradation}'.")
+        DEGRADATIONS.get(cfg.degradation)  # an unknown name: DemSrError naming the known ones
         if cfg.finish not in coverage.FINISH_METHODS:
             raise DemSrError(f"Unknown finishing step '{cfg.finish}'; use one of "
                              f"{', '.join(coverage.FINISH_METHODS)}.")
-        if cfg.loss not in LOSSES:
-            raise DemSrError(f"Unknown loss '{cfg.loss}'.")
+        LOSSES.get(cfg.loss)
         if not cfg.init_weights:  # else the network's scale is known once it is read
             self._factors(None)
         check_run_settings(cfg)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..atomic import replacing
 from ..errors import Cancelled
 from ..monitor import Monitor
 
@@ -115,20 +116,16 @@ class RunState:
     def save(self, epoch: int, model, opt, sched) -> None:
         if not self.writer:
             return
-        tmp = self.path + ".tmp"
         try:
-            self.torch.save(dict(signature=self.signature, epoch=epoch,
-                                 model=model.state_dict(), optimizer=opt.state_dict(),
-                                 scheduler=sched.state_dict(), history=self.history,
-                                 best=list(self.best), initial=self.initial), tmp)
-            os.replace(tmp, self.path)
+            with replacing(self.path) as tmp:
+                self.torch.save(dict(signature=self.signature, epoch=epoch,
+                                     model=model.state_dict(), optimizer=opt.state_dict(),
+                                     scheduler=sched.state_dict(), history=self.history,
+                                     best=list(self.best), initial=self.initial), tmp)
         except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
             from ..nets.checkpoint import write_failed
 
             raise write_failed(self.path, exc) from None
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def finish(self, cancelled: bool, epoch: int, monitor: Monitor, model, save_best) -> None:
         """End of a run: on cancel keep the resume file; when no epoch beat the starting

@@ -10,8 +10,8 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
 from ... import dependency_dir
 import sys
 
-from ..deps import (EXTRAS, TORCH_PIN, onnxruntime_download, onnxruntime_requirement,
-                    torch_state)
+from ...core.torch_policy import torch_requirement, torch_state
+from ..deps import EXTRAS, onnxruntime_download, onnxruntime_requirement
 from .cuda import CUDA_BUILDS, detect_nvidia, suggest_build
 from .interpreter import find_python
 from .pipinstall import InstallPlan
@@ -101,7 +101,7 @@ class InstallerDialog(QDialog):
                                verify_module="onnxruntime",
                                wheels_dir=self.wheels.filePath().strip())
         return InstallPlan(python=self.python or "", target=dependency_dir(),
-                           packages=[f"torch=={TORCH_PIN}"]
+                           packages=[torch_requirement()]
                            + (EXTRAS if self.extras.isChecked() else []),
                            build=choice,
                            wheels_dir=self.wheels.filePath().strip())

@@ -178,7 +178,8 @@ def test_extras_are_the_pins_make_deps_installs():
 
 
 def test_installer_dialog_adds_the_extras_only_when_ticked(qgis_app):
-    from demsr.desktop.deps import EXTRAS, TORCH_PIN
+    from demsr.core.torch_policy import TORCH_PIN
+    from demsr.desktop.deps import EXTRAS
     from demsr.desktop.installer.dialog import InstallerDialog
 
     dialog = InstallerDialog()

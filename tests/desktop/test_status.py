@@ -2,7 +2,7 @@
 import re
 
 from demsr.desktop import status
-from demsr.desktop.deps import TorchState, torch_state, version_tuple
+from demsr.core.torch_policy import TorchState, torch_state, version_tuple
 
 
 def test_bundled_models_list_factors_and_held_out_figures():

@@ -77,7 +77,7 @@ def test_export_only_writes_the_config_that_distributed_training_reads(provider,
     from qgis.core import QgsProcessingException
 
     from demsr.core.training.config import SRTrainConfig
-    from demsr.core.training.runconfig import load_config
+    from demsr.core.training.config_file import load_config
 
     hr = tmp_path / "hr.tif"
     _crop(dems_dir, hr)

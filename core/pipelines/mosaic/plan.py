@@ -11,6 +11,7 @@ from typing import Optional
 
 import rasterio
 
+from ...atomic import replacing, write_atomic
 from ...errors import DemSrError
 from ...monitor import Monitor
 from ...nodata.fill import FILL_SEARCH_PIXELS
@@ -203,9 +204,8 @@ def claim_folder(req: MosaicRequest, dst: Grid, jobs: list[Job]) -> None:
                                 for j in jobs):
         raise DemSrError(f"'{req.out_dir}' holds tiles of a mosaic with other inputs or "
                          "settings; use an empty folder (or remove them).")
-    with open(manifest + ".tmp", "w") as f:
-        json.dump(dict(signature=signature, request=asdict(req)), f, indent=1, default=str)
-    os.replace(manifest + ".tmp", manifest)
+    write_atomic(manifest, json.dumps(dict(signature=signature, request=asdict(req)), indent=1,
+                                      default=str))
 
 
 def job_grid(dst: Grid, job: Job) -> Grid:
@@ -237,15 +237,14 @@ def write_vrt(out_dir: str, name: str, tiles: list[str]) -> str:
     gdal = osgeo_gdal()
 
     path = os.path.join(out_dir, f"{name}.vrt")
-    tmp = os.path.join(out_dir, f".{name}.vrt.partial")
     cwd = os.getcwd()
-    try:
-        os.chdir(out_dir)  # relative source paths: the folder can be moved as a whole
-        ds = gdal.BuildVRT(os.path.basename(tmp), tiles)
-        if ds is None:
-            raise DemSrError("GDAL could not build the output VRT.")
-        ds = None
-    finally:
-        os.chdir(cwd)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        try:
+            os.chdir(out_dir)  # relative source paths: the folder can be moved as a whole
+            ds = gdal.BuildVRT(os.path.basename(tmp), tiles)
+            if ds is None:
+                raise DemSrError("GDAL could not build the output VRT.")
+            ds = None
+        finally:
+            os.chdir(cwd)
     return path

@@ -18,8 +18,9 @@ from affine import Affine
 from demsr.core.errors import DemSrError
 from demsr.core.pipelines.derivatives import derive_to_files
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
-from demsr.core.raster.io import (PARTIAL_SUFFIX, WriteFailed, gtiff_profile, partial_path,
-                                  remove_stale_partials, verify_written, write_array)
+from demsr.core.atomic import PARTIAL_SUFFIX, partial_path
+from demsr.core.raster.io import (WriteFailed, gtiff_profile, remove_stale_partials,
+                                  verify_written, write_array)
 from demsr.core.raster.grid import Grid
 
 import _system_helpers  # noqa: E402

@@ -18,7 +18,7 @@ from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.training.config import DSHATTrainConfig, SRTrainConfig  # noqa: E402
-from demsr.core.training.runconfig import (config_from_dict, config_to_dict,  # noqa: E402
+from demsr.core.training.config_file import (config_from_dict, config_to_dict,  # noqa: E402
                                            load_config, save_config)
 from demsr.core.training.sr_task import SRTask  # noqa: E402
 from demsr.core.training.state import resume_path  # noqa: E402
@@ -70,7 +70,7 @@ def test_ranks_compute_disjoint_shares_of_the_same_batches(hr_dem, tmp_path):
     together exactly the single-process batch, no crop on two ranks."""
     from contextlib import nullcontext
 
-    from demsr.core.training.degrade import degrade
+    from demsr.core.raster.degrade import degrade
 
     task = SRTask(_cfg(hr_dem, tmp_path / "s.pt", batch_size=6))
     task.torch = torch

@@ -96,7 +96,7 @@ def test_a_write_failing_midway_is_a_message_and_leaves_no_temporary(hr, tmp_pat
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT:"))
     assert "m.pt.resume' failed" in line or "Cannot write or read" in line, line
-    assert not [n for n in os.listdir(out) if n.endswith(".tmp")], os.listdir(out)
+    assert not [n for n in os.listdir(out) if n.endswith(".partial")], os.listdir(out)
 
 
 def test_a_refused_resume_file_is_not_answered_with_torchs_unsafe_hint(hr, tmp_path):

@@ -9,7 +9,38 @@ centre (what the GISR fork actually did).
 """
 from __future__ import annotations
 
-DEGRADATIONS = ("blockmean", "knn", "bicubic", "nearest")
+from ..by_name import Registry
+
+# name -> f(hr (B,1,sH,sW) tensor, scale) -> (B,1,H,W); the first is the default
+DEGRADATIONS: Registry = Registry("degradation")
+
+
+@DEGRADATIONS.register("blockmean")
+def _blockmean(hr, scale: int):
+    import torch.nn.functional as F
+
+    return F.avg_pool2d(hr, scale)
+
+
+@DEGRADATIONS.register("knn")
+def _knn(hr, scale: int):
+    import torch.nn.functional as F
+
+    k = _knn_kernel(scale).to(hr.device, hr.dtype)
+    return F.conv2d(F.pad(hr, (scale,) * 4, mode="replicate"), k, stride=scale)
+
+
+@DEGRADATIONS.register("bicubic")
+def _bicubic(hr, scale: int):
+    import torch.nn.functional as F
+
+    h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
+    return F.interpolate(hr, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+
+
+@DEGRADATIONS.register("nearest")
+def _nearest(hr, scale: int):
+    return hr[..., scale // 2::scale, scale // 2::scale]
 
 
 def _knn_kernel(scale: int):
@@ -23,20 +54,7 @@ def _knn_kernel(scale: int):
 
 def degrade(hr, scale: int, method: str = "blockmean"):
     """(B,1,sH,sW) tensor → (B,1,H,W); sizes must be multiples of scale."""
-    import torch.nn.functional as F
-
-    if method == "blockmean":
-        return F.avg_pool2d(hr, scale)
-    if method == "nearest":
-        return hr[..., scale // 2::scale, scale // 2::scale]
-    if method == "bicubic":
-        h, w = hr.shape[-2] // scale, hr.shape[-1] // scale
-        return F.interpolate(hr, size=(h, w), mode="bicubic", antialias=True,
-                             align_corners=False)
-    if method == "knn":
-        k = _knn_kernel(scale).to(hr.device, hr.dtype)
-        return F.conv2d(F.pad(hr, (scale,) * 4, mode="replicate"), k, stride=scale)
-    raise ValueError(f"unknown degradation '{method}'; use one of {', '.join(DEGRADATIONS)}")
+    return DEGRADATIONS.get(method)(hr, scale)
 
 
 def degrade_array(hr, scale: int, method: str = "blockmean"):
@@ -63,8 +81,8 @@ def degrade_raster(hr_path: str, lr_path: str, scale: int, method: str = "blockm
     """
     import rasterio
 
-    from ..raster.grid import Grid
-    from ..raster.io import open_dem, read_band, write_array
+    from .grid import Grid
+    from .io import open_dem, read_band, write_array
 
     src = open_dem(hr_path, band)
     with rasterio.open(hr_path) as ds:

@@ -130,7 +130,7 @@ def check_pictures_folder(path: str, inputs) -> None:
     check_own_folder(pictures_folder(path), PICTURES, inputs, "the report's pictures")
 
 
-def write_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: np.ndarray,
+def write_html_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: np.ndarray,
                  regions: dict, req, stage: Staged, monitor: Optional[Monitor] = None
                  ) -> list[str]:
     """Stages the HTML report and its figures (they appear on stage.commit()); returns the

@@ -1,22 +1,25 @@
 """The report next to a trained model: NAME_metrics.csv (one row per epoch, 0 = the
-starting model) and NAME_curves.png (loss, validation RMSE, ratio to the baseline)."""
+starting model) and NAME_curves.png (loss, validation RMSE, ratio to the baseline), each
+replaced whole (core/atomic.py) after every epoch, and NAME_report.html at the end."""
 from __future__ import annotations
 
 import csv
 import os
 
+from ..atomic import replacing, write_atomic
 
-def report_paths(model_path: str) -> tuple[str, str]:
+
+def curve_paths(model_path: str) -> tuple[str, str]:
     stem = os.path.splitext(model_path)[0]
     return stem + "_metrics.csv", stem + "_curves.png"
 
 
-def write_report(history: list[dict], csv_path: str, png_path: str,
+def write_curves(history: list[dict], csv_path: str, png_path: str,
                  baseline: str = "GDAL lanczos") -> None:
     """The CSV always; the curves when matplotlib is there (a bonus, never an error)."""
     if not history:
         return
-    with open(csv_path, "w", newline="") as f:
+    with replacing(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()
         w.writerows(history)
@@ -41,7 +44,8 @@ def write_report(history: list[dict], csv_path: str, png_path: str,
     for a in ax:
         a.set_xlabel("epoch")
     fig.tight_layout()
-    fig.savefig(png_path, dpi=80)
+    with replacing(png_path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
 
 
@@ -71,6 +75,5 @@ def write_report_page(model_path: str, csv_path: str, png_path: str, best_epoch:
            f"<h1>Training {name}</h1><p>Saved model: epoch {best_epoch} (bold below; "
            "epoch 0 = the starting model).</p>"
            f"{picture}<table>{table}</table></body></html>")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(doc)
+    write_atomic(path, doc)
     return path

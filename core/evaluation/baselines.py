@@ -1,7 +1,7 @@
 """The classical baselines a QGIS user has, made through the Super-resolve engine.
 
 The low-resolution DEM is the reference degraded by block mean (integer
-factor, core.training.degrade) or GDAL area averaging (any other factor), or
+factor, core.raster.degrade) or GDAL area averaging (any other factor), or
 a low-resolution DEM the user gives. It is super-resolved with GDAL Lanczos,
 cubic and cubic spline exactly as demsr:superresolve does, and the outputs
 are put on the evaluation grid (pasted when their cells are its cells).
@@ -21,7 +21,7 @@ from ..pipelines.superresolve import SuperResolveRequest, superresolve
 from ..raster.grid import Grid
 from ..raster.io import open_dem, read_band, write_array
 from ..staging import scratch_folder
-from ..training.degrade import degrade_array
+from ..raster.degrade import degrade_array
 from ..raster.grid import same_crs
 from .align import bring_onto, pixel_offset, place_on
 

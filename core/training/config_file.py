@@ -1,29 +1,28 @@
 """A training configuration as a JSON file: what demsr:train exports and what a distributed
 run (`distributed.py`, under torchrun) reads.
 
-The file holds the config dataclass's fields; `architecture` says which one ("fast",
-"gisr": SRTrainConfig; "dshat": DSHATTrainConfig, as the toolbox's ARCHITECTURE does).
+The file holds the config dataclass's fields; `architecture` says which one (the table in
+tasks.py, as the toolbox's ARCHITECTURE does).
 Cheap to import (no torch).
 """
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
+from ..atomic import write_atomic
 from ..errors import DemSrError
-from .config import DSHATTrainConfig, SRTrainConfig, TrainConfig
+from .tasks import ARCHITECTURES, config_class, settings_of, training_for
+from .config import TrainConfig
 
 FORMAT = "demsr-train-config"
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
-    """The fields of `cfg` (JSON types), with `architecture` 'dshat' for DS-HAT."""
+    """The fields of `cfg` (JSON types) and its `architecture` (tasks.py)."""
+    training_for(cfg)  # a config no architecture trains: DemSrError
     data = asdict(cfg)
-    if isinstance(cfg, DSHATTrainConfig):
-        data["architecture"] = "dshat"
-    elif not isinstance(cfg, SRTrainConfig):
-        raise DemSrError(f"No training for a {type(cfg).__name__}.")
+    data["architecture"] = cfg.architecture  # DS-HAT's is a class constant, not a field
     return dict(format=FORMAT, **{k: list(v) if isinstance(v, tuple) else v
                                   for k, v in data.items()})
 
@@ -31,10 +30,10 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 def config_from_dict(data: dict) -> TrainConfig:
     """The config a dict from config_to_dict (or a hand-edited file) describes."""
     data = {k: v for k, v in data.items() if k != "format"}
-    cls = DSHATTrainConfig if data.get("architecture") == "dshat" else SRTrainConfig
-    if cls is DSHATTrainConfig:
-        data.pop("architecture")
-    known = {f.name for f in fields(cls)}
+    cls = config_class(data.get("architecture", ARCHITECTURES.names()[0]))
+    if "architecture" not in settings_of(cls):  # implied by the class
+        data.pop("architecture", None)
+    known = settings_of(cls)
     unknown = sorted(set(data) - known)
     if unknown:
         raise DemSrError(f"Unknown training setting(s) {', '.join(unknown)}; a "
@@ -48,12 +47,12 @@ def config_from_dict(data: dict) -> TrainConfig:
 
 
 def save_config(cfg: TrainConfig, path: str) -> None:
-    """Write `cfg` as JSON (atomically: a temporary file moved into place)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config_to_dict(cfg), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    """Write `cfg` as JSON, whole or not at all; `path` may be no input or output of it."""
+    from ..paths import check_distinct_paths
+    from .runner import training_inputs, training_outputs
+
+    check_distinct_paths(training_inputs(cfg), {**training_outputs(cfg), "EXPORT_CONFIG": path})
+    write_atomic(path, json.dumps(config_to_dict(cfg), indent=2) + "\n")
 
 
 def load_config(path: str) -> TrainConfig:
