@@ -217,30 +217,6 @@ class TrainAlgorithm(DemSrAlgorithm):
         network_scale = self.optional_number(parameters, self.NETWORK_SCALE, context)
         loss = self.parameterAsEnumString(parameters, self.LOSS, context)
         degradation = self.parameterAsEnumString(parameters, self.DEGRADATION, context)
-<<<<<<< HEAD
-        if architecture == "dshat":
-            if feedback is not None and (loss != "l1" or degradation != "blockmean"):
-                feedback.pushWarning("DS-HAT uses its own L1 + gradient loss and block-mean "
-                                     "degradation; LOSS and DEGRADATION are ignored.")
-            if feedback is not None and (max_scale is not None or network_scale is not None):
-                feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
-            cfg = DSHATTrainConfig(**shared, factors=[1, scale],
-                                   references=layers(self.REFERENCES),
-                                   spectral=layers(self.SPECTRAL),
-                                   auxiliary=layers(self.AUXILIARY),
-                                   synthetic_auxiliary=self.parameterAsBoolean(
-                                       parameters, self.SYNTHETIC_AUXILIARY, context))
-        else:
-            if layers(self.AUXILIARY) or self.parameterAsBoolean(
-                    parameters, self.SYNTHETIC_AUXILIARY, context):
-                raise QgsProcessingException(
-                    "AUXILIARY and SYNTHETIC_AUXILIARY train Void repair's DS-HAT; choose "
-                    "ARCHITECTURE=dshat, or clear them to train a super-resolution model.")
-            cfg = SRTrainConfig(**shared, architecture=architecture,
-                                scale=scale,
-                                max_factor=max_scale, model_scale=int(network_scale or 0),
-                                degradation=degradation, loss=loss)
-=======
         settings = settings_of(config_class(architecture))
         if feedback is not None and "loss" not in settings and (
                 loss != "l1" or degradation != "blockmean"):
@@ -254,9 +230,15 @@ class TrainAlgorithm(DemSrAlgorithm):
                        model_scale=int(network_scale or 0), degradation=degradation,
                        loss=loss, factors=[1, scale])
         offered.update((key, layers(name)) for key, name in (
-            ("references", self.REFERENCES), ("spectral", self.SPECTRAL)) if key in settings)
+            ("references", self.REFERENCES), ("spectral", self.SPECTRAL),
+            ("auxiliary", self.AUXILIARY)) if key in settings)
+        synthetic = self.parameterAsBoolean(parameters, self.SYNTHETIC_AUXILIARY, context)
+        if "auxiliary" not in settings and (layers(self.AUXILIARY) or synthetic):
+            raise QgsProcessingException(
+                "AUXILIARY and SYNTHETIC_AUXILIARY train Void repair's DS-HAT; choose "
+                "ARCHITECTURE=dshat, or clear them to train a super-resolution model.")
+        offered["synthetic_auxiliary"] = synthetic
         cfg = config_for(architecture, {**shared, **offered})
->>>>>>> h28b
         export = self.parameterAsFileOutput(parameters, self.EXPORT_CONFIG, context)
         if self.parameterAsBoolean(parameters, self.EXPORT_ONLY, context) and not export:
             raise QgsProcessingException("EXPORT_ONLY needs EXPORT_CONFIG: the .json file to "

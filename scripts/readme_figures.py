@@ -31,7 +31,7 @@ from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve 
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.terrain import compute_derivatives  # noqa: E402
-from demsr.core.training.degrade import degrade_raster  # noqa: E402
+from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
 DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"
 IMG = ROOT / "docs" / "img"

@@ -144,7 +144,7 @@ def test_auxiliary_dems_train_a_dshat_and_are_refused_for_sr_models(provider, de
     from qgis.core import QgsProcessingException
 
     from demsr.core.training.config import DSHATTrainConfig
-    from demsr.core.training.runconfig import load_config
+    from demsr.core.training.config_file import load_config
 
     hr = tmp_path / "hr.tif"
     _crop(dems_dir, hr, 120)
