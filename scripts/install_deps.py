@@ -2,11 +2,12 @@
 does it (same constraints from the running QGIS, same choice of index, same checks)."""
 import argparse
 import sys
+from pathlib import Path
 
-from working_tree import use_working_tree
+# Run by the system Python before any venv: the Makefile puts src/ on PYTHONPATH.
+from demsr.desktop.installer.pipinstall import InstallPlan, run_plan
 
-ROOT = use_working_tree()
-from demsr.desktop.installer.pipinstall import InstallPlan, run_plan  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def requirements(path) -> list:

@@ -9,20 +9,14 @@ radar-like voids (5–60 px), biharmonic first fill, GDAL Lanczos onto the HR
 grid, terrain derivatives; seed 42. The held-out validation DEMs are never read.
 """
 import argparse
-import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
-from default_data import TRAIN, paths  # noqa: E402
-from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
-from demsr.core.training.train import run_training  # noqa: E402
-from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
+import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
+from default_data import TRAIN, paths
+from demsr.core.nets.bundled import DSHAT_MODEL
+from demsr.core.training.config import DSHATTrainConfig
+from demsr.core.training.train import run_training
+from training_cli import add_run_args, settings_for, timed_log
 
 SETTINGS = dict(patch_size=64, epochs=18, steps_per_epoch=60, batch_size=8,
                 learning_rate=1e-3, factors=[1, 2], void_coverage=0.10, scene_every=3,
@@ -36,7 +30,7 @@ HPARAMS = dict(features=16, growth=8, blocks=1, dense_blocks=2, convs=3, support
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=os.path.join(ROOT, "resources", "models", "demsr_dshat.pt"))
+    ap.add_argument("--out", default=DSHAT_MODEL)
     add_run_args(ap, threads=1)
     a = ap.parse_args()
     s = settings_for(a, SETTINGS)

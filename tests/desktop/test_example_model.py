@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "resources" / "models" / "example_repair_sr_derivatives.model3"
+MODEL = ROOT / "src" / "demsr" / "resources" / "models" / "example_repair_sr_derivatives.model3"
 
 
 def qgis_process(home: Path, *args, timeout=600):

@@ -2,7 +2,8 @@
 
 Each subcommand is a module with `add_arguments(parser)` and `run(args) -> int`; nothing
 here imports qgis. The plugin's parent folder (the QGIS profile's python/plugins, or a
-checkout's build/pkg) must be on PYTHONPATH; `demsr` then finds its dependency folder."""
+checkout's src/, which `make venv` installs) must be importable; `demsr` then finds its
+dependency folder."""
 from __future__ import annotations
 
 import argparse

@@ -17,7 +17,7 @@ from demsr.core.raster.io import read_band  # noqa: E402
 from demsr.core.raster.warp import resample  # noqa: E402
 from demsr.core.training.degrade import degrade_array  # noqa: E402
 
-LIDAR = "resources/demo/lidar_1m.tif"
+LIDAR = "src/demsr/resources/demo/lidar_1m.tif"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,20 @@
+"""The checkout's layout, for tests that read its files or start another Python.
+
+The tests' own Python (the venv of `make venv`) imports this checkout's `demsr` from src/
+(an editable install); QGIS's Python (/usr/bin/python3) gets src/ on PYTHONPATH, as QGIS
+gets its plugins folder on sys.path."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+PACKAGE = SRC / "demsr"  # the plugin folder: what `make install` copies, with LICENSE, README
+
+
+def system_python_env(env: dict | None = None, **extra: str) -> dict:
+    """`env` (default: this process's) plus `extra`, with src/ first on PYTHONPATH."""
+    out = dict(os.environ if env is None else env, **extra)
+    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), out.get("PYTHONPATH")) if p)
+    return out
