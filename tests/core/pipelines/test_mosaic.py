@@ -225,8 +225,9 @@ def test_ctrl_c_stops_the_command_line_and_leaves_no_partial_file(split, tmp_pat
     # looks for a partial file (so it failed in the Debian 13 root)
     env = dict(os.environ, DEMSR_BACKEND="torch")
     proc = subprocess.Popen([sys.executable, "-m", "demsr", "mosaic", *tiles, "--out", str(out),
-                             "--method", "model", "--scale", "4", "--device", "cpu", "--tile-size", "64",
-                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--method", "model", "--scale", "4", "--device", "cpu",
+                             "--tile-size", "64", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, start_new_session=True,
                             # as in a terminal: a background `make test` (CI, a script)
                             # hands its children SIGINT ignored, and Python then keeps it so
