@@ -6,11 +6,13 @@ gets its plugins folder on sys.path."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 PACKAGE = SRC / "demsr"  # the plugin folder: what `make install` copies, with LICENSE, README
+SYS_PYTHON = "/usr/bin/python3"  # the Python QGIS runs on Debian
 
 
 def system_python_env(env: dict | None = None, **extra: str) -> dict:
@@ -18,3 +20,10 @@ def system_python_env(env: dict | None = None, **extra: str) -> dict:
     out = dict(os.environ if env is None else env, **extra)
     out["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), out.get("PYTHONPATH")) if p)
     return out
+
+
+def run_qgis_script(script: Path, *args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    """Runs a helper script with the Python QGIS runs, outside this pytest process (which
+    already imports the working tree as `demsr`)."""
+    return subprocess.run([SYS_PYTHON, str(script), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
