@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from _checkout import PACKAGE, ROOT
 SOURCES = ["src", "scripts", "tests", "benchmarks"]
 MODULES = ["qgis.core", "qgis.gui", "qgis.analysis", "qgis.PyQt.QtCore", "qgis.PyQt.QtGui",
            "qgis.PyQt.QtWidgets"]
@@ -101,8 +101,7 @@ def test_our_code_has_no_qt5_only_idioms(classes):
 
 
 def test_metadata_declares_qgis_4():
-    text = (ROOT / "src" / "demsr" / "metadata.txt").read_text()
-    meta = dict(line.split("=", 1) for line in text.splitlines()
+    meta = dict(line.split("=", 1) for line in (PACKAGE / "metadata.txt").read_text().splitlines()
                 if "=" in line and not line.startswith((" ", "\t")))
     low, high = (tuple(int(x) for x in meta[k].split(".")) for k in ("qgisMinimumVersion",
                                                                         "qgisMaximumVersion"))

@@ -15,9 +15,9 @@ PACKAGE = SRC / "demsr"  # the plugin folder: what `make install` copies, with L
 SYS_PYTHON = "/usr/bin/python3"  # the Python QGIS runs on Debian
 
 
-def system_python_env(env: dict | None = None, **extra: str) -> dict:
-    """`env` (default: this process's) plus `extra`, with src/ first on PYTHONPATH."""
-    out = dict(os.environ if env is None else env, **extra)
+def system_python_env(**extra: str) -> dict:
+    """This process's environment plus `extra`, with src/ first on PYTHONPATH."""
+    out = dict(os.environ, **extra)
     out["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), out.get("PYTHONPATH")) if p)
     return out
 
