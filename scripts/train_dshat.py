@@ -1,19 +1,24 @@
 """Train the bundled DS-HAT void-repair model: `make train-dshat` runs this.
 
-    python scripts/train_dshat.py [--epochs 18 --steps 60 --threads 1 --out PATH]
+    python scripts/train_dshat.py [--auxiliary] [--epochs 18 --steps 60 --threads 1 --out PATH]
 
 Terrain channels only (no Sentinel-2 data is available to train on here).
 HR DEMs of the fixed TRAIN list (scripts/default_data.py) become training
 scenes: block mean ×1 (void repair on the DEM's own grid) and ×2, synthetic
 radar-like voids (5–60 px), biharmonic first fill, GDAL Lanczos onto the HR
 grid, terrain derivatives; seed 42. The held-out validation DEMs are never read.
+
+--auxiliary trains the model for Void repair with AUXILIARY instead (demsr_dshat_aux.pt):
+×1 only, a synthetic second product per scene (core.nodata.synthetic.
+training_auxiliary_params), the delta surface fill as first fill, AUX_SETTINGS/AUX_HPARAMS.
 """
 import argparse
+import os
 import time
 
 import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
 from default_data import TRAIN, paths
-from demsr.core.nets.bundled import DSHAT_MODEL
+from demsr.core.nets.bundled import MODELS_DIR
 from demsr.core.training.config import DSHATTrainConfig
 from demsr.core.training.train import run_training
 from training_cli import add_run_args, settings_for, timed_log
@@ -28,15 +33,26 @@ HPARAMS = dict(features=16, growth=8, blocks=1, dense_blocks=2, convs=3, support
                se_blocks=1, se_radius=3)
 
 
+# With an auxiliary DEM: repair on the DEM's own grid (the grid change is Super-resolve's), the
+# loss in voids (outside them the input is kept), a wider network than the terrain-only one.
+AUX_SETTINGS = {**SETTINGS, "factors": [1], "void_weight": 5.0, "epochs": 16}
+AUX_HPARAMS = dict(HPARAMS, features=24, growth=12, support_features=16)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=DSHAT_MODEL)
+    ap.add_argument("--out")
+    ap.add_argument("--auxiliary", action="store_true",
+                    help="train the model for AUXILIARY (synthetic second products)")
     add_run_args(ap, threads=1)
     a = ap.parse_args()
-    s = settings_for(a, SETTINGS)
+    name = "demsr_dshat_aux.pt" if a.auxiliary else "demsr_dshat.pt"
+    a.out = a.out or os.path.join(MODELS_DIR, name)
+    s = settings_for(a, AUX_SETTINGS if a.auxiliary else SETTINGS)
     t0 = time.time()
     cfg = DSHATTrainConfig(inputs=paths(TRAIN), output_model=a.out, seed=a.seed, device="auto",
-                           hparams=HPARAMS, **s)
+                           hparams=AUX_HPARAMS if a.auxiliary else HPARAMS,
+                           synthetic_auxiliary=a.auxiliary, **s)
     log, monitor = timed_log()
     res = run_training(cfg, monitor)
     log(f"best epoch {res.best_epoch}: void RMSE {res.val_rmse_model:.4g} m vs first fill "

@@ -35,6 +35,10 @@ def test_provider_lists_only_real_algorithms(provider):
     for name in names - {"OUTPUT"}:
         label = alg.parameterDefinition(name).description()  # help names the form's labels
         assert f"<b>{label}</b> ({name})" in alg.shortHelpString(), f"no help for {name}"
+    from demsr.core.nets import bundled  # the help's bundled-model rule is the code's table
+
+    assert bundled.rule_text() in alg.shortHelpString()
+    assert all(r.model in bundled.rule_text() for r in bundled.RULE)
 
 
 def test_processing_run_on_a_loaded_layer_equals_core(provider, crop, tmp_path):

@@ -9,6 +9,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingParameterBand,
                        QgsProcessingParameterRasterLayer)
 
 from ..core.devices import DEVICE_CHOICES
+from ..core.nets import bundled
 from ..core.pipelines.superresolve import METHODS, MODEL_METHOD, SuperResolveRequest, superresolve
 from .common import (DemSrAlgorithm, input_name, monitor_for, raster_source, style_output,
                      unit_of, user_errors)
@@ -52,16 +53,8 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             "'lanczos', 'cubicspline', 'cubic' and 'bilinear' are GDAL's resamplers, identical to "
             "gdalwarp -r METHOD away from the raster edges (any factor up to 16).\n"
             "<b>MODEL</b>: a checkpoint (.pt) written by Train DEM SR; only with METHOD=model. "
-            "Empty = bundled: ×2 runs resources/models/demsr_fast_x2.pt, ×3 demsr_fast_x3.pt, "
-            "factors below 2 "
-            "demsr_fast_x4_f1-2.pt (a narrow ×4 network trained for them; its output goes onto "
-            "the requested grid by area average), above 2 up to 2.625 demsr_fast_x3_f2-3.pt "
-            "(the ×3 network fine-tuned for them; cubic spline), above that up to 3.5 "
-            "demsr_fast_x4_f2-4.pt (the ×4 network fine-tuned; cubic spline), ×4 and every "
-            "other factor up to 8 "
-            "demsr_fast_x4.pt (cubic spline), tile by tile without seams; between 2 and 3 "
-            "the result is the mean of that model and of demsr_fast_x4_f1-2.pt onto a grid "
-            "twice as coarse followed by demsr_fast_x2.pt (2–4 % lower error than either). "
+            "Empty = the bundled model for the factor (resources/models), tile by tile "
+            "without seams: ") + bundled.rule_text() + self.tr(". "
             "A checkpoint runs at the factors it records (Train DEM SR writes them; one from "
             "before that: its own scale s and, for s ≥ 4, any factor up to 2s); other factors "
             "are refused with a message that lists what the model covers.\n"

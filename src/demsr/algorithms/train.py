@@ -44,6 +44,8 @@ class TrainAlgorithm(DemSrAlgorithm):
     SEED = "SEED"
     REFERENCES = "REFERENCES"
     SPECTRAL = "SPECTRAL"
+    AUXILIARY = "AUXILIARY"
+    SYNTHETIC_AUXILIARY = "SYNTHETIC_AUXILIARY"
     OUTPUT_MODEL = "OUTPUT_MODEL"
     EXPORT_ONNX = "EXPORT_ONNX"
     EXPORT_CONFIG = "EXPORT_CONFIG"
@@ -106,7 +108,13 @@ class TrainAlgorithm(DemSrAlgorithm):
             "<b>REFERENCES</b> (dshat only): pairs mode — INPUT are your LR DEMs with their real "
             "voids and REFERENCES one HR reference DEM each, in the same order, on the target "
             "grid. <b>SPECTRAL</b> (dshat only): one raster per INPUT whose first four bands "
-            "are Sentinel-2 B1–B4; the model then needs them when it runs.").format(
+            "are Sentinel-2 B1–B4; the model then needs them when it runs. "
+            "<b>AUXILIARY</b> (dshat only): one second DEM of the same area per INPUT (another "
+            "product: any CRS, resolution and vertical offset), or <b>SYNTHETIC_AUXILIARY</b> "
+            "to make one per training scene from the HR DEM (area-averaged ×2–×10, a smooth "
+            "error, a bias, a sub-pixel shift, voids of its own); the model then starts from "
+            "the delta surface fill, reads the auxiliary DEM in its support stream, and needs "
+            "AUXILIARY when it runs.").format(
                 l1=DSHATTrainConfig.l1_weight, dshat_gw=DSHATTrainConfig.gradient_weight,
                 void=DSHATTrainConfig.void_weight))
 
@@ -152,10 +160,16 @@ class TrainAlgorithm(DemSrAlgorithm):
         self.add_int(self.STEPS_PER_EPOCH, "Batches per epoch", 100, 1, 100000, advanced=True)
         self.add_int(self.SEED, "Random seed", 0, 0, 2**31 - 1, advanced=True)
         for name, label in ((self.REFERENCES, "DS-HAT pairs: HR reference per input DEM"),
-                            (self.SPECTRAL, "DS-HAT: Sentinel-2 raster per input DEM")):
+                            (self.SPECTRAL, "DS-HAT: Sentinel-2 raster per input DEM"),
+                            (self.AUXILIARY, "DS-HAT: auxiliary DEM (second product) per input "
+                                             "DEM")):
             self.add(QgsProcessingParameterMultipleLayers(
                 name, self.tr(label), QgsProcessing.SourceType.TypeRaster, optional=True),
                 advanced=True)
+        self.add(QgsProcessingParameterBoolean(
+            self.SYNTHETIC_AUXILIARY, self.tr("DS-HAT: synthesise an auxiliary DEM per "
+                                              "training scene"), defaultValue=False),
+                 advanced=True)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Trained model"), fileFilter="PyTorch checkpoint (*.pt)"))
         self.add(QgsProcessingParameterFileDestination(
@@ -213,8 +227,16 @@ class TrainAlgorithm(DemSrAlgorithm):
                 feedback.pushWarning("MAX_SCALE and NETWORK_SCALE do not apply to DS-HAT.")
             cfg = DSHATTrainConfig(**shared, factors=[1, scale],
                                    references=layers(self.REFERENCES),
-                                   spectral=layers(self.SPECTRAL))
+                                   spectral=layers(self.SPECTRAL),
+                                   auxiliary=layers(self.AUXILIARY),
+                                   synthetic_auxiliary=self.parameterAsBoolean(
+                                       parameters, self.SYNTHETIC_AUXILIARY, context))
         else:
+            if layers(self.AUXILIARY) or self.parameterAsBoolean(
+                    parameters, self.SYNTHETIC_AUXILIARY, context):
+                raise QgsProcessingException(
+                    "AUXILIARY and SYNTHETIC_AUXILIARY train Void repair's DS-HAT; choose "
+                    "ARCHITECTURE=dshat, or clear them to train a super-resolution model.")
             cfg = SRTrainConfig(**shared, architecture=architecture,
                                 scale=scale,
                                 max_factor=max_scale, model_scale=int(network_scale or 0),

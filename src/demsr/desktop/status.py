@@ -41,21 +41,30 @@ def held_out_figures(metrics_csv: str, baseline: str = "Lanczos") -> str:
             f"({100 * (rmse / base - 1):+.1f} %, epoch {best['epoch']})")
 
 
+def served_by_model() -> dict:
+    """{model file: [factor clauses]} from the bundled rule (bundled.RULE), adjacent
+    intervals of one model with one finish merged."""
+    spans: dict = {}
+    for r in bundled.RULE:
+        runs = spans.setdefault(r.model, [])
+        if runs and not r.exact and not runs[-1].exact and runs[-1].finish == r.finish \
+                and runs[-1].hi == r.lo:
+            runs[-1] = bundled.Route(runs[-1].lo, r.hi, r.model, r.scale, r.finish)
+        else:
+            runs.append(r)
+    return {model: [r.factors_text() + (f" (×{r.scale} network, then "
+                                        f"{coverage.FINISH_WORDS[r.finish]})" if r.finish else "")
+                    for r in runs] for model, runs in spans.items()}
+
+
 def bundled_models() -> list:
-    """(file, what it covers, held-out figures) for each model in resources/models."""
+    """(file, what it serves, held-out figures) for each model in resources/models."""
     rows = []
-    scales = bundled.sr_scales()
-    for scale in scales:
-        path = bundled.sr_model_path(scale)
-        what = f"Super-resolve DEM ×{scale}"
-        if scale == max(scales):
-            what += " (and every factor up to ×8 that no other model serves)"
-        rows.append((os.path.basename(path), what, held_out_figures(path[:-3] + "_metrics.csv")))
-    for path, scale, lo, hi, finish in bundled.factor_models():
-        how = coverage.FINISH_WORDS.get(finish, finish)
-        rows.append((os.path.basename(path), f"Super-resolve DEM, factors above ×{lo:g} up to "
-                     f"×{hi:g} (×{scale} network, then {how})",
-                     held_out_figures(path[:-3] + "_metrics.csv")))
+    for model, clauses in served_by_model().items():
+        path = os.path.join(bundled.MODELS_DIR, model)
+        if os.path.isfile(path):
+            rows.append((model, "Super-resolve DEM: " + "; ".join(clauses),
+                         held_out_figures(path[:-3] + "_metrics.csv")))
     if os.path.isfile(bundled.DSHAT_MODEL):
         rows.append((os.path.basename(bundled.DSHAT_MODEL),
                      "Void repair/SR, any target grid (trained ×1 and ×2)",

@@ -165,9 +165,12 @@ def test_bad_auxiliaries_are_refused_before_work_and_leave_nothing(tmp_path, dem
         vr.voidrepair(vr.VoidRepairRequest(str(src), str(cases[0][0]), str(tmp_path / "m.tif"),
                                            auxiliary_path=str(cases[0][0])))
     # a terrain-only model (the bundled one) with an auxiliary DEM: says what to do
+    from demsr.core.nets.bundled import DSHAT_MODEL
+
     ok = _write_aux(tmp_path / "ok.tif", truth + 1.0, grid)
     with pytest.raises(DemSrError, match="trained without an auxiliary DEM"):
-        _repair(tmp_path, src, "bad", method="model", auxiliary_path=str(ok))
+        _repair(tmp_path, src, "bad", method="model", auxiliary_path=str(ok),
+                model_path=DSHAT_MODEL)
     assert not (tmp_path / "bad.tif").exists()
 
 

@@ -1,40 +1,92 @@
-"""The models shipped in resources/models: where they are and which factors they cover."""
+"""The models shipped in resources/models: where they are, which factor each serves (RULE)
+and the hashes that vouch for them."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "resources", "models")
 SR_PREFIX = "demsr_fast_x"
 DSHAT_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
-# Factor-range models: (file, network scale, lowest, highest factor, finish), each trained
-# through that finishing step for its range (the checkpoint records the same; a test checks
-# it). The engine tries them after a model of exactly the requested scale.
-# The factors listed are those the engine serves with the model: inside what it records
-# (trained for). demsr_fast_x4_f1-2: a narrow ×4 network (24 channels, 4 blocks) trained for
-# (1, 2) through the area average; ×1.5625 on the held-out DEMs 0.79× the RMSE of the best
-# GDAL resampler (the ×4 model by the rule: 0.90×; the ×4 model fine-tuned for (1, 2), the
-# former bundled one: 0.81× at 2.5× the time). demsr_fast_x4_f2-4: fine-tuned for [2, 4]
-# through GDAL cubic spline; ×2.5 0.90× (rule 0.93×), ×3 0.91× (0.91×), ×3.5 0.89× (0.90×),
-# but ×3.75 0.913× against 0.912×, so it serves up to ×3.5 (README, Quality;
-# scripts/train_default.py).
-# demsr_fast_x3_f2-3: the ×3 model fine-tuned for [2, 3] through GDAL cubic spline; better
-# than demsr_fast_x4_f2-4 up to ×2.625 (×2.25 0.874× against 0.891×, ×2.5 slope 0.900×
-# against 0.907×, ×2.625 0.876× against 0.881×) but not at ×2.75 (0.895× against 0.873×),
-# so it serves (2, 2.625] and demsr_fast_x4_f2-4 (2.625, 3.5] (×3 itself: demsr_fast_x3).
-FACTOR_MODELS: list[tuple[str, int, float, float, str]] = [
-    ("demsr_fast_x4_f1-2.pt", 4, 1.0, 2.0, "average"),
-    ("demsr_fast_x3_f2-3.pt", 3, 2.0, 2.625, "cubicspline"),
-    ("demsr_fast_x4_f2-4.pt", 4, 2.625, 3.5, "cubicspline")]
-# Between these factors (exclusive, inclusive; an exact bundled scale excepted) the engine
-# averages the rule's model with a chain: the rule onto a grid CHAIN_SCALE times coarser
-# than the target (the (1, 2) model), then the ×CHAIN_SCALE model (core/pipelines/blend.py).
-# Held-out DEMs (scripts/evaluate_factors.py), blend against the rule alone, elevation / slope
-# geometric means: ×2.125 0.858 / 0.853 (0.884 / 0.879), ×2.5 0.870 / 0.866 (0.897 / 0.900),
-# ×2.875 0.867 / 0.867 (0.878 / 0.885; the gentle DEM's slope 0.980 against 1.020); above ×3
-# the rule alone is as good or better (×3.125 0.875 / 0.876 against 0.880 / 0.878).
-BLEND_FACTORS = (2.0, 3.0)
+# trained with synthetic auxiliary DEMs (Void repair with AUXILIARY)
+DSHAT_AUX_MODEL = os.path.join(MODELS_DIR, "demsr_dshat_aux.pt")
+AVERAGE, SPLINE = "average", "cubicspline"  # finishing steps (core/nets/coverage.py)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the bundled-model rule: the factors it serves and how."""
+    lo: float              # factors above lo ...
+    hi: float              # ... up to hi; lo == hi: the output grid is the input's
+    model: str             #     subdivided exactly hi×hi (the model's own scale)
+    scale: int             # the network's integer scale
+    finish: str = ""       # onto the target grid: "" (own scale), AVERAGE or SPLINE
+    blend: bool = False    # averaged with the chain (the rule onto a grid CHAIN_SCALE
+    #                        times coarser than the target, then the ×CHAIN_SCALE model)
+
+    @property
+    def exact(self) -> bool:
+        return self.lo == self.hi
+
+    @property
+    def path(self) -> str:
+        return os.path.join(MODELS_DIR, self.model)
+
+    def serves(self, factor: float, exact: Optional[int]) -> bool:
+        """Whether this row takes a ×factor output grid (exact: the integer s when the
+        output grid is the input's subdivided s×s, else None)."""
+        if self.exact:
+            return exact == self.scale
+        return self.lo * (1 + 1e-9) < factor <= self.hi * (1 + 1e-6)
+
+    def factors_text(self) -> str:
+        return f"exactly ×{self.hi:g}" if self.exact else f"above ×{self.lo:g} up to ×{self.hi:g}"
+
+
+# Which bundled model serves which factor, finished how, blended or not: the one copy of
+# the rule (the engine, Void repair's probe, the Status dialog, Super-resolve DEM's help and
+# the README table read it; tests/test_readme.py checks the README against it). Rows with
+# lo == hi (an output grid that is the input's subdivided s×s) come before the intervals;
+# otherwise the first row whose interval holds the factor. Each model serves factors inside
+# what its checkpoint records or its scale's rule allows, with the same finish (coverage.py;
+# a test checks both). Why these models and bounds (measured on the held-out DEMs,
+# scripts/evaluate_factors.py): docs/quality.md#which-model-serves-which-factor.
+RULE: tuple[Route, ...] = (
+    Route(1.0, 2.0, "demsr_fast_x4_f1-2.pt", 4, AVERAGE),
+    Route(2.0, 2.0, "demsr_fast_x2.pt", 2),
+    Route(2.0, 2.625, "demsr_fast_x3_f2-3.pt", 3, SPLINE, blend=True),
+    Route(2.625, 3.0, "demsr_fast_x4_f2-4.pt", 4, SPLINE, blend=True),
+    Route(3.0, 3.0, "demsr_fast_x3.pt", 3),
+    Route(3.0, 3.5, "demsr_fast_x4_f2-4.pt", 4, SPLINE),
+    Route(4.0, 4.0, "demsr_fast_x4.pt", 4),
+    Route(3.5, 8.0, "demsr_fast_x4.pt", 4, SPLINE),
+)
 CHAIN_SCALE = 2
+
+
+def route(factor: float, exact: Optional[int]) -> Optional[Route]:
+    """The row of RULE for a ×factor output grid (exact: see Route.serves), else None."""
+    rows = [r for r in RULE if r.exact] + [r for r in RULE if not r.exact]
+    return next((r for r in rows if r.serves(factor, exact)), None)
+
+
+def served_text() -> str:
+    """The factors the bundled models serve, for messages: 'above ×1 up to ×8'."""
+    return (f"above ×{min(r.lo for r in RULE):g} up to ×{max(r.hi for r in RULE):g}")
+
+
+def rule_text() -> str:
+    """The rule in words, one clause per row (Super-resolve DEM's help)."""
+    words = {AVERAGE: "area average", SPLINE: "cubic spline"}
+    parts = []
+    for r in RULE:
+        how = f" (×{r.scale} network, then {words[r.finish]})" if r.finish else ""
+        mean = (f", averaged with the chain (this rule onto a grid {CHAIN_SCALE} times "
+                f"coarser, then {SR_PREFIX}{CHAIN_SCALE}.pt)" if r.blend else "")
+        parts.append(f"{r.factors_text()}: {r.model}{how}{mean}")
+    return "; ".join(parts)
 
 
 # SHA-256 of each bundled model file, byte for byte: what the plugin vouches for
@@ -56,20 +108,5 @@ def sr_model_path(scale: int) -> str:
 
 
 def sr_scales() -> list[int]:
-    """Scales of the bundled super-resolution models found on disk."""
-    if not os.path.isdir(MODELS_DIR):
-        return []
-    found = []
-    for name in os.listdir(MODELS_DIR):
-        if name.startswith(SR_PREFIX) and name.endswith(".pt"):
-            try:
-                found.append(int(name[len(SR_PREFIX):-3]))
-            except ValueError:
-                pass
-    return sorted(found)
-
-
-def factor_models() -> list[tuple[str, int, float, float, str]]:
-    """(path, scale, lo, hi, finish) of the bundled factor-range models found on disk."""
-    return [(os.path.join(MODELS_DIR, name), *rest) for name, *rest in FACTOR_MODELS
-            if os.path.isfile(os.path.join(MODELS_DIR, name))]
+    """The integer scales of the bundled models that run at their own scale (×2, ×3, ×4)."""
+    return sorted(r.scale for r in RULE if r.exact)

@@ -12,6 +12,8 @@ the target grid by area average up to s/2 and by GDAL cubic spline above (measur
 held-out DEMs, scripts/evaluate_factors.py --routes: the bundled ×4 model beats the best
 classical resampler on every DEM at ×1.5625, ×2.5, ×3, ×5, ×6 and ×8 that way; the ×2
 model does not at ×1.5625 nor at ×5–×8).
+Which bundled model serves which factor is the one table core/nets/bundled.RULE; each of its
+rows stays inside its model's coverage here, with the same finish (a test checks it).
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ from ..errors import DemSrError
 from ..raster.grid import Grid, overlap_bounds
 from ..raster.io import GDAL_ENV, DemSource, open_dem, read_band
 from ..raster.warp import LOCAL_CRS
-from .inpaint import fill_window
+from ..monitor import Monitor
+from .inpaint import fill_window, inpaint
 
 # Interpolation of a coarser auxiliary onto the repair grid: measured on the validation DEMs
 # with auxiliaries area-averaged ×4 (scripts/evaluate_voids.py --auxiliary, 3 realisations),
@@ -204,3 +205,25 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray
         zz[rest] = np.nan
         values[rest] = fill_window(zz, rest)
     return values[unknown], target[unknown]
+
+
+def delta_inpaint(dem: np.ndarray, fill: np.ndarray, aux: np.ndarray,
+                  monitor: Optional[Monitor] = None) -> tuple[np.ndarray, np.ndarray]:
+    """inpaint() with the delta surface fill: (a float32 copy of `dem` with the cells of
+    `fill` filled, the cells filled from the auxiliary); `aux` is the auxiliary on dem's
+    grid (NaN = no data). The same values as the streamed METHOD=delta."""
+    from_aux = np.zeros(dem.shape, bool)
+
+    def window_fill(win, z, unknown):
+        values, flags = delta_fill(z, np.asarray(aux[win], np.float64), unknown)
+        from_aux[win][unknown] = flags
+        return values
+
+    return inpaint(dem, fill, monitor, window_fill), from_aux
+
+
+def auxiliary_on(aux: DemSource, grid: Grid) -> np.ndarray:
+    """The whole auxiliary DEM on `grid` (float32, NaN = no data), as AuxReader brings each
+    window: the in-memory routes and training read it so."""
+    with AuxReader(aux, grid) as reader:
+        return reader.window((slice(0, grid.height), slice(0, grid.width))).astype(np.float32)

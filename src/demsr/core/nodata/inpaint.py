@@ -17,7 +17,7 @@ their bounding box, so the cost follows the void area, not the raster.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -105,13 +105,16 @@ def fill_window(z: np.ndarray, unknown: np.ndarray, biharmonic: Optional[bool] =
     return full[unknown]
 
 
-def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None) -> np.ndarray:
+def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None,
+            window_fill: Optional[Callable] = None) -> np.ndarray:
     """A float32 copy of `dem` with the cells of `fill` (NaN there) filled smoothly.
 
     Cells that are NaN but not in `fill` stay NaN and are not used. A group of
     void cells with no valid cell around it stays NaN. Each group is solved from the
     input's data only (never from another group's fill), so the result does not depend on
-    the order of the groups or on how the raster is read.
+    the order of the groups or on how the raster is read. `window_fill(win, z, unknown)`
+    replaces fill_window (z: the window, float64, NaN = absent or unknown) to fill each
+    group another way (the delta surface fill).
     """
     monitor = monitor or Monitor()
     out = np.array(dem, dtype=np.float32, copy=True)
@@ -123,6 +126,8 @@ def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None
         monitor.check()
         window = np.asarray(dem[win], dtype=np.float64)
         window[unknown] = np.nan
-        out[win][unknown] = fill_window(window, unknown).astype(np.float32)
+        values = (window_fill(win, window, unknown) if window_fill
+                  else fill_window(window, unknown))
+        out[win][unknown] = values.astype(np.float32)
         monitor.progress(i / len(groups))
     return out

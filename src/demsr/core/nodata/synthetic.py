@@ -139,3 +139,27 @@ def synthetic_auxiliary(dem: np.ndarray, rng: np.random.Generator, factor: float
     if voids > 0:
         out[synthetic_voids(np.where(gone, np.nanmean(out), out), rng, coverage=voids)] = np.nan
     return out.astype(np.float32), (float(factor), off, off)
+
+
+def write_synthetic_auxiliary(dem: np.ndarray, grid, rng: np.random.Generator, path: str,
+                              **params) -> str:
+    """synthetic_auxiliary(dem, rng, **params) written as a GeoTIFF on its own coarse,
+    shifted grid (dem lies on `grid`), as a user's second product would come."""
+    from ..raster.grid import Grid
+    from ..raster.io import write_array
+
+    aux, (f, ro, co) = synthetic_auxiliary(dem, rng, **params)
+    t = grid.transform * grid.transform.translation(co, ro) * grid.transform.scale(f)
+    write_array(path, aux, Grid(t, aux.shape[1], aux.shape[0], grid.crs))
+    return path
+
+
+def training_auxiliary_params(rng: np.random.Generator) -> dict:
+    """Random settings of synthetic_auxiliary for one training scene: products 2–10 times
+    coarser (log-uniform), smooth errors of 0.2–2 % of the relief over 4–12 coarse cells, a
+    bias of up to ±4 %, a shift of up to half a cell, and voids of their own in a third of
+    the scenes (up to 3 %)."""
+    return dict(factor=float(np.exp(rng.uniform(np.log(2.0), np.log(10.0)))),
+                error=float(rng.uniform(0.002, 0.02)), bias=float(rng.uniform(-0.04, 0.04)),
+                shift=float(rng.uniform(0.0, 0.5)), smooth=float(rng.uniform(4.0, 12.0)),
+                voids=float(rng.uniform(0.0, 0.03)) if rng.random() < 1 / 3 else 0.0)

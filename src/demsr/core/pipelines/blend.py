@@ -1,13 +1,11 @@
-"""Two bundled routes to one grid, averaged: the bundled-model rule between ×2 and ×3.
+"""Two bundled routes to one grid, averaged: the bundled rule's rows marked `blend`.
 
-Between ×2 and ×3 (×3 itself excepted) the bundled rule's model (a ×3 or ×4 network
-finished by cubic spline, core/nets/bundled.py) and a chain of two bundled models — the
-(1, 2) model onto a grid twice as coarse as the target, then the ×2 model onto the
-target — make different errors; their mean beats either (held-out DEMs, ×2.5: elevation
-0.870× the best GDAL resampler's RMSE against 0.897× (rule) and about 0.92× (chain), slope
-0.866× against 0.900× and about 0.88×, and no DEM worse than GDAL any more;
-docs/quality.md). Both routes run
-in every tile from the same input window, so tiles stay seamless.
+Where the bundled rule (core/nets/bundled.RULE) says blend, the rule's model (a ×3 or ×4
+network finished by cubic spline) and a chain of two bundled models — the rule onto a grid
+CHAIN_SCALE times coarser than the target, then the ×CHAIN_SCALE model onto the target —
+make different errors; their mean beats either on the held-out DEMs
+(docs/quality.md#which-model-serves-which-factor). Both routes run in every tile from the
+same input window, so tiles stay seamless.
 """
 from __future__ import annotations
 
@@ -19,9 +17,9 @@ from affine import Affine
 
 from ..monitor import Monitor
 from ..nets import bundled
-from ..raster.grid import Grid, grid_factor, grid_ratio
+from ..raster.grid import Grid, grid_ratio
 from ..raster.tiles import Tile
-from .model_upsampler import ModelUpsampler
+from .model_upsampler import ModelUpsampler, bundled_route
 from .upsamplers import TileInput, Upsampler
 
 
@@ -90,19 +88,11 @@ class MeanUpsampler(Upsampler):
         return [np.mean(np.stack(parts), axis=0, dtype=np.float32) for parts in zip(*outs)]
 
 
-def blended(src: Grid, dst: Grid) -> bool:
-    """Whether src → dst is in the bundled blend's range (and both its routes are shipped)."""
-    f = grid_ratio(src, dst)
-    lo, hi = bundled.BLEND_FACTORS
-    return (lo * (1 + 1e-6) < f <= hi * (1 + 1e-6)
-            and grid_factor(src, dst) not in bundled.sr_scales()
-            and bundled.CHAIN_SCALE in bundled.sr_scales())
-
-
 def model_upsampler(model_path: Optional[str], src: Grid, dst: Grid, device: str,
                     batch_size: int, monitor: Monitor) -> Upsampler:
     """METHOD=model: MODEL when given, else the bundled rule, blended where that is better."""
-    if model_path or not blended(src, dst):
+    row = None if model_path else bundled_route(src, dst)
+    if row is None or not row.blend:
         return ModelUpsampler.for_grids(model_path, src, dst, device, batch_size, monitor)
     mid = coarsened(dst, bundled.CHAIN_SCALE)
     members = [ModelUpsampler.for_grids(None, src, dst, device, batch_size, monitor),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -24,15 +24,21 @@ from ..nets import bundled
 from ..nets.local_norm import relief_constant
 from ..nodata.fill import fill_nearest
 from ..nodata.find import FILLED, NODATA, VALID
+from ..nodata.auxiliary import delta_inpaint
 from ..nodata.inpaint import inpaint
 from ..raster.grid import Grid, is_finer, same_crs, same_grid
 from ..raster.io import GDAL_ENV, open_dem, read_band
 from ..raster.warp import resample, warp
-from ..terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives, fit_normaliser
+from ..terrain import (DERIVATIVES, DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives,
+                       fit_normaliser)
 
 SPECTRAL_BANDS = 4            # Sentinel-2 bands 1–4 (coastal aerosol, blue, green, red)
 SPECTRAL_PREFIX = "s2_b"
 SIGMA_RADIUS = 3              # 7×7 window of the relief constant
+AUXILIARY_CHANNEL = "auxiliary"   # the second DEM (AUXILIARY) in the support stream
+# The channels of a model trained with auxiliary DEMs: surface derivatives only (no flow
+# routing: the auxiliary DEM says more about a void's interior than drainage does).
+AUXILIARY_MODEL_CHANNELS = ("slope", "plan_curvature", "profile_curvature", AUXILIARY_CHANNEL)
 
 
 @dataclass
@@ -46,14 +52,24 @@ class Prepared:
     sigma: float           # relief constant (m)
     same_grid: bool
     original: Optional[np.ndarray]  # input values when same_grid (kept on valid cells)
+    from_auxiliary: Optional[np.ndarray] = None  # target pixels first-filled from AUXILIARY
 
 
 def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
             spectral: Optional[tuple[np.ndarray, Grid]] = None,
-            monitor: Optional[Monitor] = None) -> Prepared:
-    """First fill, grid change, derivatives and scaling: the same for training and use."""
+            monitor: Optional[Monitor] = None, auxiliary: Optional[np.ndarray] = None,
+            channels: Sequence[str] = DSHAT_DERIVATIVES) -> Prepared:
+    """First fill, grid change and the support-stream `channels` (terrain derivatives,
+    AUXILIARY_CHANNEL, Sentinel-2 bands, in that order): the same for training and use.
+    With `auxiliary` (the second DEM on src's grid, NaN = no data) the first fill is the
+    delta surface fill, so a network starts from what METHOD=delta gives."""
     monitor = monitor or Monitor()
-    filled = inpaint(dem, classes == FILLED, monitor.sub(0.0, 0.3))
+    voids = classes == FILLED
+    from_aux = None
+    if auxiliary is not None:
+        filled, from_aux = delta_inpaint(dem, voids, auxiliary, monitor.sub(0.0, 0.3))
+    else:
+        filled = inpaint(dem, voids, monitor.sub(0.0, 0.3))
     monitor.check()
     same = same_grid(src, dst)
     dem_t, cls_t = onto_grid(filled, classes, src, dst)
@@ -64,9 +80,14 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
         raise DemSrError("The target grid does not overlap the DEM's data: every target pixel "
                          "would be nodata. Check TARGET_GRID (its extent and CRS).")
     surface = np.where(valid_t, dem_t, np.nan).astype(np.float32)
-    der = compute_derivatives(surface, dst, DSHAT_DERIVATIVES, monitor=monitor.sub(0.45, 0.85))
-    aux = [v for v in NormaliserSet.fit(der).apply(der).values()]
+    terrain = [c for c in channels if c in DERIVATIVES]
+    der = compute_derivatives(surface, dst, terrain, monitor=monitor.sub(0.45, 0.85))
+    aux = list(NormaliserSet.fit(der).apply(der).values()) if terrain else []
     del der
+    if AUXILIARY_CHANNEL in channels:
+        if auxiliary is None:
+            raise DemSrError("This model reads an auxiliary DEM: give AUXILIARY.")
+        aux.append(_auxiliary_channel(filled, auxiliary, classes, src, dst, valid_t))
     if spectral is not None:
         bands, sgrid = spectral
         for b in range(bands.shape[0]):
@@ -85,9 +106,29 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
     dem_in = fill_nearest(np.where(valid_t, dem_t, np.nan))
     sigma = relief_constant(dem_in, cls_t == VALID, SIGMA_RADIUS) if (cls_t == VALID).any() else 1.0
     voids = ndimage.distance_transform_edt(cls_t == FILLED).astype(np.float32)
+    if from_aux is not None and not same:
+        from_aux = warp(from_aux.astype(np.uint8), src, dst, "nearest", nodata=0,
+                        dtype=np.uint8) > 0
     monitor.progress(1.0)
     return Prepared(dem=dem_in.astype(np.float32), classes=cls_t, voids=voids, aux=aux_arr,
-                    sigma=sigma, same_grid=same, original=dem if same else None)
+                    sigma=sigma, same_grid=same, original=dem if same else None,
+                    from_auxiliary=from_aux)
+
+
+def _auxiliary_channel(filled: np.ndarray, auxiliary: np.ndarray, classes: np.ndarray,
+                       src: Grid, dst: Grid, valid_t: np.ndarray) -> np.ndarray:
+    """The support stream's view of the auxiliary DEM: first-filled DEM − auxiliary on the
+    target grid (outside voids the detail the auxiliary misses and its error, inside them
+    the offset the delta fill carried across), scaled to [0, 1] by constants of the whole
+    raster (as the spectral bands)."""
+    d = (filled - auxiliary).astype(np.float32)
+    ok = np.isfinite(d)
+    if not ok.any():
+        raise DemSrError("AUXILIARY has no data where the DEM has: it cannot guide the model. "
+                         "Give a DEM that covers the voids and their surroundings.")
+    d_t = onto_grid(fill_nearest(d), classes, src, dst)[0]
+    norm = fit_normaliser(d_t[valid_t], "minmax", percentile=1.0)
+    return norm(d_t)
 
 
 def onto_grid(filled: np.ndarray, classes: np.ndarray, src: Grid, dst: Grid
@@ -124,11 +165,23 @@ def read_spectral(path: str, bands: int) -> tuple[np.ndarray, Grid]:
     return data, info.grid
 
 
-def load_model(model_path: Optional[str]):
-    """The DS-HAT checkpoint, or a DemSrError saying why it cannot repair voids."""
+def model_channels(auxiliary: bool, spectral_bands: int) -> list[str]:
+    """The support-stream channels of a model trained with or without auxiliary DEMs and
+    with `spectral_bands` Sentinel-2 bands: what training builds and use checks."""
+    terrain = AUXILIARY_MODEL_CHANNELS if auxiliary else DSHAT_DERIVATIVES
+    return [*terrain, *(f"{SPECTRAL_PREFIX}{i + 1}" for i in range(spectral_bands))]
+
+
+def uses_auxiliary(ckpt) -> bool:
+    return AUXILIARY_CHANNEL in ckpt.hparams.get("aux_channels", [])
+
+
+def load_model(model_path: Optional[str], auxiliary: bool = False):
+    """The DS-HAT checkpoint (MODEL, or the bundled one for runs with or without an
+    auxiliary DEM), or a DemSrError saying why it cannot repair voids."""
     from ..nets import checkpoint
 
-    path = model_path or bundled.DSHAT_MODEL
+    path = model_path or (bundled.DSHAT_AUX_MODEL if auxiliary else bundled.DSHAT_MODEL)
     if not model_path and not os.path.isfile(path):
         raise DemSrError(f"The bundled DS-HAT model is missing ({path}). Reinstall the plugin, "
                          "or train one with Train DEM SR (ARCHITECTURE=dshat) and give it as "
@@ -147,23 +200,26 @@ def spectral_bands_of(ckpt) -> int:
 
 
 def check_auxiliary(ckpt, path: str, has_aux: bool) -> None:
-    """DS-HAT models take no auxiliary DEM yet (none is trained with one): AUXILIARY with
-    METHOD=model is refused with what to do instead."""
-    if has_aux:
+    """A model reads an auxiliary DEM exactly when it was trained with one."""
+    name = os.path.basename(path)
+    if has_aux and not uses_auxiliary(ckpt):
         raise DemSrError(
-            f"Model '{os.path.basename(path)}' was trained without an auxiliary DEM and cannot "
-            "use AUXILIARY. Use METHOD=delta (or auto) to fill the voids from AUXILIARY, or "
-            "clear AUXILIARY to run this model.")
+            f"Model '{name}' was trained without an auxiliary DEM and cannot use AUXILIARY. "
+            "Use METHOD=delta or auto (or leave MODEL empty) to fill the voids from AUXILIARY, "
+            "or clear AUXILIARY to run this model.")
+    if uses_auxiliary(ckpt) and not has_aux:
+        raise DemSrError(
+            f"Model '{name}' was trained with an auxiliary DEM in its support stream and cannot "
+            "run without one. Give AUXILIARY (another DEM of the area, any CRS and "
+            "resolution), or use a model trained without it (leave MODEL empty).")
 
 
 def check_channels(ckpt, path: str, has_spectral: bool) -> int:
     """Number of spectral bands the model needs; errors on a channel-set mismatch, and on
     channels this pipeline does not make (the network would read the wrong inputs)."""
-    from ..terrain import DSHAT_DERIVATIVES
-
     channels = list(ckpt.hparams.get("aux_channels", []))
     n = spectral_bands_of(ckpt)
-    made = [*DSHAT_DERIVATIVES, *(f"{SPECTRAL_PREFIX}{i + 1}" for i in range(n))]
+    made = model_channels(uses_auxiliary(ckpt), n)
     if channels != made:
         raise DemSrError(
             f"Model '{os.path.basename(path)}' reads the channels {', '.join(channels)}; this "

@@ -7,12 +7,10 @@ covers, what a coarser sensor sees) or GDAL cubic spline. Which factors a checkp
 serves and which finish it gets is core/nets/coverage.py: what the checkpoint records
 (models trained by 'Train DEM SR' for a factor or a range, through the area average),
 else the rule older models were made under (s alone; from s = 4 up any f in (1, 2s],
-area average up to s/2, cubic spline above). Bundled: ×2 runs the ×2 model, ×4 the ×4
-model, a factor inside a bundled factor-range model's range that model, every other
-factor in (1, 8] the ×4 model by the rule; between ×2 and ×3 the engine averages that model
-with a chain of two bundled models (blend.py). Measured quality per factor: docs/quality.md
-(scripts/evaluate_factors.py). A factor outside a model's coverage is an error that lists
-what it covers, rather than a silent classical resample.
+area average up to s/2, cubic spline above). Which bundled model serves which factor, and
+where two routes are blended, is the one table core/nets/bundled.RULE. A factor outside a
+model's coverage is an error that lists what it covers, rather than a silent classical
+resample.
 """
 from __future__ import annotations
 
@@ -33,34 +31,34 @@ from ..nets import bundled, checkpoint, coverage
 from ..nets.output_check import check_output_tile
 
 
-def bundled_coverages() -> list[tuple[str, coverage.Coverage]]:
-    """(path, coverage) of every bundled SR model on disk, in the order the rule tries
-    them after an exact-scale model: factor-range models first, then the ×s models."""
-    ranged = [(path, coverage.Coverage(s, lo, hi, finish, recorded=True))
-              for path, s, lo, hi, finish in bundled.factor_models()]
-    return ranged + [(bundled.sr_model_path(s), coverage.rule(s)) for s in bundled.sr_scales()]
+def factor_of(src: Grid, dst: Grid) -> tuple[float, Optional[int]]:
+    """How many times finer dst is than src, and the integer s when dst is src subdivided
+    s×s exactly (else None): what the bundled rule and a checkpoint's coverage read."""
+    return grid_ratio(src, dst), grid_factor(src, dst)
+
+
+def bundled_route(src: Grid, dst: Grid) -> Optional[bundled.Route]:
+    """The row of the bundled rule (bundled.RULE) for src → dst, None when none serves it."""
+    return bundled.route(*factor_of(src, dst))
 
 
 def resolve_model_path(model_path: Optional[str], src: Grid, dst: Grid) -> str:
-    """The checkpoint for src → dst: MODEL when given, else the bundled model made for the
-    factor, else the bundled factor-range model whose range holds it, else the smallest
-    bundled model whose coverage holds it."""
-    if model_path:
-        return model_path
-    factor = grid_ratio(src, dst)
-    have = bundled.sr_scales()
-    exact = grid_factor(src, dst)
-    if exact in have:
-        return bundled.sr_model_path(exact)
-    found = bundled_coverages()
-    for path, cov in found:
-        if cov.covers(factor):
-            return path
-    raise DemSrError(
-        f"There is no bundled model for a ×{factor:.4g} super-resolution; the bundled models "
-        f"cover {coverage.coverage_text([c for _, c in found])}. Use a factor in that range, "
-        "METHOD 'lanczos' (the best classical resampler), or a model trained with 'Train DEM "
-        "SR' for this factor.")
+    """The checkpoint for src → dst: MODEL when given, else the bundled rule's model."""
+    return model_path or _bundled(*factor_of(src, dst)).path
+
+
+def _bundled(factor: float, exact: Optional[int]) -> bundled.Route:
+    found = bundled.route(factor, exact)
+    if found is None:
+        raise DemSrError(
+            f"There is no bundled model for a ×{factor:.4g} super-resolution; the bundled "
+            f"models serve every factor {bundled.served_text()}. Use a factor in that range, "
+            "METHOD 'lanczos' (the best classical resampler), or a model trained with 'Train "
+            "DEM SR' for this factor.")
+    if not os.path.isfile(found.path):
+        raise DemSrError(f"The bundled model {found.model} is missing from "
+                         f"{bundled.MODELS_DIR}: reinstall the plugin, or give MODEL.")
+    return found
 
 
 def window_offset(batch: np.ndarray) -> np.ndarray:
@@ -92,7 +90,9 @@ class ModelUpsampler(Upsampler):
         """The checkpoint that maps src onto dst (the bundled one when model_path is None)."""
         if not same_crs(src, dst):
             raise DemSrError("Internal error: a model maps grids of one CRS only.")
-        path = resolve_model_path(model_path, src, dst)
+        factor, exact_scale = factor_of(src, dst)
+        row = None if model_path else _bundled(factor, exact_scale)
+        path = model_path or row.path
         choice = select_device(device)
         # with ONNX Runtime running it, NAME.onnx alone is read: torch is never imported
         ckpt = checkpoint.load(path, prefer_onnx=choice.backend == "onnx")
@@ -105,7 +105,6 @@ class ModelUpsampler(Upsampler):
         note = checkpoint.integrity_note(ckpt, path)
         if note:
             monitor.info(note)
-        factor = grid_ratio(src, dst)
         cov = coverage.of_checkpoint(ckpt.scale, ckpt.provenance, os.path.basename(path))
         if not cov.covers(factor):
             raise DemSrError(
@@ -113,8 +112,8 @@ class ModelUpsampler(Upsampler):
                 f"{cov.text()}, but the requested output grid is ×{factor:.4g} finer. Use a "
                 "factor in that range, or a model trained for this factor (Train DEM SR: "
                 "SCALE, and MAX_SCALE for a range).")
-        exact = grid_factor(src, dst) == ckpt.scale
-        finish = cov.finish_for(factor)
+        exact = exact_scale == ckpt.scale
+        finish = row.finish if row is not None and not exact else cov.finish_for(factor)
         route = ("" if exact else
                  f", then {coverage.FINISH_WORDS[finish]} onto the ×{factor:.4g} grid")
         name = f"model {ckpt.architecture} ×{ckpt.scale} ({os.path.basename(path)}){route}"

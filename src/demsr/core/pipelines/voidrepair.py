@@ -35,7 +35,7 @@ from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
 from ..nets.output_check import check_output_tile
 from ..monitor import Monitor
-from ..nodata.auxiliary import open_auxiliary
+from ..nodata.auxiliary import RimStats, auxiliary_on, open_auxiliary
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODATA, NODATA,
                           VALID, classify_voids, require_valid, warn_sentinels)
 from ..paths import check_distinct_paths
@@ -47,6 +47,7 @@ from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path,
 from ..raster.space import require_room
 from ..raster.warp import warp
 from ..raster.tiles import grid_tiles, sparse_windows, window
+from ..terrain import DSHAT_DERIVATIVES
 from .dshat_inputs import (Prepared, check_auxiliary, check_channels, load_model, prepare,
                            read_spectral)
 
@@ -183,13 +184,9 @@ def superresolve_route(src: Grid, dst: Grid) -> bool:
     model path, streaming) takes the repaired DEM onto dst."""
     if same_grid(src, dst) or not same_crs(src, dst):
         return False
-    from .model_upsampler import resolve_model_path
+    from .model_upsampler import bundled_route
 
-    try:
-        resolve_model_path(None, src, dst)
-    except DemSrError:
-        return False
-    return True
+    return bundled_route(src, dst) is not None
 
 
 def _on_input_grid(req: VoidRepairRequest, src, aux, method: str, monitor: Monitor,
@@ -389,10 +386,9 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
         monitor.warning(f"METHOD={method} does not use MODEL.")
     profiles = _profiles(req, src, dst)
     if method == "model" and not same_grid(src.grid, dst):
-        loaded = load_model(req.model_path)
+        loaded = load_model(req.model_path, aux is not None)
         if grid_change_model(*loaded, src.grid, dst, monitor):
-            return _repair_model(req, src, dst, aux is not None, profiles, monitor, started,
-                                 loaded)
+            return _repair_model(req, src, dst, aux, profiles, monitor, started, loaded)
     if superresolve_route(src.grid, dst):
         require_room(profiles, "OUTPUT and FILLED_MASK")
         return _repair_then_superresolve(req, src, dst, aux, method, profiles, monitor)
@@ -415,7 +411,7 @@ def _repair_here(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
     if method in CLASSICAL:
         return _repair_classical(req, src, aux if method == "delta" else None, profiles,
                                  monitor, started)
-    return _repair_model(req, src, dst, aux is not None, profiles, monitor, started)
+    return _repair_model(req, src, dst, aux, profiles, monitor, started)
 
 
 def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor: Monitor,
@@ -447,14 +443,7 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
                  + (f"; {r.outside} nodata cells touch the raster border: outside the DEM's "
                     "footprint, not voids, kept as nodata" if r.outside else "") + ".")
     if aux is not None:
-        if r.uncovered:
-            monitor.warning(
-                f"AUXILIARY does not cover {r.uncovered} of the {r.filled} void cells "
-                f"({100 * r.uncovered / max(r.filled, 1):.3g} %): they were filled by the first "
-                f"fill and are marked {MASK_FILLED} in FILLED_MASK ({MASK_AUXILIARY} = from the "
-                "auxiliary DEM).")
-        if r.rim_warning:
-            monitor.warning(r.rim_warning)
+        _auxiliary_warnings(r.uncovered, r.filled, r.rim_warning, monitor)
     seconds = time.perf_counter() - started
     monitor.progress(1.0)
     detail = (f"{r.filled} filled pixels, {r.from_auxiliary} from the auxiliary DEM"
@@ -465,12 +454,29 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
                             "cpu", seconds, method, r.from_auxiliary)
 
 
-def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profiles: list,
+def _auxiliary_warnings(uncovered: int, filled: int, rim_warning: Optional[str],
+                        monitor: Monitor) -> None:
+    if uncovered:
+        monitor.warning(
+            f"AUXILIARY does not cover {uncovered} of the {filled} void cells "
+            f"({100 * uncovered / max(filled, 1):.3g} %): they were filled by the first "
+            f"fill and are marked {MASK_FILLED} in FILLED_MASK ({MASK_AUXILIARY} = from the "
+            "auxiliary DEM).")
+    if rim_warning:
+        monitor.warning(rim_warning)
+
+
+def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
                   monitor: Monitor, started: float, loaded: Optional[tuple] = None
                   ) -> VoidRepairResult:
-    """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid;
-    `loaded` = load_model's (checkpoint, path) when the caller has read it already."""
-    stream = same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
+    """METHOD=model: DS-HAT, streamed on the input grid, in memory on another grid or with
+    an auxiliary DEM; `loaded` = load_model's (checkpoint, path) when the caller has read it
+    already."""
+    ckpt, model_path = loaded or load_model(req.model_path, aux is not None)
+    check_auxiliary(ckpt, model_path, aux is not None)
+    channels = list(ckpt.hparams["aux_channels"])
+    stream = (same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
+              and channels == list(DSHAT_DERIVATIVES))
     pixels = dst.width * dst.height
     limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
     if pixels > limit:
@@ -491,8 +497,6 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
             f"Void repair onto a {dst.width}×{dst.height} grid {what} and needs "
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
-    ckpt, model_path = loaded or load_model(req.model_path)
-    check_auxiliary(ckpt, model_path, has_aux)
     from ..nets.checkpoint import integrity_note
 
     if integrity_note(ckpt, model_path):
@@ -500,8 +504,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
     n_spec = check_channels(ckpt, model_path, bool(req.spectral_path))
     spectral = read_spectral(req.spectral_path, n_spec) if n_spec else None
     choice = select_device(req.device)
-    channels = ", ".join(ckpt.hparams["aux_channels"])
-    monitor.info(f"DS-HAT model {os.path.basename(model_path)} ({channels}); device: "
+    monitor.info(f"DS-HAT model {os.path.basename(model_path)} ({', '.join(channels)}); device: "
                  f"{choice.description}." + (f" Note: {choice.note}." if choice.note else ""))
     if stream:
         return _repair_streamed(req, src, ckpt, model_path, choice, profiles, monitor, started)
@@ -517,14 +520,24 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
                     if n_left else "")
                  + f". Target grid {dst.width}×{dst.height} px of "
                  f"{dst.res[0]:.6g}×{dst.res[1]:.6g}.")
-    prep = prepare(dem, src.grid, dst, classes, spectral, monitor.sub(0.0, 0.4))
-    del dem
+    a = auxiliary_on(aux, src.grid) if aux is not None else None
+    prep = prepare(dem, src.grid, dst, classes, spectral, monitor.sub(0.0, 0.4), a, channels)
+    if a is not None:
+        rims = RimStats()
+        rims.add(dem, a, classes == FILLED)
+        covered = int((prep.from_auxiliary & (prep.classes == FILLED)).sum())
+        _auxiliary_warnings(int((prep.classes == FILLED).sum()) - covered,
+                            int((prep.classes == FILLED).sum()), rims.warning(
+                                os.path.basename(aux.path)), monitor)
+    del dem, a
     model = ckpt.build_for_inference(choice.device)
     pred = run_model(model, prep, choice.device, req.tile_size, req.batch_size,
                      monitor.sub(0.4, 0.95), os.path.basename(model_path))
     out = assemble(pred, prep)
     left_t = int((prep.classes == LEFT).sum())
     mask = np.where(prep.classes >= NODATA, MASK_NODATA, prep.classes == FILLED).astype(np.uint8)
+    if prep.from_auxiliary is not None:
+        mask[(prep.classes == FILLED) & prep.from_auxiliary] = MASK_AUXILIARY
     monitor.check()
     with atomic_outputs(profiles, monitor.info) as (writer, mw):
         writer.write(out, 0, 0)
@@ -536,7 +549,8 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, has_aux: bool, profile
     monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels) in "
                  f"{seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, dst, n_fill, filled, left_t,
-                            choice.description, seconds, "model")
+                            choice.description, seconds, "model",
+                            int((mask == MASK_AUXILIARY).sum()))
 
 
 

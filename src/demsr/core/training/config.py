@@ -58,3 +58,5 @@ class DSHATTrainConfig(TrainConfig):
     scene_every: int = 2
     references: list = field(default_factory=list)  # pairs mode: HR reference per input
     spectral: list = field(default_factory=list)    # optional S2 raster per input
+    auxiliary: list = field(default_factory=list)   # optional second DEM per input
+    synthetic_auxiliary: bool = False               # synthesise one per scene from the truth

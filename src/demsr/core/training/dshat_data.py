@@ -9,6 +9,8 @@ user's LR DEM with real voids and its HR reference.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -17,9 +19,11 @@ import rasterio
 
 from ..errors import DemSrError
 from ..monitor import Monitor
-from ..nodata.synthetic import synthetic_voids
+from ..nodata.auxiliary import auxiliary_on, open_auxiliary
+from ..nodata.synthetic import (synthetic_voids, training_auxiliary_params,
+                                write_synthetic_auxiliary)
 from ..nodata.find import FILLED, classify_voids
-from ..pipelines.dshat_inputs import Prepared, prepare
+from ..pipelines.dshat_inputs import Prepared, model_channels, prepare
 from ..raster.grid import Grid, same_crs
 from ..raster.io import GDAL_ENV, open_dem, read_band
 from .degrade import degrade_array
@@ -42,8 +46,11 @@ def load_dem(path: str) -> tuple[np.ndarray, Grid]:
 
 
 def synthetic_scene(hr: np.ndarray, grid: Grid, factor: int, rng: np.random.Generator,
-                    coverage: float, spectral=None, monitor: Optional[Monitor] = None) -> Scene:
-    """LR (block mean ×factor) with synthetic voids, prepared onto the HR grid."""
+                    coverage: float, spectral=None, monitor: Optional[Monitor] = None,
+                    auxiliary: bool = False, aux_path: Optional[str] = None) -> Scene:
+    """LR (block mean ×factor) with synthetic voids, prepared onto the HR grid; with
+    `auxiliary`, a synthetic second product of the area (training_auxiliary_params) guides
+    it as AUXILIARY would; with `aux_path`, that real one (another DEM of the area)."""
     f = int(factor)
     h, w = (hr.shape[0] // f) * f, (hr.shape[1] // f) * f
     truth = hr[:h, :w]
@@ -57,16 +64,29 @@ def synthetic_scene(hr: np.ndarray, grid: Grid, factor: int, rng: np.random.Gene
     lr = lr.copy()
     lr[holes] = np.nan
     classes, _, _ = classify_voids(lr)
-    return Scene(prepare(lr, lgrid, dst, classes, spectral, monitor), truth)
+    aux = auxiliary_on(open_auxiliary(aux_path, lgrid), lgrid) if aux_path else None
+    if auxiliary and aux is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_synthetic_auxiliary(truth, dst, rng, os.path.join(tmp, "aux.tif"),
+                                             **training_auxiliary_params(rng))
+            aux = auxiliary_on(open_dem(path), lgrid)
+    return Scene(_prepare(lr, lgrid, dst, classes, spectral, monitor, aux), truth)
+
+
+def _prepare(lr, lgrid, dst, classes, spectral, monitor, aux) -> Prepared:
+    return prepare(lr, lgrid, dst, classes, spectral, monitor, aux,
+                   model_channels(aux is not None, 0 if spectral is None else len(spectral[0])))
 
 
 def pair_scene(lr_path: str, ref_path: str, spectral=None,
-               monitor: Optional[Monitor] = None) -> Scene:
-    """The user's LR DEM (real voids) prepared onto its HR reference's grid."""
+               monitor: Optional[Monitor] = None, aux_path: Optional[str] = None) -> Scene:
+    """The user's LR DEM (real voids) prepared onto its HR reference's grid, guided by its
+    auxiliary DEM when given."""
     lr, lgrid = load_dem(lr_path)
     truth, rgrid = load_dem(ref_path)
     classes, _, _ = classify_voids(lr)
-    return Scene(prepare(lr, lgrid, rgrid, classes, spectral, monitor), truth)
+    aux = auxiliary_on(open_auxiliary(aux_path, lgrid), lgrid) if aux_path else None
+    return Scene(_prepare(lr, lgrid, rgrid, classes, spectral, monitor, aux), truth)
 
 
 def pair_factor(lr_path: str, ref_path: str) -> float:

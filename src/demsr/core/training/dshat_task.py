@@ -131,6 +131,15 @@ class DSHATTask(Task):
                              f"{len(cfg.inputs)} DEM(s) and {len(cfg.references)} reference(s).")
         if cfg.spectral and len(cfg.spectral) != len(cfg.inputs):
             raise DemSrError("Give one spectral raster per input DEM, or none.")
+        if cfg.auxiliary and len(cfg.auxiliary) != len(cfg.inputs):
+            raise DemSrError(f"Give one auxiliary DEM per input DEM, or none: got "
+                             f"{len(cfg.inputs)} DEM(s) and {len(cfg.auxiliary)} auxiliary "
+                             "DEM(s).")
+        if cfg.auxiliary and cfg.synthetic_auxiliary:
+            raise DemSrError("Give auxiliary DEMs or ask for synthetic ones, not both.")
+        if cfg.synthetic_auxiliary and cfg.references:
+            raise DemSrError("Synthetic auxiliary DEMs are made from HR DEMs; in pairs mode "
+                             "(REFERENCES) give one real auxiliary DEM per input instead.")
         if any(int(f) != f or not 1 <= f <= 8 for f in cfg.factors):
             raise DemSrError(f"DS-HAT training factors must be integers 1–8 (got {cfg.factors}).")
         if cfg.patch_size < 16:
@@ -143,8 +152,8 @@ class DSHATTask(Task):
 
         cfg = self.cfg
         self.n_spec = dshat_inputs.SPECTRAL_BANDS if cfg.spectral else 0
-        self.aux_names = list(registry.get("dshat").defaults["aux_channels"]) + \
-            [f"{dshat_inputs.SPECTRAL_PREFIX}{i + 1}" for i in range(self.n_spec)]
+        self.with_aux = bool(cfg.auxiliary) or cfg.synthetic_auxiliary
+        self.aux_names = dshat_inputs.model_channels(self.with_aux, self.n_spec)
         if cfg.init_weights:
             init = checkpoint.load(cfg.init_weights, role="INIT_WEIGHTS")
             if init.architecture != "dshat":
@@ -152,8 +161,8 @@ class DSHATTask(Task):
             if list(init.hparams.get("aux_channels", [])) != self.aux_names:
                 raise DemSrError(f"INIT_WEIGHTS uses channels "
                                  f"{init.hparams.get('aux_channels')}, this training "
-                                 f"{self.aux_names}: give spectral rasters exactly when the "
-                                 "initial model has spectral channels.")
+                                 f"{self.aux_names}: give spectral rasters (and auxiliary "
+                                 "DEMs) exactly when the initial model was trained with them.")
             model = init.build()
         else:
             model = registry.build("dshat", 1, {**cfg.hparams, "aux_channels": self.aux_names})
@@ -207,12 +216,14 @@ class DSHATTask(Task):
             for j, i in enumerate(keep):
                 mon.check()
                 sub = mon.sub((fi * len(keep) + j) / steps, (fi * len(keep) + j + 1) / steps)
+                aux = cfg.auxiliary[i] if cfg.auxiliary else None
                 if cfg.references:
                     row.append(pair_scene(cfg.inputs[i], cfg.references[i], self.spectral[i],
-                                          sub))
+                                          sub, aux))
                 else:
                     row.append(synthetic_scene(self.truths[i][0], self.truths[i][1], f, rng,
-                                               cfg.void_coverage, self.spectral[i], sub))
+                                               cfg.void_coverage, self.spectral[i], sub,
+                                               auxiliary=self.with_aux, aux_path=aux))
             out.append(row)
         return out
 
@@ -251,14 +262,17 @@ class DSHATTask(Task):
                     mode="pairs" if cfg.references else "synthetic voids",
                     # what the model is for (core.pipelines.voidrepair chooses the route by it)
                     task="grid change" if cfg.references else "repair",
-                    grid_factors=self.grid_factors, auxiliary_dem=False,
+                    grid_factors=self.grid_factors, auxiliary_dem=self.with_aux,
+                    auxiliary=("synthetic" if cfg.synthetic_auxiliary else
+                               [os.path.basename(p) for p in cfg.auxiliary]),
                     factors=self.factors, void_coverage=cfg.void_coverage,
                     void_sizes_px=[5, 60], degradation="blockmean", seed=cfg.seed,
                     patch_size=cfg.patch_size, batch_size=cfg.batch_size,
                     learning_rate=cfg.learning_rate, l1_weight=cfg.l1_weight,
                     gradient_weight=cfg.gradient_weight, void_weight=cfg.void_weight,
                     steps_per_epoch=cfg.steps_per_epoch, epochs_planned=cfg.epochs,
-                    first_fill="biharmonic", resampling="GDAL lanczos",
+                    first_fill="delta surface fill" if self.with_aux else "biharmonic",
+                    resampling="GDAL lanczos",
                     init_weights=os.path.basename(cfg.init_weights or ""))
 
     def describe(self, m: dict, start: bool = False) -> str:

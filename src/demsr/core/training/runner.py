@@ -43,7 +43,8 @@ def training_inputs(cfg: TrainConfig) -> dict:
     """Every file a training reads, by parameter."""
     return {"INPUT": cfg.inputs, "INIT_WEIGHTS": cfg.init_weights,
             "REFERENCES": getattr(cfg, "references", None),
-            "SPECTRAL": getattr(cfg, "spectral", None)}
+            "SPECTRAL": getattr(cfg, "spectral", None),
+            "AUXILIARY": getattr(cfg, "auxiliary", None)}
 
 
 def check_inputs_output(cfg: TrainConfig, what: str = "DEM") -> None:
