@@ -12,14 +12,15 @@ import os
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
-from default_data import paths
+import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
 
-from demsr import dependency_dir
-from demsr.core.training.config import SRTrainConfig
-from demsr.core.training.runconfig import save_config
+from default_data import paths  # noqa: E402
+
+from demsr import dependency_dir  # noqa: E402
+from demsr.core.training.config import SRTrainConfig  # noqa: E402
+from demsr.core.training.runconfig import save_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ["flopy_sagehen_10m.tif", "spDataLarge_mongon_30m.tif", "oggm_south_glacier_20m.tif"]

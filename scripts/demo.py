@@ -15,14 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import rasterio
-
 import demsr
-from demsr.core.evaluation.metrics import compare
-from demsr.core.raster.io import read_band
-from demsr.core.training.degrade import degrade_raster
 
 ROOT = Path(__file__).resolve().parent.parent
+
+import rasterio  # noqa: E402
+
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.training.degrade import degrade_raster  # noqa: E402
+
 DEM = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 OUT = ROOT / "build" / "demo"
 SCALE = 2

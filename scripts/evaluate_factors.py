@@ -26,20 +26,20 @@ import sys
 import tempfile
 from fractions import Fraction
 
-import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
-import numpy as np
-import rasterio
-from affine import Affine
-from default_data import CLASSICAL, TERRAIN, VALIDATION, paths
-from demsr.core.evaluation.metrics import cell_size_m, compare
-from demsr.core.monitor import Monitor
-from demsr.core.nets import bundled, checkpoint
-from demsr.core.pipelines import superresolve as engine
-from demsr.core.pipelines.model_upsampler import FactorModelUpsampler, ModelUpsampler
-from demsr.core.raster.grid import Grid, grid_factor, grid_ratio
-from demsr.core.raster.io import open_dem, read_band, write_array
-from demsr.core.raster.warp import area_average
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+from affine import Affine  # noqa: E402
+from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
+from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.monitor import Monitor  # noqa: E402
+from demsr.core.nets import bundled, checkpoint  # noqa: E402
+from demsr.core.pipelines import superresolve as engine  # noqa: E402
+from demsr.core.pipelines.model_upsampler import FactorModelUpsampler, ModelUpsampler  # noqa: E402
+from demsr.core.raster.grid import Grid, grid_factor, grid_ratio  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster.warp import area_average  # noqa: E402
 
 ROUTE_FINISHES = ("lanczos", "cubicspline")  # point-sampling finishes tried by --routes
 MAX_HR = 600  # HR crop side (pixels): keeps the run short; the same crop for every method
@@ -125,7 +125,7 @@ def evaluate(path, factor, tmp, routes, models=()):
     for method, build in methods.items():
         try:
             pred = run(lr_path, factor, "model" if method == "rule" else method, tmp, build)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a factor the rule refuses
             print(f"  {os.path.basename(path)} ×{factor:g} {method}: {exc}", file=sys.stderr)
             continue
         assert pred.shape == hr.shape, (pred.shape, hr.shape)

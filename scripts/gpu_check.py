@@ -22,20 +22,21 @@ import os
 import sys
 import time
 import traceback
-
 from pathlib import Path
 
 import numpy as np
 import rasterio
 
 import demsr
-from demsr.core.devices import select_device
-from demsr.core.monitor import Monitor
-from demsr.core.raster.grid import Grid, output_grid
-from demsr.core.raster.io import open_dem, read_band, read_window, write_array
-from demsr.core.raster.tiles import batches, plan_tiles
 
 ROOT = Path(__file__).resolve().parent.parent
+
+from demsr.core.devices import select_device  # noqa: E402
+from demsr.core.monitor import Monitor  # noqa: E402
+from demsr.core.raster.grid import Grid, output_grid  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band, read_window, write_array  # noqa: E402
+from demsr.core.raster.tiles import batches, plan_tiles  # noqa: E402
+
 DEMO = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 SIZES = {  # full check on a GPU / smoke on the CPU
     "sr": (4096, 160), "void": (1024, 128), "train_dem": (512, 160), "steps": (20, 3),
@@ -256,7 +257,7 @@ def main() -> int:
             result[name] = check()
             print(f"[{time.perf_counter() - started:6.1f}s] {name}: OK "
                   f"{json.dumps(result[name], default=float)}", flush=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every check runs; any failure fails the run
             traceback.print_exc()
             result[name] = dict(error=f"{type(exc).__name__}: {exc}")
             failed.append(name)

@@ -5,9 +5,8 @@ import sys
 from pathlib import Path
 
 # Run by the system Python before any venv: the Makefile puts src/ on PYTHONPATH.
-from demsr.desktop.installer.pipinstall import InstallPlan, run_plan
-
 ROOT = Path(__file__).resolve().parent.parent
+from demsr.desktop.installer.pipinstall import InstallPlan, run_plan  # noqa: E402
 
 
 def requirements(path) -> list:

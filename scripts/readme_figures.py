@@ -14,24 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
-import demsr  # puts the plugin's private dependency folder on sys.path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import rasterio
-
-from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
-from demsr.core.evaluation.report import hillshade, pictures_folder
-from demsr.core.nodata.synthetic import synthetic_voids
-from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
-from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
-from demsr.core.raster.io import open_dem, read_band, write_array
-from demsr.core.terrain import compute_derivatives
-from demsr.core.training.degrade import degrade_raster
+import demsr
 
 ROOT = Path(__file__).resolve().parent.parent
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import rasterio  # noqa: E402
+
+from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate  # noqa: E402
+from demsr.core.evaluation.report import hillshade, pictures_folder  # noqa: E402
+from demsr.core.nodata.synthetic import synthetic_voids  # noqa: E402
+from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
+from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.terrain import compute_derivatives  # noqa: E402
+from demsr.core.training.degrade import degrade_raster  # noqa: E402
+
 DEM = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 IMG = ROOT / "docs" / "img"
 WORK = ROOT / "build" / "readme_figures"

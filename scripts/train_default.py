@@ -12,12 +12,12 @@ import argparse
 import json
 import os
 
-import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
-from default_data import TRAIN, paths
-from demsr.core.nets.bundled import MODELS_DIR
-from demsr.core.training.config import SRTrainConfig
-from demsr.core.training.train import run_training
-from training_cli import add_run_args, settings_for, timed_log
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
+from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.nets.bundled import MODELS_DIR  # noqa: E402
+from demsr.core.training.config import SRTrainConfig  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
+from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 # Settings per scale: bigger crops at ×4 so the LR patch keeps some size. The loss of
 # each scale is the one that did better on the held-out DEMs (scripts/evaluate.py).

@@ -16,12 +16,12 @@ import argparse
 import os
 import time
 
-import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
-from default_data import TRAIN, paths
-from demsr.core.nets.bundled import MODELS_DIR
-from demsr.core.training.config import DSHATTrainConfig
-from demsr.core.training.train import run_training
-from training_cli import add_run_args, settings_for, timed_log
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
+from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.nets.bundled import MODELS_DIR  # noqa: E402
+from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
+from demsr.core.training.train import run_training  # noqa: E402
+from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
 
 SETTINGS = dict(patch_size=64, epochs=18, steps_per_epoch=60, batch_size=8,
                 learning_rate=1e-3, factors=[1, 2], void_coverage=0.10, scene_every=3,
