@@ -22,13 +22,14 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import rasterio
 
-from working_tree import ROOT, use_working_tree
+import demsr
 
-use_working_tree()
+ROOT = Path(__file__).resolve().parent.parent
 
 from demsr.core.devices import select_device  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
@@ -36,7 +37,7 @@ from demsr.core.raster.grid import Grid, output_grid  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, read_window, write_array  # noqa: E402
 from demsr.core.raster.tiles import batches, plan_tiles  # noqa: E402
 
-DEMO = ROOT / "resources" / "demo" / "lidar_1m.tif"
+DEMO = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 SIZES = {  # full check on a GPU / smoke on the CPU
     "sr": (4096, 160), "void": (1024, 128), "train_dem": (512, 160), "steps": (20, 3),
     "tile": (1024, 128), "batch": (4, 2)}

@@ -2,10 +2,10 @@
 does it (same constraints from the running QGIS, same choice of index, same checks)."""
 import argparse
 import sys
+from pathlib import Path
 
-from working_tree import use_working_tree
-
-ROOT = use_working_tree()
+# Run by the system Python before any venv: the Makefile puts src/ on PYTHONPATH.
+ROOT = Path(__file__).resolve().parent.parent
 from demsr.core.torch_policy import torch_requirement  # noqa: E402
 from demsr.desktop.installer.pipinstall import InstallPlan, run_plan  # noqa: E402
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from working_tree import use_working_tree
+import demsr
 
-ROOT = use_working_tree()
+ROOT = Path(__file__).resolve().parent.parent
 
 import matplotlib  # noqa: E402
 
@@ -33,7 +33,7 @@ from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.terrain import compute_derivatives  # noqa: E402
 from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
-DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"
+DEM = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 IMG = ROOT / "docs" / "img"
 WORK = ROOT / "build" / "readme_figures"
 STREAM_THRESHOLD = 300  # cells: a 384² crop of 1 m lidar drains few cells

@@ -11,15 +11,10 @@ shipped models can be rebuilt. The held-out validation DEMs are never read.
 import argparse
 import json
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.nets.bundled import MODELS_DIR  # noqa: E402
 from demsr.core.training.config import SRTrainConfig  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
@@ -69,7 +64,7 @@ RANGES = {(2.0, 3.0): dict(FINE_TUNE, init="demsr_fast_x3.pt", out="demsr_fast_x
                            finish="average", learning_rate=2e-3, patch_size=48, epochs=30,
                            steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=1.0,
                            coarser_copies=(2, 3))}
-MODELS = os.path.join(ROOT, "resources", "models")
+MODELS = MODELS_DIR
 
 
 def main() -> None:

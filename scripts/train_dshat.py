@@ -14,16 +14,11 @@ training_auxiliary_params), the delta surface fill as first fill, AUX_SETTINGS/A
 """
 import argparse
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.nets.bundled import MODELS_DIR  # noqa: E402
 from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
@@ -52,7 +47,7 @@ def main() -> None:
     add_run_args(ap, threads=1)
     a = ap.parse_args()
     name = "demsr_dshat_aux.pt" if a.auxiliary else "demsr_dshat.pt"
-    a.out = a.out or os.path.join(ROOT, "resources", "models", name)
+    a.out = a.out or os.path.join(MODELS_DIR, name)
     s = settings_for(a, AUX_SETTINGS if a.auxiliary else SETTINGS)
     t0 = time.time()
     cfg = DSHATTrainConfig(inputs=paths(TRAIN), output_model=a.out, seed=a.seed, device="auto",

@@ -2,9 +2,8 @@
 code's rule, the guarantees point at tests that exist, and the two changelogs agree."""
 import configparser
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _checkout import PACKAGE, ROOT
 
 
 def _readme() -> str:
@@ -74,7 +73,7 @@ def test_changelog_and_metadata_agree():
     """Each version of metadata.txt's changelog (what the Plugin Manager shows) is a heading
     of CHANGELOG.md whose first paragraph is the same text, and no version is missing."""
     cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(ROOT / "metadata.txt", encoding="utf-8")
+    cfg.read(PACKAGE / "metadata.txt", encoding="utf-8")
     meta = {}
     for line in cfg["general"]["changelog"].splitlines():
         if line.strip():

@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingExce
 
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(params):
@@ -110,11 +108,10 @@ def test_qgis_process_reports_bad_input_and_fails(qgis_process, tmp_path):
 def test_provider_loads_and_explains_itself_without_torch(tmp_path):
     """A QGIS without torch or ONNX Runtime: the provider loads, classical methods run, the
     model path says how to install either."""
-    script = f"""
+    script = """
 import sys
 sys.modules["torch"] = None  # make `import torch` fail as on a machine without it
 sys.modules["onnxruntime"] = None
-sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from qgis.core import QgsApplication
 app = QgsApplication([], False); app.initQgis()
 from demsr.algorithms.provider import DemSrProvider

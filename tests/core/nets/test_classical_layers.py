@@ -1,6 +1,5 @@
 """The fixed classical layers inside FastSR: Lanczos equals GDAL's, back-projection
 restores the block means, and an untrained FastSR already beats Lanczos."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +11,18 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from _checkout import PACKAGE  # noqa: E402
 from demsr.core.nets import classical_layers, registry  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
 from demsr.core.raster.warp import resample  # noqa: E402
 from demsr.core.raster.degrade import degrade_array  # noqa: E402
 
-LIDAR = "resources/demo/lidar_1m.tif"
+LIDAR = PACKAGE / "resources" / "demo" / "lidar_1m.tif"
 
 
 @pytest.fixture(scope="module")
 def hr():
-    with rasterio.open(Path(__file__).resolve().parents[3] / LIDAR) as ds:
+    with rasterio.open(LIDAR) as ds:
         return read_band(ds, 1)[:192, :192].astype(np.float32)
 
 

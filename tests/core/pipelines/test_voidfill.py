@@ -3,7 +3,6 @@ DEM), FILLED_MASK codes, streaming, no PyTorch, bad auxiliaries."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from demsr.core.raster.io import read_band, write_array
 
 from _dshat_helpers import TERRAIN, holed_dem, tiny_dshat
 
-ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
 LIDAR = "pypi_lidar_dem_1m.tif"
 
@@ -128,7 +126,6 @@ def test_fill_and_delta_never_import_torch_nor_route_flow(tmp_path, dems_dir):
     aux = _write_aux(tmp_path / "aux.tif", truth + 3.0, grid)
     code = f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 flow_calls = []
 sys.setprofile(lambda frame, event, arg: flow_calls.append(frame.f_code.co_name)
@@ -157,7 +154,6 @@ def test_the_model_on_onnx_runtime_never_imports_torch(tmp_path, dems_dir):
     holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 120, 120, seed=2)
     code = f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 r = voidrepair(VoidRepairRequest({str(tmp_path / 'holed.tif')!r}, {str(tmp_path / 'o.tif')!r},
                                  {str(tmp_path / 'm.tif')!r}, method="model"))

@@ -25,7 +25,6 @@ from demsr.core.raster.grid import Grid
 
 import _system_helpers  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
 
 
@@ -51,9 +50,6 @@ def _limited(script: str, limit: int) -> subprocess.CompletedProcess:
     past it fails as on a full disk, and SIGXFSZ is ignored)."""
     prelude = textwrap.dedent(f"""
         import resource, signal, sys
-        sys.path.insert(0, {str(ROOT / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
     """)

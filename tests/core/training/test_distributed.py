@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,6 @@ from demsr.core.training.train import run_training  # noqa: E402
 
 from _model_helpers import dem_crop, tiny_sr_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 @pytest.fixture(scope="module")
 def hr_dem(dems_dir, tmp_path_factory):
@@ -41,11 +38,11 @@ def _cfg(hr_dem, out, **kw):
 
 
 def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
-    """scripts/train_distributed.py under torchrun (python -m torch.distributed.run)."""
+    """`python -m demsr train` under torchrun (python -m torch.distributed.run), which
+    imports torch itself: the dependency folder on PYTHONPATH."""
     env = dict(os.environ, PYTHONPATH=dependency_dir(), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={nproc}", str(ROOT / "scripts" /
-                                                            "train_distributed.py"), *args],
+                           f"--nproc_per_node={nproc}", "-m", "demsr", "train", *args],
                           env=env, capture_output=True, text=True, timeout=300)
 
 

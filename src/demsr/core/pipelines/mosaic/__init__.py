@@ -11,7 +11,9 @@ and nothing is computed twice.
 
 - plan.py: the request, grids, jobs, the folder's manifest, finished tiles, the final VRT;
 - tile.py: one job as a task on any worker (written atomically);
-- run.py: the scheduling on a LocalCluster or a cluster by address, progress and cancel.
+- cluster.py: the workers: the tasks on a Dask LocalCluster or a cluster by address,
+  progress and cancel (the one module that imports Dask);
+- run.py: the run: checks, plan, the tiles still to do handed to cluster.py, the VRT.
 
 The command line is `python -m demsr mosaic` (demsr/cli/mosaic.py).
 """

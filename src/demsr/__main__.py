@@ -1,4 +1,4 @@
-"""`python -m demsr mosaic …` / `python -m demsr train …` (see cli/)."""
+"""`python -m demsr mosaic|train|status …` (see cli/)."""
 import sys
 
 from .cli import main

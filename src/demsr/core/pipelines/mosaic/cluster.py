@@ -1,21 +1,23 @@
-"""Running a mosaic on Dask distributed: a LocalCluster of worker processes by default, or
-the cluster behind a scheduler address. One task per output tile (tile.py); progress by
-output pixels; cancel, Ctrl-C or an error stop the scheduling, and the run waits for the
-running tiles to stop or finish before it removes OUT/.work. The VRT is written last."""
+"""The tiles' tasks on Dask distributed: a LocalCluster of worker processes by default, or the
+cluster behind a scheduler address. One task per output tile (tile.py); progress by output
+pixels; cancel, Ctrl-C or an error stop the scheduling, and `compute` returns (raising) only
+when no task runs any more.
+
+run.py plans and finishes the mosaic and hands the jobs to `compute`; another way to run the
+same tasks replaces this module alone."""
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from dataclasses import replace
+from typing import Iterator
 
 from ...errors import Cancelled, DemSrError
 from ...monitor import Monitor
-from .plan import (WORK, Job, MosaicRequest, MosaicResult, claim_folder, job_grid, plan,
-                   source_vrt, tile_done, write_vrt)
+from .plan import Job, MosaicRequest
 from . import tile
 from .tile import CANCEL, TileSettings, run_tile
 
@@ -30,7 +32,8 @@ DASK_MISSING = ("Mosaics run on Dask distributed, which is not installed for thi
                 "'dask[distributed]'` with the Python QGIS uses.")
 
 
-def _distributed():
+def require():
+    """The `distributed` module, or a DemSrError that says how to install it."""
     try:
         import distributed
     except ImportError as exc:
@@ -54,7 +57,7 @@ def _client(req: MosaicRequest, workers: int, gpus: int, threads: int) -> Iterat
     """A Dask client on the given scheduler (address or scheduler file), or on a LocalCluster
     of `workers` processes (one task at a time each, with its share of the cores, or one GPU
     each)."""
-    distributed = _distributed()
+    distributed = require()
     if req.scheduler:
         where = dict(scheduler_file=req.scheduler) if os.path.isfile(req.scheduler) \
             else dict(address=req.scheduler)  # dask scheduler --scheduler-file FILE
@@ -85,51 +88,23 @@ def _remote_gpus(client) -> bool:
     return any(w.get("resources", {}).get(GPU) for w in workers.values())
 
 
-def run_mosaic(req: MosaicRequest, monitor: Optional[Monitor] = None) -> MosaicResult:
-    """Super-resolve the mosaic into req.out_dir: a GeoTIFF per input tile and <name>.vrt."""
-    monitor = monitor or Monitor()
-    started = time.perf_counter()
-    if not req.inputs:
-        raise DemSrError("Give the input tiles (or one VRT).")
-    if req.workers < 1:
-        raise DemSrError("Give at least one worker.")
-    if req.sr.grid is not None or req.sr.window is not None:
-        raise DemSrError("A mosaic makes its own output grid: leave the grid and window out.")
-    _distributed()
-    os.makedirs(req.out_dir, exist_ok=True)
-    work = os.path.join(req.out_dir, WORK)
-    shutil.rmtree(work, ignore_errors=True)  # what a killed run left
-    os.makedirs(work)
-    try:
-        source, band, pieces = source_vrt(req, work)
-        src_grid, dst, jobs = plan(req, source, band, pieces)
-        claim_folder(req, dst, jobs)
-        tiles = [os.path.join(req.out_dir, j.name) for j in jobs]
-        todo = [j for j, t in zip(jobs, tiles) if not tile_done(t, job_grid(dst, j))]
-        out_px = sum(j.pixels for j in jobs)
-        if todo:
-            gpus = 0 if req.scheduler else _local_gpus(req)
-            workers = min(req.workers, len(todo))
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            settings = TileSettings(req.sr, source, band, src_grid, dst, work, req.out_dir,
-                                    None if req.scheduler else threads, gpus)
-            with _client(req, workers, gpus, threads) as client:
-                where = (f"the cluster at {req.scheduler}" if req.scheduler else
-                         f"{workers} local worker(s), " + (f"{gpus} GPU(s)" if gpus else
-                                                           f"{threads} CPU thread(s) each"))
-                monitor.info(f"Mosaic of {len(pieces) or 1} raster(s): output {dst.width}×"
-                             f"{dst.height} px in {len(jobs)} tiles ({len(jobs) - len(todo)} "
-                             f"already done); {where}.")
-                gpu_tasks = bool(gpus) or (req.scheduler is not None and req.sr.device != "cpu"
-                                           and req.sr.method == "model" and _remote_gpus(client))
-                _run_tasks(client, todo, settings, gpu_tasks, out_px - sum(j.pixels for j in todo),
-                           out_px, monitor)
-        vrt = write_vrt(req.out_dir, req.name, [j.name for j in jobs])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    seconds = time.perf_counter() - started
-    monitor.info(f"Wrote {vrt} ({len(jobs)} tiles, {len(todo)} computed) in {seconds:.1f} s.")
-    return MosaicResult(vrt, tiles, len(todo), len(jobs) - len(todo), out_px, seconds, dst)
+def compute(req: MosaicRequest, todo: list[Job], settings: TileSettings, headline: str,
+            done_px: int, out_px: int, monitor: Monitor) -> None:
+    """Compute every job's tile into OUT on Dask (`settings`: what the tiles share; this sets
+    their CPU threads and GPUs). `headline` says what the mosaic is; the log line adds where
+    it runs."""
+    gpus = 0 if req.scheduler else _local_gpus(req)
+    workers = min(req.workers, len(todo))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    settings = replace(settings, threads=None if req.scheduler else threads, gpus=gpus)
+    with _client(req, workers, gpus, threads) as client:
+        where = (f"the cluster at {req.scheduler}" if req.scheduler else
+                 f"{workers} local worker(s), " + (f"{gpus} GPU(s)" if gpus else
+                                                   f"{threads} CPU thread(s) each"))
+        monitor.info(f"{headline}; {where}.")
+        gpu_tasks = bool(gpus) or (req.scheduler is not None and req.sr.device != "cpu"
+                                   and req.sr.method == "model" and _remote_gpus(client))
+        _run_tasks(client, todo, settings, gpu_tasks, done_px, out_px, monitor)
 
 
 def _run_tasks(client, todo: list[Job], settings: TileSettings, gpu_tasks: bool, done_px: int,
@@ -176,7 +151,7 @@ def _explain(fut, job: Job) -> BaseException:
 
 def _stop(client, futures: list, work: str) -> None:
     """Ask every task to stop (OUT/.work/CANCEL), wait for them, then drop what remains."""
-    distributed = _distributed()
+    distributed = require()
     with open(os.path.join(work, CANCEL), "w"):
         pass
     try:

@@ -3,8 +3,8 @@ on GPUs, gloo on CPUs. The runner (runner.py) is the same; `Distributed` fills i
 
     torchrun --nproc_per_node=N -m demsr train --config run.json
 
-(the folder holding the `demsr` package on PYTHONPATH; `scripts/train_distributed.py` does
-that for a source checkout; the command line is demsr/cli/train.py). `run.json` is a
+(the folder holding the `demsr` package on PYTHONPATH, or a source checkout's venv of
+`make venv`; the command line is demsr/cli/train.py). `run.json` is a
 training configuration (config_file.py), e.g. exported by demsr:train's EXPORT_CONFIG.
 Without torchrun the same command trains in one process.
 

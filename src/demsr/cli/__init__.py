@@ -1,8 +1,9 @@
-"""`python -m demsr`: the jobs users run outside QGIS (mosaics, training on N processes).
+"""`python -m demsr`: the jobs users run outside QGIS (mosaic, train, status).
 
-Each subcommand is a module with `add_arguments(parser)` and `run(args) -> int`; nothing
-here imports qgis. The plugin's parent folder (the QGIS profile's python/plugins, or a
-checkout's build/pkg) must be on PYTHONPATH; `demsr` then finds its dependency folder."""
+Each subcommand is a module with `add_arguments(parser)` and `run(args) -> int`; mosaic
+and train import no qgis (status asks qgis.core for QGIS's version). The plugin's parent
+folder (the QGIS profile's python/plugins, or a checkout's src/, which `make venv`
+installs) must be importable; `demsr` then finds its dependency folder."""
 from __future__ import annotations
 
 import argparse
@@ -10,9 +11,9 @@ import sys
 import time
 from typing import Callable, Optional
 
-from . import mosaic, train
+from . import mosaic, status, train
 
-COMMANDS = {"mosaic": mosaic, "train": train}
+COMMANDS = {"mosaic": mosaic, "train": train, "status": status}
 
 
 def log(t0: Optional[float] = None) -> Callable[[str], None]:
