@@ -116,7 +116,6 @@ evaluate: deps venv
 # list (scripts/default_data.py TRAIN), synthetic voids, seed 42, then the held-out table.
 train-dshat: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/train_dshat.py --threads 1
-	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/train_dshat.py --auxiliary --threads 1
 	$(MAKE) onnx
 	$(MAKE) evaluate-voids
 
@@ -127,9 +126,9 @@ onnx: deps venv
 
 evaluate-voids: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --out build/evaluation_voids.md
-	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --auxiliary --with-model \
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --auxiliary \
 		--out build/evaluation_voids_auxiliary.md
-	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --real-pairs --with-model \
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --real-pairs \
 		--out build/evaluation_voids_real_pairs.md
 
 # A small real training on 2 processes (torchrun, DDP over gloo) against the same training

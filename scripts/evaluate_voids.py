@@ -232,8 +232,8 @@ def main():
     ap.add_argument("--real-pairs", action="store_true",
                     help="the table with real second products (REAL_PAIRS)")
     ap.add_argument("--with-model", action="store_true",
-                    help="with --auxiliary/--real-pairs: also METHOD=model (--model, or the "
-                         "bundled model for auxiliary DEMs)")
+                    help="with --auxiliary/--real-pairs: also METHOD=model with --model (a DS-HAT "
+                         "trained with auxiliary DEMs)")
     a = ap.parse_args()
     if a.auxiliary or a.real_pairs:
         pairs = [tuple(paths(list(p))) for p in REAL_PAIRS] if a.real_pairs else None

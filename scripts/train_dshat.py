@@ -8,7 +8,8 @@ scenes: block mean ×1 (void repair on the DEM's own grid) and ×2, synthetic
 radar-like voids (5–60 px), biharmonic first fill, GDAL Lanczos onto the HR
 grid, terrain derivatives; seed 42. The held-out validation DEMs are never read.
 
---auxiliary trains the model for Void repair with AUXILIARY instead (demsr_dshat_aux.pt):
+--auxiliary trains a model for Void repair with AUXILIARY instead (build/models/
+demsr_dshat_aux.pt, not bundled: docs/quality.md):
 ×1 only, a synthetic second product per scene (core.nodata.synthetic.
 training_auxiliary_params), the delta surface fill as first fill, AUX_SETTINGS/AUX_HPARAMS.
 """
@@ -46,8 +47,11 @@ def main() -> None:
                     help="train the model for AUXILIARY (synthetic second products)")
     add_run_args(ap, threads=1)
     a = ap.parse_args()
-    name = "demsr_dshat_aux.pt" if a.auxiliary else "demsr_dshat.pt"
-    a.out = a.out or os.path.join(MODELS_DIR, name)
+    # the auxiliary model is not bundled (dshat_inputs.NO_BUNDLED_AUX_MODEL): it goes to build/
+    build = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build")
+    a.out = a.out or (os.path.join(build, "models", "demsr_dshat_aux.pt") if a.auxiliary
+                      else os.path.join(MODELS_DIR, "demsr_dshat.pt"))
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     s = settings_for(a, AUX_SETTINGS if a.auxiliary else SETTINGS)
     t0 = time.time()
     cfg = DSHATTrainConfig(inputs=paths(TRAIN), output_model=a.out, seed=a.seed, device="auto",

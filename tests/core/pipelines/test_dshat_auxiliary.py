@@ -86,6 +86,10 @@ def test_a_model_trained_with_an_auxiliary_refuses_to_run_without_it_and_the_rev
     with pytest.raises(DemSrError, match="trained without an auxiliary DEM and cannot use"):
         _run(tmp_path, src, "o", method="model", model_path=str(tmp_path / "terrain.pt"),
              auxiliary_path=aux)
+    # no bundled model reads an auxiliary DEM: METHOD=model without MODEL says why, and what
+    with pytest.raises(DemSrError, match="No bundled DS-HAT model reads an auxiliary DEM.*"
+                                         "METHOD=delta"):
+        _run(tmp_path, src, "o", method="model", auxiliary_path=aux)
     assert not (tmp_path / "o.tif").exists() and not (tmp_path / "o_m.tif").exists()
 
 

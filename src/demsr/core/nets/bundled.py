@@ -10,8 +10,6 @@ MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "resources", "models")
 SR_PREFIX = "demsr_fast_x"
 DSHAT_MODEL = os.path.join(MODELS_DIR, "demsr_dshat.pt")
-# trained with synthetic auxiliary DEMs (Void repair with AUXILIARY)
-DSHAT_AUX_MODEL = os.path.join(MODELS_DIR, "demsr_dshat_aux.pt")
 AVERAGE, SPLINE = "average", "cubicspline"  # finishing steps (core/nets/coverage.py)
 
 

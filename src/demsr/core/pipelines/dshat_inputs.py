@@ -39,6 +39,10 @@ AUXILIARY_CHANNEL = "auxiliary"   # the second DEM (AUXILIARY) in the support st
 # The channels of a model trained with auxiliary DEMs: surface derivatives only (no flow
 # routing: the auxiliary DEM says more about a void's interior than drainage does).
 AUXILIARY_MODEL_CHANNELS = ("slope", "plan_curvature", "profile_curvature", AUXILIARY_CHANNEL)
+# Why none is bundled (scripts/evaluate_voids.py --auxiliary / --real-pairs --with-model,
+# scripts/train_dshat.py --auxiliary; docs/quality.md): RMSE in voids against delta fill.
+NO_BUNDLED_AUX_MODEL = ("0.93× on the validation DEMs with the synthetic auxiliary, 1.19× on "
+                        "the OGGM 46 m / Swiss 200 m pair")
 
 
 @dataclass
@@ -177,13 +181,20 @@ def uses_auxiliary(ckpt) -> bool:
 
 
 def load_model(model_path: Optional[str], auxiliary: bool = False, device: str = "auto"):
-    """The DS-HAT checkpoint (MODEL, or the bundled one for runs with or without an
-    auxiliary DEM), or a DemSrError saying why it cannot repair voids. When ONNX Runtime will
-    run it on `device`, NAME.onnx alone is read: PyTorch is never imported."""
+    """The DS-HAT checkpoint (MODEL, or the bundled terrain-only one), or a DemSrError saying
+    why it cannot repair voids. When ONNX Runtime will run it on `device`, NAME.onnx alone is
+    read: PyTorch is never imported."""
     from ..devices import select_device
     from ..nets import checkpoint
 
-    path = model_path or (bundled.DSHAT_AUX_MODEL if auxiliary else bundled.DSHAT_MODEL)
+    if auxiliary and not model_path:
+        raise DemSrError(
+            "No bundled DS-HAT model reads an auxiliary DEM: the ones trained here beat delta "
+            f"surface fill on synthetic second products but not on a real pair "
+            f"({NO_BUNDLED_AUX_MODEL}; docs/quality.md). Use METHOD=delta (or auto) to fill "
+            "the voids from AUXILIARY, or train a model with Train DEM SR (ARCHITECTURE=dshat "
+            "with AUXILIARY or SYNTHETIC_AUXILIARY) and give it as MODEL.")
+    path = model_path or bundled.DSHAT_MODEL
     if not model_path and not os.path.isfile(path):
         raise DemSrError(f"The bundled DS-HAT model is missing ({path}). Reinstall the plugin, "
                          "or train one with Train DEM SR (ARCHITECTURE=dshat) and give it as "
