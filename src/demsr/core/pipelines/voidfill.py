@@ -32,7 +32,7 @@ from ..nodata.auxiliary import AuxReader, RimStats, delta_fill
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT, MASK_NODATA,
                            NODATA, classify_mask, nodata_mask)
 from ..nodata.inpaint import fill_window, void_groups
-from ..raster.io import GDAL_ENV, DemSource, RasterWriter, read_band
+from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, read_band
 from ..raster.tiles import row_blocks
 
 
@@ -59,7 +59,8 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
     del nan
     monitor.check()
     fill = classes == FILLED
-    idx, vals, from_aux, rims = _fill_groups(src, aux, fill, monitor.sub(0.1, 0.8))
+    idx, vals, from_aux, rims = _fill_groups(src, aux, fill, monitor.sub(0.1, 0.8),
+                                             4 * block_pixels)
     del fill
     order = np.argsort(idx, kind="stable")
     idx, vals, from_aux = idx[order], vals[order], from_aux[order]
@@ -89,7 +90,8 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
-                 monitor: Monitor) -> tuple[np.ndarray, np.ndarray, np.ndarray, RimStats]:
+                 monitor: Monitor, band_pixels: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RimStats]:
     """(flat cell indices, values, from the auxiliary?) of every void cell, group by group;
     the rim statistics of the auxiliary."""
     g = src.grid
@@ -99,11 +101,11 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
     done = 0
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds, \
             (AuxReader(aux, g) if aux else nullcontext()) as reader:
+        bands = RowBands(ds, src.band, band_pixels)   # the groups come in row order
         for win, unknown in void_groups(fill):
             monitor.check()
             r, c = win
-            z = read_band(ds, src.band, Window(c.start, r.start, c.stop - c.start,
-                                               r.stop - r.start)).astype(np.float64)
+            z = bands.window(r, c).astype(np.float64)
             z[unknown] = np.nan
             if reader:
                 a = reader.window(win)

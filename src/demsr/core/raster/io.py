@@ -94,6 +94,26 @@ def read_band(ds, band: int, window: Optional[Window] = None) -> np.ndarray:
     return data
 
 
+class RowBands:
+    """Windows of one band served from full-width row bands of about `pixels` cells: many
+    small windows in row order (the void groups of a repair) cost one read per band instead
+    of one read (and one mask read) each; the values are those read_band gives."""
+
+    def __init__(self, ds, band: int, pixels: int = 1 << 22):
+        self.ds, self.band = ds, band
+        self.rows = max(1, pixels // max(ds.width, 1))
+        self.r0 = self.r1 = 0
+        self.data = np.empty((0, ds.width), np.float32)
+
+    def window(self, rows: slice, cols: slice) -> np.ndarray:
+        if not (self.r0 <= rows.start and rows.stop <= self.r1):
+            self.r0 = rows.start
+            self.r1 = min(self.ds.height, self.r0 + max(self.rows, rows.stop - rows.start))
+            self.data = read_band(self.ds, self.band,
+                                  Window(0, self.r0, self.ds.width, self.r1 - self.r0))
+        return self.data[rows.start - self.r0:rows.stop - self.r0, cols].copy()
+
+
 def read_window(ds, band: int, row0: int, col0: int, height: int, width: int,
                 pad_edge: bool = False) -> np.ndarray:
     """Read rows [row0, row0+height) × cols [col0, col0+width), which may lie partly
