@@ -93,7 +93,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             "which share of the cells lies within 1σ and 2σ (68.3 % and 95.4 % for a "
             "calibrated Gaussian σ), and draws each tenth of the cells by σ: its RMSE against "
             "its RMS σ, and its share within 1σ; numeric outputs WITHIN_1_SIGMA and "
-            "WITHIN_2_SIGMA (shares, 0–1).\n"
+            "WITHIN_2_SIGMA (shares, 0–1; NaN without UNCERTAINTY).\n"
             "<b>ALIGN</b>: which grid the evaluation runs on. reference_to_result (default): "
             "the reference (and every comparison DEM) is brought onto the result's grid; "
             "result_to_reference: the result and comparison DEMs onto the reference's grid. "
@@ -273,10 +273,11 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         out = {key: plain_number(head[name]) for key, (name, _) in NUMBERS.items()}
         out.update({self.PSNR_PEAK: plain_number(result.peak),
                     self.PIXELS: plain_number(head["n"]),
+                    # NaN without an UNCERTAINTY input: numeric outputs stay numbers
                     self.WITHIN_1_SIGMA: plain_number(result.calibration.within_1)
-                    if result.calibration else None,
+                    if result.calibration else float("nan"),
                     self.WITHIN_2_SIGMA: plain_number(result.calibration.within_2)
-                    if result.calibration else None,
+                    if result.calibration else float("nan"),
                     self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_ERROR: error_path,
                     self.OUTPUT_TABLE: outputs[self.OUTPUT_TABLE],
                     self.OUTPUT_JSON: outputs[self.OUTPUT_JSON]})

@@ -110,7 +110,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Super-resolved DEM")))
         self.addParameter(QgsProcessingParameterRasterDestination(
-            self.UNCERTAINTY, self.tr("Uncertainty (1σ, metres; METHOD=model)"), optional=True,
+            self.UNCERTAINTY, self.tr("Uncertainty (1σ per pixel, metres)"), optional=True,
             createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
