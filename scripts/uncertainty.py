@@ -18,6 +18,11 @@ report: on the validation DEMs, Super-resolve DEM with UNCERTAINTY through the e
 errors against the HR DEM: share within 1σ and 2σ per DEM and pooled, the top-10 % ratio
 (RMSE of the 10 % cells with the largest σ over the RMSE), the reliability table (pooled
 cells in tenths by σ) and the extra time of UNCERTAINTY. Prints markdown for docs/quality.md.
+
+tta: the alternative of test-time flips, for comparison (integer factors): σ = k × the
+standard deviation of the model's outputs on the input and its three flips (each flipped
+back), k fitted as above on the training DEMs; the same figures on the validation DEMs, and
+the time against one model run.
 """
 import argparse
 import json
@@ -88,6 +93,61 @@ def whole_features(lr_path, model, factor):
     data = fill_nearest(data)
     tile = Tile(0, 0, dst.height, dst.width, -h, -h, data.shape[0], data.shape[1])
     return est.features(TileInput(data, -h, -h), tile, np.nan_to_num(model))
+
+
+FLIPS = ((False, False), (True, False), (False, True), (True, True))
+
+
+def _flip(a, rows, cols):
+    return a[::-1 if rows else 1, ::-1 if cols else 1]
+
+
+def tta_spread(lr_path, factor, tmp):
+    """(mean output, standard deviation over the four flips, seconds) through the engine."""
+    from demsr.core.raster.grid import Grid
+    from demsr.core.raster.io import write_array
+
+    src = open_dem(lr_path)
+    lr = _read(lr_path)
+    outs, seconds = [], 0.0
+    for rows, cols in FLIPS:
+        path = os.path.join(tmp, "flip.tif")
+        write_array(path, np.ascontiguousarray(_flip(lr, rows, cols)).astype(np.float32),
+                    Grid(src.grid.transform, src.grid.width, src.grid.height, src.grid.crs))
+        out, _, sec, _ = run_model(path, factor, tmp)
+        outs.append(_flip(out, rows, cols))
+        seconds += sec
+    stack = np.stack(outs)
+    return stack[0], stack.std(axis=0), seconds
+
+
+def tta(args):
+    lines = ["| DEM | factor | within 1σ | within 2σ | top-10 % ratio |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for factor in args.factors:
+            ratios = []
+            for path in paths(TRAIN):
+                hr, _, lr_path = make_lr(path, factor, tmp)
+                out, spread, _ = tta_spread(lr_path, factor, tmp)
+                ok = np.isfinite(out - hr) & (spread > 0)
+                ratios.append(np.abs(out - hr)[ok] / spread[ok])
+            k = float(np.quantile(np.concatenate(ratios), 0.683))
+            per, t_one, t_tta = [], 0.0, 0.0
+            for path in paths(VALIDATION):
+                hr, _, lr_path = make_lr(path, factor, tmp)
+                t_one += run_model(lr_path, factor, tmp)[2]
+                out, spread, sec = tta_spread(lr_path, factor, tmp)
+                t_tta += sec
+                cal = calibration(out - hr, k * spread)
+                per.append(cal)
+                lines.append(f"| {os.path.basename(path)} | ×{factor:g} | "
+                             f"{_pct(cal.within_1)} | {_pct(cal.within_2)} | "
+                             f"{cal.top10_ratio:.2f} |")
+                print(lines[-1], flush=True)
+            lines.append(f"| k = {k:.3g}; time {t_tta / t_one:.1f}× one model run | ×{factor:g} "
+                         f"| {_pct(min(c.within_1 for c in per))}–"
+                         f"{_pct(max(c.within_1 for c in per))} | | |")
+    print("\n".join(lines))
 
 
 def fit(args):
@@ -220,8 +280,10 @@ def main():
     r.add_argument("--factors", type=float, nargs="+", default=[1.5625, 2.0, 2.5, 3.0, 4.0])
     r.add_argument("--coefficients", help="another fit's JSON (default: the bundled one)")
     r.add_argument("--out")
+    t = sub.add_parser("tta")
+    t.add_argument("--factors", type=float, nargs="+", default=[2.0, 4.0])
     a = ap.parse_args()
-    fit(a) if a.command == "fit" else report(a)
+    {"fit": fit, "report": report, "tta": tta}[a.command](a)
 
 
 if __name__ == "__main__":
