@@ -155,8 +155,9 @@ def uncertainty_figure(plt, cal):
                     f"{100 * cal.within_2:.1f} % within 2σ")
     b.set_xlabel("tenth of the cells by σ (1 = most certain)")
     b.set_ylabel("cells with |error| ≤ σ (%)")
-    b.set_ylim(0, 100)
-    b.legend(fontsize=8, loc="lower right")
+    b.set_ylim(0, 130)  # room above the bars for the legend
+    b.set_yticks(range(0, 101, 20))
+    b.legend(fontsize=8, loc="upper left")
     return fig
 
 

@@ -137,3 +137,13 @@ def test_calibration_figures_on_a_known_error_distribution():
                                                                 abs=0.004)
     with pytest.raises(ValueError):
         calibration(err, -sigma)
+
+
+def test_a_mosaic_refuses_uncertainty(crop, tmp_path):
+    from demsr.core.pipelines.mosaic import MosaicRequest, run_mosaic
+
+    src = crop("flopy_sagehen_10m.tif", 0, 0, 64, 64)
+    sr = SuperResolveRequest("", "", method="model", uncertainty_path=str(tmp_path / "u.tif"))
+    with pytest.raises(DemSrError, match="does not write UNCERTAINTY"):
+        run_mosaic(MosaicRequest([str(src)], str(tmp_path / "out"), sr=sr))
+    assert not (tmp_path / "out").exists()
