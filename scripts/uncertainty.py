@@ -1,8 +1,8 @@
 """Fit and check the UNCERTAINTY of Super-resolve DEM (METHOD=model).
 
-    python scripts/uncertainty.py fit [--factors 2 3 4] [--features spread rough extrap grad]
+    python scripts/uncertainty.py fit [--factors 1.25 1.5625 2 2.5 3 4 6 8] [--features …]
         [--out resources/models/demsr_uncertainty.json]
-    python scripts/uncertainty.py report [--factors 1.5625 2 2.5 3 4] [--coefficients PATH]
+    python scripts/uncertainty.py report [--factors 1.25 … 8] [--coefficients PATH]
         [--out build/uncertainty.md]
 
 fit: on the bundled models' training DEMs (scripts/default_data.py TRAIN, non-GPL sources as
@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import TERRAIN, TRAIN, VALIDATION, paths  # noqa: E402
 from evaluate_factors import make_lr  # noqa: E402
+from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.evaluation.calibration import calibration  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nodata.fill import fill_nearest  # noqa: E402
@@ -161,7 +162,11 @@ def fit(args):
             data = []
             for path in paths(TRAIN):
                 hr, _, lr_path = make_lr(path, factor, tmp)
-                model, _, _, _ = run_model(lr_path, factor, tmp)
+                try:
+                    model, _, _, _ = run_model(lr_path, factor, tmp)
+                except DemSrError as exc:  # e.g. no LR cell without nodata at ×8
+                    print(f"  ×{factor:g} {os.path.basename(path)}: left out ({exc})")
+                    continue
                 feats = whole_features(lr_path, model, factor)
                 err = model - hr
                 ok = np.isfinite(err)
@@ -272,12 +277,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit")
-    f.add_argument("--factors", type=float, nargs="+", default=[2.0, 3.0, 4.0])
+    f.add_argument("--factors", type=float, nargs="+",
+                   default=[1.25, 1.5625, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0])
     f.add_argument("--features", nargs="+", default=list(estimate.FEATURES),
                    choices=estimate.FEATURES)
     f.add_argument("--out", default=estimate.COEFFICIENTS)
     r = sub.add_parser("report")
-    r.add_argument("--factors", type=float, nargs="+", default=[1.5625, 2.0, 2.5, 3.0, 4.0])
+    r.add_argument("--factors", type=float, nargs="+",
+                   default=[1.25, 1.5625, 2.0, 2.5, 3.0, 4.0, 6.0, 8.0])
     r.add_argument("--coefficients", help="another fit's JSON (default: the bundled one)")
     r.add_argument("--out")
     t = sub.add_parser("tta")
