@@ -7,8 +7,11 @@ PLUGIN_DIR := $(QGIS_PROFILE)/python/plugins/demsr
 DEPS_DIR := $(QGIS_PROFILE)/python/demsr-deps
 VENV := .venv
 QGIS_PROCESS := scripts/qgis_process
-PLUGIN_FILES := metadata.txt __init__.py __main__.py plugin.py LICENSE README.md algorithms cli core \
-	desktop resources
+# The plugin is the package src/demsr/ plus the licence and the user's guide beside it.
+PKG := src/demsr
+PLUGIN_FILES := $(PKG)/. LICENSE README.md
+# The system Python (make deps, before any venv) imports the package from the source tree.
+SRC_PYTHON := PYTHONPATH=$(CURDIR)/src $(SYS_PYTHON)
 export DEMSR_DEPS_DIR := $(DEPS_DIR)
 # pip keeps QGIS's own numpy, SciPy, GDAL… at the versions this system has (as the desktop
 # installer does): written from the running Python, rewritten only when they change.
@@ -39,14 +42,14 @@ system:
 
 $(CONSTRAINTS): FORCE | system
 	@mkdir -p $(@D)
-	@$(SYS_PYTHON) desktop/installer/constraints.py $@.new
+	@$(SYS_PYTHON) $(PKG)/desktop/installer/constraints.py $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 # torch goes into a folder the plugin puts on sys.path, so QGIS and qgis_process find it.
 deps: system $(DEPS_DIR)/.installed $(DEPS_DIR)/.extras-installed
 $(DEPS_DIR)/.installed: scripts/requirements-plugin.txt $(CONSTRAINTS)
 	@# pip --target ignores system packages: the installer removes any second numpy etc.
-	$(SYS_PYTHON) scripts/install_deps.py --target $(DEPS_DIR) --build $(TORCH_BUILD) \
+	$(SRC_PYTHON) scripts/install_deps.py --target $(DEPS_DIR) --build $(TORCH_BUILD) \
 		$(if $(TORCH_WHEELS),--wheels $(TORCH_WHEELS)) $(if $(TORCH),--torch $(TORCH))
 	rm -rf $(DEPS_DIR)/bin
 	@echo "$(DEPS_DIR): $$(du -sh $(DEPS_DIR) | cut -f1) on disk"
@@ -59,11 +62,14 @@ $(DEPS_DIR)/.extras-installed: scripts/requirements-extras.txt $(DEPS_DIR)/.inst
 	rm -rf $(DEPS_DIR)/numpy $(DEPS_DIR)/numpy-*.dist-info $(DEPS_DIR)/numpy.libs $(DEPS_DIR)/bin
 	touch $@
 
+# The venv holds the test tools and the checkout's src/demsr as an editable install: scripts,
+# tests and benchmarks `import demsr` with no path set up of their own.
 venv: system $(VENV)/.installed
 $(VENV)/.installed: scripts/requirements-test.txt scripts/requirements-extras.txt \
-		$(CONSTRAINTS)
+		pyproject.toml $(CONSTRAINTS)
 	$(SYS_PYTHON) -m venv --system-site-packages $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -r scripts/requirements-test.txt
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
 
 install: deps
@@ -120,6 +126,10 @@ onnx: deps venv
 
 evaluate-voids: deps venv
 	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --out build/evaluation_voids.md
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --auxiliary \
+		--out build/evaluation_voids_auxiliary.md
+	OMP_NUM_THREADS=1 $(VENV)/bin/python scripts/evaluate_voids.py --real-pairs \
+		--out build/evaluation_voids_real_pairs.md
 
 # A small real training on 2 processes (torchrun, DDP over gloo) against the same training
 # in one process (under 5 min on 2 cores); fails when they differ beyond rounding.

@@ -43,12 +43,6 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=4000)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from working_tree import PKG_PARENT, use_working_tree
-
-    use_working_tree()
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(PKG_PARENT), os.environ.get("PYTHONPATH",
-                                                                                 "")])
     WORK.mkdir(parents=True, exist_ok=True)
     merged = mosaic(WORK / f"mosaic_{a.size}.tif", a.size)
     parts = tiles(merged, a.size)

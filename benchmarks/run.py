@@ -27,7 +27,6 @@ DEMS = ROOT.parent / "shared" / "data" / "dems"
 WORK = ROOT / "build" / "bench"
 QGIS_PROCESS = str(ROOT / "scripts" / "qgis_process")
 REPEATS = 3  # runs of each case that has a target: the median ratio is the figure
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def mosaic(path: Path, size: int, source: str = "demcompare_srtm_ref_3arcsec_turkey.tif") -> Path:
@@ -125,11 +124,7 @@ def first_tile(src: Path, label: str) -> dict:
 
 
 def _synthetic():
-    """core.nodata.synthetic of the working tree."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from working_tree import use_working_tree
-
-    use_working_tree()
+    """core.nodata.synthetic of the checkout (installed in the venv by `make venv`)."""
     from demsr.core.nodata import synthetic
 
     return synthetic
@@ -245,6 +240,9 @@ def _cases() -> dict:
         "voids-delta": ("2000² voids 1 % delta", 2.0,
                         vr("delta", "2000² voids 1 % delta", aux_2000)),
         "voids-model": ("2000² voids 1 % model", 4.0, vr("model", "2000² voids 1 % model")),
+        # the model trained with auxiliary DEMs (no flow routing), with the delta case's DEM
+        "voids-model-aux": ("2000² voids 1 % model + AUXILIARY", None,
+                            vr("model", "2000² voids 1 % model + AUXILIARY", aux_2000)),
         "voids-fill-8000": ("8000² fill → 10400²", None, big_fill),
     }
 

@@ -1,6 +1,6 @@
 """`make ddp-check`: a small real training on 2 processes (torchrun, DDP over gloo on this
 machine's CPUs) against the same training in one process, end to end through
-scripts/train_distributed.py; fails when they differ beyond rounding.
+`python -m demsr train`; fails when they differ beyond rounding.
 
 Default: FastSR ×2 (the bundled architecture and size) on three training DEMs of
 scripts/default_data.py, 3 epochs of 20 batches of 16 crops, seed 42. Results:
@@ -12,28 +12,28 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from working_tree import ROOT, use_working_tree
-
-use_working_tree()
+import demsr  # noqa: F401 - puts the plugin's private dependency folder on sys.path
 
 from default_data import paths  # noqa: E402
 
 from demsr import dependency_dir  # noqa: E402
 from demsr.core.training.config import SRTrainConfig  # noqa: E402
-from demsr.core.training.runconfig import save_config  # noqa: E402
+from demsr.core.training.config_file import save_config  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
 DATA = ["flopy_sagehen_10m.tif", "spDataLarge_mongon_30m.tif", "oggm_south_glacier_20m.tif"]
-SCRIPT = str(ROOT / "scripts" / "train_distributed.py")
+COMMAND = ["-m", "demsr", "train"]  # torchrun takes the module the same way (-m)
 
 
 def launch(nproc: int, config: str, model: str, summary: str) -> float:
     """Seconds one training took (1 process: plain; more: torchrun)."""
     env = dict(os.environ, PYTHONPATH=dependency_dir())
     args = ["--config", config, "--output-model", model, "--summary", summary]
-    cmd = [sys.executable, SCRIPT, *args] if nproc == 1 else \
+    cmd = [sys.executable, *COMMAND, *args] if nproc == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc_per_node={nproc}", SCRIPT, *args]
+         f"--nproc_per_node={nproc}", *COMMAND, *args]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0

@@ -13,18 +13,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from working_tree import use_working_tree
+import demsr
 
-ROOT = use_working_tree()
+ROOT = Path(__file__).resolve().parent.parent
 
 import rasterio  # noqa: E402
 
 from demsr.core.evaluation.metrics import compare  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
-from demsr.core.training.degrade import degrade_raster  # noqa: E402
+from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
-DEM = ROOT / "resources" / "demo" / "lidar_1m.tif"
+DEM = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 OUT = ROOT / "build" / "demo"
 SCALE = 2
 METHODS = ("model", "lanczos", "cubicspline", "cubic")

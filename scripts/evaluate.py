@@ -13,24 +13,20 @@ import argparse
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
-from demsr.core.training.degrade import degrade_raster  # noqa: E402
+from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 
 
 

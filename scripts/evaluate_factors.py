@@ -26,17 +26,14 @@ import sys
 import tempfile
 from fractions import Fraction
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from affine import Affine  # noqa: E402
 from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
-from demsr.core.evaluation.metrics import cell_size_m, compare  # noqa: E402
+from demsr.core.evaluation.metrics import compare  # noqa: E402
+from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import bundled, checkpoint  # noqa: E402
 from demsr.core.pipelines import superresolve as engine  # noqa: E402

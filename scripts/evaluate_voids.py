@@ -20,15 +20,10 @@ inside voids (pixels of FILLED_MASK) and outside voids. Prints a markdown table.
 import argparse
 import math
 import os
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
@@ -39,8 +34,8 @@ from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
-from demsr.core.training.degrade import degrade_array  # noqa: E402
-from demsr.core.nodata.synthetic import synthetic_auxiliary, synthetic_voids  # noqa: E402
+from demsr.core.raster.degrade import degrade_array  # noqa: E402
+from demsr.core.nodata.synthetic import synthetic_voids, write_synthetic_auxiliary  # noqa: E402
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
 from demsr.core.nodata.fill import filled_source  # noqa: E402
 
@@ -107,14 +102,12 @@ AUX = dict(factor=4.0, error=0.01, bias=0.02, shift=0.25)  # the issue's validat
 def write_auxiliary(hr, hgrid: Grid, tmp: str, seed: int) -> str:
     """The validation auxiliary of a DEM (synthetic_auxiliary with AUX), as a GeoTIFF on its
     own coarse, shifted grid."""
-    aux, (f, ro, co) = synthetic_auxiliary(hr, np.random.default_rng(seed + 7919), **AUX)
-    t = hgrid.transform * hgrid.transform.translation(co, ro) * hgrid.transform.scale(f)
-    path = os.path.join(tmp, "aux.tif")
-    write_array(path, aux, Grid(t, aux.shape[1], aux.shape[0], hgrid.crs))
-    return path
+    return write_synthetic_auxiliary(hr, hgrid, np.random.default_rng(seed + 7919),
+                                     os.path.join(tmp, "aux.tif"), **AUX)
 
 
-def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path=None) -> dict:
+def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path=None,
+                       model=None) -> dict:
     """×1 void repair with an auxiliary DEM (synthetic unless `aux_path`, a real second
     product): squared errors in voids of gdal:fillnodata and of each METHOD."""
     hr = _read(path)
@@ -132,7 +125,8 @@ def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path
     voids = None
     for m in methods:
         voidrepair(VoidRepairRequest(lr_path, out, mask_path, method=m, auxiliary_path=aux_path
-                                     if m != "fill" else None, device="cpu"))
+                                     if m != "fill" else None, device="cpu",
+                                     model_path=model if m == "model" else None))
         pred, mask = _read(out), _read(mask_path)
         voids = (mask == 1) | (mask == 2) if voids is None else voids
         r[m] = SSE(pred, hr, voids)
@@ -149,7 +143,7 @@ def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path
 REAL_PAIRS = [("oggm_RGI50-11.01270_46m.tif", "glacierflowmodel_aletsch_200m.tif")]
 
 
-def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None) -> str:
+def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None, model=None) -> str:
     """Markdown: RMSE in voids with the validation auxiliary (or the real `pairs`: (DEM,
     auxiliary) paths), pooled over realisations."""
     head = ["| DEM | terrain | void px | gdal:fillnodata | "
@@ -163,13 +157,16 @@ def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None) -> str:
         for path, aux in (pairs or [(p, None) for p in paths(VALIDATION)]):
             total = None
             for k in range(seeds):
-                r = evaluate_auxiliary(path, tmp, SEED + k, methods, aux)
+                r = evaluate_auxiliary(path, tmp, SEED + k, methods, aux, model)
                 total = r if total is None else {
                     key: (total[key] + r[key]) for key in r}
             rm = {m: total[m].rmse for m in (*methods, "fillnodata")}
             for m in methods:
                 ratios[m].append(rm[m] / rm["fill"])
             ratios["fillnodata"].append(rm["delta"] / rm["fillnodata"])
+            if "model" in methods:
+                ratios.setdefault("model/delta", []).append(rm["model"] / rm["delta"])
+                ratios.setdefault("model/fillnodata", []).append(rm["model"] / rm["fillnodata"])
             name = os.path.basename(path)
             what = f"auxiliary {os.path.basename(aux)}" if aux else TERRAIN.get(name, "")
             head.append(f"| {name} | {what} | {total['void_px']} | "
@@ -190,6 +187,10 @@ def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None) -> str:
                          f"{max(ratios[m]):.3f}.")
     lines.append(f"delta / gdal:fillnodata: geometric mean {gmean(ratios['fillnodata']):.3f}, "
                  f"worst {max(ratios['fillnodata']):.3f}.")
+    for key in ("model/delta", "model/fillnodata"):
+        if key in ratios:
+            lines.append(f"{key.replace('/', ' / ')}: geometric mean {gmean(ratios[key]):.3f}, "
+                         f"worst {max(ratios[key]):.3f}.")
     return "\n".join(lines) + "\n"
 
 
@@ -230,10 +231,14 @@ def main():
                     help="the table with a synthetic auxiliary DEM (×1: fill, delta)")
     ap.add_argument("--real-pairs", action="store_true",
                     help="the table with real second products (REAL_PAIRS)")
+    ap.add_argument("--with-model", action="store_true",
+                    help="with --auxiliary/--real-pairs: also METHOD=model with --model (a DS-HAT "
+                         "trained with auxiliary DEMs)")
     a = ap.parse_args()
     if a.auxiliary or a.real_pairs:
         pairs = [tuple(paths(list(p))) for p in REAL_PAIRS] if a.real_pairs else None
-        text = auxiliary_table(a.seeds, pairs=pairs)
+        methods = ("fill", "delta", "model") if a.with_model else ("fill", "delta")
+        text = auxiliary_table(a.seeds, methods, pairs, a.model)
         print(text)
         if a.out:
             os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -16,14 +16,9 @@ models only; its limits: docs/deepness.md).
 import argparse
 import glob
 import os
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 from demsr.core.nets import bundled, checkpoint, onnx_model  # noqa: E402
 
 

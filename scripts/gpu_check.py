@@ -22,13 +22,14 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 import rasterio
 
-from working_tree import ROOT, use_working_tree
+import demsr
 
-use_working_tree()
+ROOT = Path(__file__).resolve().parent.parent
 
 from demsr.core.devices import select_device  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
@@ -36,7 +37,7 @@ from demsr.core.raster.grid import Grid, output_grid  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, read_window, write_array  # noqa: E402
 from demsr.core.raster.tiles import batches, plan_tiles  # noqa: E402
 
-DEMO = ROOT / "resources" / "demo" / "lidar_1m.tif"
+DEMO = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"
 SIZES = {  # full check on a GPU / smoke on the CPU
     "sr": (4096, 160), "void": (1024, 128), "train_dem": (512, 160), "steps": (20, 3),
     "tile": (1024, 128), "batch": (4, 2)}
@@ -143,8 +144,7 @@ def voidrepair_check(work: str, device: str, smoke: bool) -> dict:
 
 
 def training_check(work: str, device: str, smoke: bool) -> dict:
-    from demsr.core.nets import registry
-    from demsr.core.training.config import DSHATTrainConfig, SRTrainConfig
+    from demsr.core.training.tasks import ARCHITECTURES, config_for
     from demsr.core.training.train import run_training
 
     dem = terrain(os.path.join(work, "train.tif"), SIZES["train_dem"][smoke])
@@ -154,13 +154,12 @@ def training_check(work: str, device: str, smoke: bool) -> dict:
                       "support_features": 8, "se_blocks": 1, "se_radius": 3,
                       "elev_radius": 2}}
     out = {}
-    for arch in registry.names():
+    for arch in ARCHITECTURES:
         shared = dict(inputs=[dem], output_model=os.path.join(work, f"train_{arch}.pt"),
                       epochs=1, steps_per_epoch=steps, validation=0.2, device=device,
                       resume=False, hparams=tiny[arch] if smoke else {},
                       batch_size=2 if smoke else 16, patch_size=32 if smoke else 64)
-        cfg = DSHATTrainConfig(**shared) if arch == "dshat" else \
-            SRTrainConfig(**shared, architecture=arch, scale=2)
+        cfg = config_for(arch, dict(shared, architecture=arch, scale=2))
         t0 = time.perf_counter()
         r = run_training(cfg)
         loss = r.history[-1]["train_loss"]

@@ -2,16 +2,19 @@
 parameter definitions, so the example saves every child parameter (QGIS's modeler and
 validate() flag a missing one) and follows the algorithms when they change.
 
-Usage (QGIS's Python): /usr/bin/python3 scripts/make_example_model.py
+Usage (QGIS's Python, with the checkout installed by `make venv`):
+.venv/bin/python scripts/make_example_model.py
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from working_tree import ROOT, use_working_tree
+from pathlib import Path
 
-MODEL = ROOT / "resources" / "models" / "example_repair_sr_derivatives.model3"
+from demsr.core.nets.bundled import MODELS_DIR
+
+MODEL = Path(MODELS_DIR) / "example_repair_sr_derivatives.model3"
 NAME = "DEM repair, super-resolve, derivatives"
 GROUP = "DEM Super-Resolution examples"
 # (child id, algorithm, description, {parameter: static value} beyond the defaults,
@@ -84,7 +87,6 @@ def build():
 
 
 def main() -> int:
-    use_working_tree()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from qgis.core import QgsApplication
 

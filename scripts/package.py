@@ -16,16 +16,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "demsr"
-# What the plugin needs at run time; tests, scripts, benchmarks and build outputs stay out.
-INCLUDE = ["metadata.txt", "__init__.py", "__main__.py", "plugin.py", "LICENSE", "README.md",
-           "algorithms", "cli", "core", "desktop", "resources"]
+PACKAGE = Path("src") / PLUGIN  # the plugin folder is the package, plus these files beside it
+BESIDE = ["LICENSE", "README.md"]
 EXCLUDE = ["__pycache__", "*.pyc", "*.pyo", ".git*", "__MACOSX", ".DS_Store", "*.aux.xml",
            "*.pt.resume", "*~"]
 
 
 def version(root: Path = ROOT) -> str:
     cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(root / "metadata.txt", encoding="utf-8")
+    cfg.read(root / PACKAGE / "metadata.txt", encoding="utf-8")
     return cfg["general"]["version"]
 
 
@@ -34,18 +33,18 @@ def _excluded(name: str) -> bool:
 
 
 def plugin_files(root: Path = ROOT):
-    """(path on disk, path in the ZIP) for every file shipped, sorted for reproducible ZIPs."""
-    for item in INCLUDE:
-        path = root / item
-        if path.is_file():
-            yield path, f"{PLUGIN}/{item}"
-            continue
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames[:] = sorted(d for d in dirnames if not _excluded(d))
-            for fname in sorted(filenames):
-                if not _excluded(fname):
-                    full = Path(dirpath) / fname
-                    yield full, f"{PLUGIN}/{full.relative_to(root).as_posix()}"
+    """(path on disk, path in the ZIP) for every file shipped, sorted for reproducible ZIPs:
+    the package folder (what the plugin runs with; tests, scripts, benchmarks and build
+    outputs live outside it) and the licence and user's guide."""
+    for name in BESIDE:
+        yield root / name, f"{PLUGIN}/{name}"
+    package = root / PACKAGE
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if not _excluded(d))
+        for fname in sorted(filenames):
+            if not _excluded(fname):
+                full = Path(dirpath) / fname
+                yield full, f"{PLUGIN}/{full.relative_to(package).as_posix()}"
 
 
 def build(out_dir: Path, root: Path = ROOT) -> Path:

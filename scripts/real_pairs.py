@@ -14,21 +14,16 @@ products use different datums or epochs); horizontal: none (stated per pair).
 """
 import argparse
 import os
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 from default_data import CLASSICAL, DEMS_DIR  # noqa: E402
 from demsr.core.evaluation.align import bring_onto  # noqa: E402
 from demsr.core.evaluation.calibration import calibration  # noqa: E402
-from demsr.core.evaluation.metrics import cell_size_m  # noqa: E402
+from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band  # noqa: E402

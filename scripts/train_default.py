@@ -11,15 +11,10 @@ shipped models can be rebuilt. The held-out validation DEMs are never read.
 import argparse
 import json
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 from default_data import TRAIN, paths  # noqa: E402
+from demsr.core.nets.bundled import MODELS_DIR  # noqa: E402
 from demsr.core.training.config import SRTrainConfig  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 from training_cli import add_run_args, settings_for, timed_log  # noqa: E402
@@ -47,8 +42,8 @@ HPARAMS: dict = {2: {}, 3: WIDE_NET, 4: WIDE_NET}
 # scale augmentation as ×4. All three are bundled (`make train-default`).
 # (2, 4): the bundled ×4 network fine-tuned through GDAL cubic spline (lower learning rate).
 # Held out (scripts/evaluate_factors.py --model): ×2.5 0.897 (rule 0.929), ×3 0.906 (0.914),
-# ×3.5 0.892 (0.896), ×3.75 0.913 (0.912: the engine serves (2, 3.5] with it,
-# core/nets/bundled.py). Through the area average instead (`--finish average`): ×2.5 0.912
+# ×3.5 0.892 (0.896), ×3.75 0.913 (0.912: it serves up to ×3.5, core/nets/bundled.RULE;
+# docs/quality.md). Through the area average instead (`--finish average`): ×2.5 0.912
 # but 1.049 on the 1 m lidar (worse than GDAL Lanczos), ×3 0.937: not bundled. A stronger
 # gradient term (2.0): the same validation curve (0.855 against 0.853 at epoch 5).
 # (1, 2): a narrow ×4 network (24 channels, 4 blocks, no back-projection) trained from
@@ -58,7 +53,7 @@ HPARAMS: dict = {2: {}, 3: WIDE_NET, 4: WIDE_NET}
 # average stayed at Lanczos's error (validation ratio 1.00): its ×2 grid is too coarse for
 # an area average onto grids 1–2× finer than the input.
 # (2, 3): the ×3 model fine-tuned the same way through cubic spline; serves (2, 2.625]
-# (core/nets/bundled.py): ×2.25 0.874 (0.891 with the (2, 4) model), ×2.5 0.897 / slope
+# (core/nets/bundled.RULE): ×2.25 0.874 (0.891 with the (2, 4) model), ×2.5 0.897 / slope
 # 0.900 (0.897 / 0.907), ×2.625 0.876 (0.881), ×2.75 0.895 (0.873).
 FINE_TUNE = dict(WIDE, finish="cubicspline", learning_rate=3e-4, epochs=10)
 RANGES = {(2.0, 3.0): dict(FINE_TUNE, init="demsr_fast_x3.pt", out="demsr_fast_x3_f2-3.pt"),
@@ -69,7 +64,7 @@ RANGES = {(2.0, 3.0): dict(FINE_TUNE, init="demsr_fast_x3.pt", out="demsr_fast_x
                            finish="average", learning_rate=2e-3, patch_size=48, epochs=30,
                            steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=1.0,
                            coarser_copies=(2, 3))}
-MODELS = os.path.join(ROOT, "resources", "models")
+MODELS = MODELS_DIR
 
 
 def main() -> None:

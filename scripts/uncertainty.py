@@ -31,11 +31,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402

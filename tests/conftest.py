@@ -1,16 +1,21 @@
-"""Makes the working tree importable as the `demsr` package, as QGIS imports it."""
+"""Session set-up: the tests run this checkout's `demsr` (src/demsr, installed editable
+in the venv by `make venv`); scripts/ and tests/helpers are on sys.path by pyproject's
+pytest `pythonpath`."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "tests" / "helpers"))  # shared test helpers (_model_helpers, …)
-from working_tree import use_working_tree  # noqa: E402
-
-use_working_tree()
+try:
+    import demsr  # also puts the plugin's private dependency folder (torch) on sys.path
+    found = Path(demsr.__file__).resolve().parent
+except ImportError:
+    found = None
+if found != ROOT / "src" / "demsr":
+    pytest.exit(f"This Python imports demsr from {found or 'nowhere'}, not from this checkout's "
+                "src/demsr: run `make venv` here (it installs the checkout into .venv) and the "
+                "tests with .venv/bin/python.", returncode=4)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests call osgeo.gdal directly too: state its error mode as the plugin's code does.
 from demsr.core.raster.gdal_mode import osgeo_gdal  # noqa: E402

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["algorithms", "core", "desktop", "plugin.py", "__init__.py", "scripts", "tests",
-           "benchmarks"]
+from _checkout import PACKAGE, ROOT
+SOURCES = ["src", "scripts", "tests", "benchmarks"]
 MODULES = ["qgis.core", "qgis.gui", "qgis.analysis", "qgis.PyQt.QtCore", "qgis.PyQt.QtGui",
            "qgis.PyQt.QtWidgets"]
 TEXT_RULES = [
@@ -102,7 +101,7 @@ def test_our_code_has_no_qt5_only_idioms(classes):
 
 
 def test_metadata_declares_qgis_4():
-    meta = dict(line.split("=", 1) for line in (ROOT / "metadata.txt").read_text().splitlines()
+    meta = dict(line.split("=", 1) for line in (PACKAGE / "metadata.txt").read_text().splitlines()
                 if "=" in line and not line.startswith((" ", "\t")))
     low, high = (tuple(int(x) for x in meta[k].split(".")) for k in ("qgisMinimumVersion",
                                                                         "qgisMaximumVersion"))

@@ -21,10 +21,10 @@ from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.nets import bundled, checkpoint, onnx_model, registry  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
 
+from _checkout import system_python_env  # noqa: E402
 from _dshat_helpers import holed_dem  # noqa: E402
 from _model_helpers import dem_crop, tiny_sr_config  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 PY = "/usr/bin/python3"  # the Python QGIS runs here
 TOL = 1e-3               # metres
 VALIDATION = ["glacierflowmodel_aletsch_200m.tif", "pypi_lidar_dem_1m.tif",
@@ -37,8 +37,7 @@ TORCH_FAMILY = ("torch", "torchgen", "functorch", "nvidia", "triton")
 
 RUNNER = r"""
 import json, sys
-sys.path.insert(0, sys.argv[1])
-jobs = json.load(open(sys.argv[2]))
+jobs = json.load(open(sys.argv[1]))
 try:
     import torch  # noqa
     sys.exit("torch is importable in the fresh profile")
@@ -92,11 +91,10 @@ def fresh_deps_without_torch(folder: Path) -> Path:
 def run_without_torch(tmp_path: Path, jobs: list) -> dict:
     deps = fresh_deps_without_torch(tmp_path / "fresh-deps")
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
-    env = {**os.environ, "DEMSR_DEPS_DIR": str(deps), "OMP_NUM_THREADS": "2"}
+    env = system_python_env(DEMSR_DEPS_DIR=str(deps), OMP_NUM_THREADS="2")
     env.pop(backends.ENV, None)
-    res = subprocess.run([PY, "-c", RUNNER, str(ROOT / "build" / "pkg"),
-                          str(tmp_path / "jobs.json")], capture_output=True, text=True,
-                         timeout=600, env=env)
+    res = subprocess.run([PY, "-c", RUNNER, str(tmp_path / "jobs.json")],
+                         capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -264,12 +262,12 @@ def test_without_either_runtime_the_message_names_both(tmp_path, crop):
     src = crop("flopy_sagehen_10m.tif", 0, 0, 32, 32)
     code = (
         "import sys; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None; "
-        "sys.path.insert(0, sys.argv[1]); import demsr; "
+        "import demsr; "
         "from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve\n"
-        "try:\n superresolve(SuperResolveRequest(sys.argv[2], sys.argv[3], method='model'))\n"
+        "try:\n superresolve(SuperResolveRequest(sys.argv[1], sys.argv[2], method='model'))\n"
         "except Exception as e:\n print(type(e).__name__, e)")
-    res = subprocess.run([PY, "-c", code, str(ROOT / "build" / "pkg"), str(src),
-                          str(tmp_path / "o.tif")], capture_output=True, text=True, timeout=120)
+    res = subprocess.run([PY, "-c", code, str(src), str(tmp_path / "o.tif")],
+                         capture_output=True, text=True, timeout=120, env=system_python_env())
     assert res.stdout.startswith("RuntimeMissing"), res.stdout + res.stderr[-2000:]
     assert "ONNX Runtime" in res.stdout and "PyTorch" in res.stdout
     assert "onnxruntime" in res.stdout and "torch==" in res.stdout  # how to install either
@@ -326,9 +324,9 @@ def test_runtimes_are_found_without_importing_them(module):
     """Which runtimes are installed is read from package metadata: checking costs no import
     (torch's is 1.3–1.6 s)."""
     key = backends.ONNX if module == "onnxruntime" else backends.TORCH
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import demsr; "
-            "from demsr.core import backends; v = backends.installed_version(sys.argv[2]); "
-            "print(bool(v), sys.argv[3] in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code, str(ROOT / "build" / "pkg"), key, module],
+    code = ("import sys; import demsr; "
+            "from demsr.core import backends; v = backends.installed_version(sys.argv[1]); "
+            "print(bool(v), sys.argv[2] in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, key, module],
                          capture_output=True, text=True, timeout=120)
     assert res.stdout.split() == ["True", "False"], res.stdout + res.stderr[-2000:]

@@ -294,7 +294,7 @@ def main():
 
     # Missing torch, as a new user sees it: the message bar item and its button.
     import demsr.desktop.gui as gui
-    from demsr.desktop.deps import TorchState
+    from demsr.core.torch_policy import TorchState
     gui.torch_state = lambda: TorchState(False)
     gui.onnxruntime_version = lambda: ""  # and no ONNX Runtime either
     plugin.ui.torch_message = None

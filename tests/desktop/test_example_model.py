@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import rasterio
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "resources" / "models" / "example_repair_sr_derivatives.model3"
+from _checkout import PACKAGE, ROOT
+
+MODEL = PACKAGE / "resources" / "models" / "example_repair_sr_derivatives.model3"
 
 
 def qgis_process(home: Path, *args, timeout=600):

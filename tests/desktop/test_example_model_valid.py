@@ -4,10 +4,10 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingModelAlgorithm
 
+from _checkout import PACKAGE
 from demsr.desktop.examples import install_example_models
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "resources" / "models" / "example_repair_sr_derivatives.model3"
+MODEL = PACKAGE / "resources" / "models" / "example_repair_sr_derivatives.model3"
 
 
 def test_example_model_validates_and_labels_every_output(provider):

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from qgis.PyQt.QtCore import QUrl
 
+from _checkout import ROOT
 from demsr.desktop import help as demsr_help
 
 
@@ -17,6 +18,9 @@ def with_iface(qgis_iface, monkeypatch):
 def test_help_buttons_open_the_bundled_readme_section(provider, with_iface, tmp_path,
                                                       monkeypatch):
     monkeypatch.setattr(demsr_help.tempfile, "gettempdir", lambda: str(tmp_path))
+    # the README that make install and the ZIP put beside the package (a checkout keeps it
+    # at the top)
+    monkeypatch.setattr(demsr_help, "README", str(ROOT / "README.md"))
     readme = Path(demsr_help.README).read_text(encoding="utf-8")
     for alg in provider.algorithms():
         url = QUrl(alg.helpUrl())

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from _checkout import system_python_env
+
 from demsr.desktop.installer import constraints, cuda
 from demsr.desktop.installer.pipinstall import InstallPlan, explain_pip_failure, run_plan
 
-ROOT = Path(__file__).resolve().parents[2]
 PY = "/usr/bin/python3"  # the Python QGIS runs here
 KEPT = {"numpy": constraints.running_versions()["numpy"]}  # this system's (1.24.2, 2.2.4…)
 
@@ -63,13 +64,13 @@ def test_model_path_runs_with_the_installed_torch(tmp_path, crop):
         pytest.skip("no torch in DEMSR_DEPS_DIR")
     src = crop("flopy_sagehen_10m.tif", 40, 40, 48, 48)
     out = tmp_path / "x2.tif"
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import demsr, rasterio; "
+    code = ("import sys; import demsr, rasterio; "
             "from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve; "
-            "superresolve(SuperResolveRequest(sys.argv[2], sys.argv[3], method='model'));"
-            "print(rasterio.open(sys.argv[3]).shape)")
-    res = subprocess.run([PY, "-c", code, str(ROOT / "build" / "pkg"), str(src), str(out)],
+            "superresolve(SuperResolveRequest(sys.argv[1], sys.argv[2], method='model'));"
+            "print(rasterio.open(sys.argv[2]).shape)")
+    res = subprocess.run([PY, "-c", code, str(src), str(out)],
                          capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "DEMSR_DEPS_DIR": deps})
+                         env=system_python_env(DEMSR_DEPS_DIR=deps))
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "(96, 96)"
 
@@ -178,7 +179,8 @@ def test_extras_are_the_pins_make_deps_installs():
 
 
 def test_installer_dialog_adds_the_extras_only_when_ticked(qgis_app):
-    from demsr.desktop.deps import EXTRAS, TORCH_PIN
+    from demsr.core.torch_policy import TORCH_PIN
+    from demsr.desktop.deps import EXTRAS
     from demsr.desktop.installer.dialog import InstallerDialog
 
     dialog = InstallerDialog()

@@ -5,7 +5,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from conftest import ROOT, run_qgis_script
+from _checkout import PACKAGE, ROOT, run_qgis_script
 
 MAX_BYTES = 25 * 1024 * 1024
 REQUIRED = ["name", "description", "about", "version", "qgisMinimumVersion", "author", "email",
@@ -124,7 +124,7 @@ def test_unzipped_plugin_runs_python_m_demsr(plugin_zip, tmp_path):
 
 def _meta():
     cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(ROOT / "metadata.txt", encoding="utf-8")
+    cfg.read(PACKAGE / "metadata.txt", encoding="utf-8")
     return cfg["general"]
 
 
@@ -133,7 +133,7 @@ def test_icon_reads_at_16_px(qgis_app):
     from qgis.PyQt.QtCore import Qt
     from qgis.PyQt.QtGui import QColor, QImage
 
-    img = QImage(str(ROOT / "resources" / "icon.png")).scaled(
+    img = QImage(str(PACKAGE / "resources" / "icon.png")).scaled(
         16, 16, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     light = [QColor(img.pixel(x, y)).lightness() for x in range(16) for y in range(16)
              if QColor.fromRgba(img.pixel(x, y)).alpha() > 200]

@@ -1,8 +1,11 @@
 """Status & dependencies content, from this machine's real installation."""
+import json
 import re
+import subprocess
+import sys
 
 from demsr.desktop import status
-from demsr.desktop.deps import TorchState, torch_state, version_tuple
+from demsr.core.torch_policy import TorchState, torch_state, version_tuple
 
 
 def test_bundled_models_list_factors_and_held_out_figures():
@@ -59,6 +62,25 @@ def test_collect_reports_versions_and_the_device(qgis_app):
     assert not device.get("Why no GPU", "").lower().startswith("no gpu")  # said once
     html = status.to_html(status.collect())
     assert "<table" in html and "demsr_fast_x4.pt" in html
+
+
+def test_status_command_prints_what_the_dialog_shows():
+    """`python -m demsr status` outside QGIS: the dialog's sections and rows, as JSON and as
+    text."""
+    def run(*args):
+        res = subprocess.run([sys.executable, "-m", "demsr", "status", *args],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    shown = json.loads(run("--json"))
+    assert list(shown) == ["Versions", "Compute device", "Bundled models"]
+    assert shown["Versions"]["Plugin"] == status.plugin_version()
+    models = {name: f"{what}: {figures}" for name, what, figures in status.bundled_models()}
+    assert shown["Bundled models"] == models
+    text = run()
+    assert text.startswith("Versions\n  Plugin ") and "\nBundled models\n" in text
+    assert all(f"  {name}  " in text for name in models)
 
 
 def test_torch_state_flags_old_versions():

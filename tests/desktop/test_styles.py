@@ -1,16 +1,10 @@
-"""Output names and styles: the pure choice of ramps, and the post-processor the dialog runs
+"""Output styles: the pure choice of ramps, and the post-processor the dialog runs
 on a real layer after a real algorithm run."""
 import pytest
 from qgis.core import (QgsPalettedRasterRenderer, QgsProcessingContext, QgsProcessingFeedback,
                        QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer)
 
 from demsr.desktop import styles
-
-
-def test_names_say_what_the_layer_is():
-    assert styles.layer_name("lidar_2m", "dem", "×2 model") == "lidar_2m ×2 model"
-    assert styles.layer_name("lidar_2m", "slope") == "lidar_2m slope"
-    assert styles.layer_name("srtm", "filled_mask") == "srtm filled pixels"
 
 
 def test_ramps_fit_each_kind():

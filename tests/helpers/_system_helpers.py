@@ -12,7 +12,6 @@ from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -39,9 +38,6 @@ def lock_held_elsewhere(model: Path) -> Iterator[subprocess.Popen]:
     then stale)."""
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
         from demsr.core.training.lock import model_lock
         with model_lock({str(model)!r}):
             print("HELD", flush=True)

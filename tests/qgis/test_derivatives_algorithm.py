@@ -160,3 +160,34 @@ def test_cancel_leaves_no_output(provider, crop, tmp_path):
     with pytest.raises(QgsProcessingException, match="Cancelled"):
         _run(params, feedback)
     assert os.listdir(out) == []
+
+
+def test_qgis_process_outputs_open_styled(qgis_app, qgis_process, crop, tmp_path):
+    """qgis_process has no window to style the layers in: each raster output gets NAME.qml
+    (desktop/styles.write_sidecar), which QGIS loads with the file; a .qml of the user's own
+    beside an output is left as it is."""
+    from qgis.core import QgsRasterLayer
+
+    from demsr.desktop import styles
+
+    src = crop("flopy_sagehen_10m.tif", 100, 100, 120, 120)
+    mine = tmp_path / "aspect.qml"
+    mine.write_text("<qgis/>\n")
+    proc = qgis_process("run", "demsr:derivatives", "--", f"INPUT={src}",
+                        f"SLOPE={tmp_path / 'slope.tif'}", f"STREAMS={tmp_path / 'streams.tif'}",
+                        f"ASPECT={tmp_path / 'aspect.tif'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert mine.read_text() == "<qgis/>\n"
+    slope = QgsRasterLayer(str(tmp_path / "slope.tif"), "slope", "gdal")
+    streams = QgsRasterLayer(str(tmp_path / "streams.tif"), "streams", "gdal")
+    assert slope.isValid() and streams.isValid()
+    assert slope.renderer().type() == "singlebandpseudocolor"
+    ramp = slope.renderer().shader().rasterShaderFunction().colorRampItemList()
+    _, stops = styles.style_for("slope", styles.file_stats(str(tmp_path / "slope.tif")))
+    assert [(round(i.value, 6), i.color.name()) for i in ramp] == \
+        [(round(v, 6), c) for v, c, _ in stops]
+    assert streams.renderer().type() == "paletted"
+    classes = {c.value: c.color.alpha() for c in streams.renderer().classes()}
+    assert classes == {0: 0, 1: 255}                   # no stream transparent, streams blue
+    aspect = QgsRasterLayer(str(tmp_path / "aspect.tif"), "aspect", "gdal")
+    assert aspect.renderer().type() != "singlebandpseudocolor"  # the user's (empty) style

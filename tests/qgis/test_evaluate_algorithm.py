@@ -122,11 +122,9 @@ def test_classical_baselines_without_torch(crop, tmp_path):
     import sys
 
     ref = crop(LIDAR, 200, 300, 96, 96)
-    root = Path(__file__).resolve().parents[2]
     script = f"""
 import sys
 sys.modules["torch"] = None
-sys.path.insert(0, {str(root / 'build' / 'pkg')!r})
 from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
 r = evaluate(EvaluationRequest({str(ref)!r}, {str(ref)!r}, compare_classical=True))
 print("LANCZOS", r.metrics["all"]["GDAL lanczos (block mean ×2)"]["rmse"])

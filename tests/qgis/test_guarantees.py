@@ -11,6 +11,7 @@ import pytest
 from qgis.core import QgsProcessingException
 
 import _system_helpers
+from _checkout import PACKAGE
 
 SAGEHEN = "flopy_sagehen_10m.tif"
 
@@ -131,7 +132,7 @@ def test_derivatives_outputs_on_one_file_are_refused(provider, crop, tmp_path):
 def test_train_output_model_equal_to_init_weights_is_refused(provider, crop, tmp_path):
     src = crop(SAGEHEN, 0, 0, 200, 200)
     model = tmp_path / "m.pt"
-    shutil.copy(Path(__file__).resolve().parents[2] / "resources" / "models" /
+    shutil.copy(PACKAGE / "resources" / "models" /
                 "demsr_fast_x2.pt", model)
     before = _digest(model)
     with pytest.raises(QgsProcessingException,

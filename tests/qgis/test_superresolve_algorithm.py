@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingExce
 
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(params):
@@ -37,6 +35,10 @@ def test_provider_lists_only_real_algorithms(provider):
     for name in names - {"OUTPUT"}:
         label = alg.parameterDefinition(name).description()  # help names the form's labels
         assert f"<b>{label}</b> ({name})" in alg.shortHelpString(), f"no help for {name}"
+    from demsr.core.nets import bundled  # the help's bundled-model rule is the code's table
+
+    assert bundled.rule_text() in alg.shortHelpString()
+    assert all(r.model in bundled.rule_text() for r in bundled.RULE)
 
 
 def test_processing_run_on_a_loaded_layer_equals_core(provider, crop, tmp_path):
@@ -106,11 +108,10 @@ def test_qgis_process_reports_bad_input_and_fails(qgis_process, tmp_path):
 def test_provider_loads_and_explains_itself_without_torch(tmp_path):
     """A QGIS without torch or ONNX Runtime: the provider loads, classical methods run, the
     model path says how to install either."""
-    script = f"""
+    script = """
 import sys
 sys.modules["torch"] = None  # make `import torch` fail as on a machine without it
 sys.modules["onnxruntime"] = None
-sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from qgis.core import QgsApplication
 app = QgsApplication([], False); app.initQgis()
 from demsr.algorithms.provider import DemSrProvider

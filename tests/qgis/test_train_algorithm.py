@@ -77,7 +77,7 @@ def test_export_only_writes_the_config_that_distributed_training_reads(provider,
     from qgis.core import QgsProcessingException
 
     from demsr.core.training.config import SRTrainConfig
-    from demsr.core.training.runconfig import load_config
+    from demsr.core.training.config_file import load_config
 
     hr = tmp_path / "hr.tif"
     _crop(dems_dir, hr)
@@ -134,3 +134,29 @@ def test_train_at_a_non_integer_factor_then_superresolve_at_it(provider, dems_di
                                               "MODEL": model, "DEVICE": "cpu",
                                               "OUTPUT": str(tmp_path / "no.tif")})
     assert not (tmp_path / "no.tif").exists()
+
+
+def test_auxiliary_dems_train_a_dshat_and_are_refused_for_sr_models(provider, dems_dir,
+                                                                     tmp_path):
+    """SYNTHETIC_AUXILIARY through Processing gives a DS-HAT that reads an auxiliary DEM (in
+    its exported configuration too); with an SR architecture it is refused before work."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from demsr.core.training.config import DSHATTrainConfig
+    from demsr.core.training.config_file import load_config
+
+    hr = tmp_path / "hr.tif"
+    _crop(dems_dir, hr, 120)
+    params = {"INPUT": [str(hr)], "ARCHITECTURE": "dshat", "SCALE": 1, "PATCH_SIZE": 16,
+              "EPOCHS": 1, "BATCH_SIZE": 2, "STEPS_PER_EPOCH": 2, "DEVICE": "cpu",
+              "SYNTHETIC_AUXILIARY": True, "OUTPUT_MODEL": str(tmp_path / "aux.pt"),
+              "EXPORT_CONFIG": str(tmp_path / "aux.json"), "EXPORT_ONLY": True}
+    processing.run("demsr:train", params)
+    cfg = load_config(str(tmp_path / "aux.json"))
+    assert isinstance(cfg, DSHATTrainConfig) and cfg.synthetic_auxiliary is True
+    with pytest.raises(QgsProcessingException, match="AUXILIARY and SYNTHETIC_AUXILIARY train"):
+        processing.run("demsr:train", dict(params, ARCHITECTURE="fast", EXPORT_ONLY=False,
+                                           EXPORT_CONFIG=None,
+                                           OUTPUT_MODEL=str(tmp_path / "sr.pt")))
+    assert not (tmp_path / "sr.pt").exists()

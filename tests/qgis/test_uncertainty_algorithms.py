@@ -23,7 +23,7 @@ def test_declared(provider):
 
 
 def test_superresolve_writes_it_and_evaluate_judges_it(provider, crop, tmp_path):
-    from demsr.core.training.degrade import degrade_raster
+    from demsr.core.raster.degrade import degrade_raster
 
     hr = crop("glacierflowmodel_aletsch_200m.tif", 0, 0, 200, 240)
     lr = str(tmp_path / "lr.tif")

@@ -15,7 +15,7 @@ from demsr.core.evaluation.metrics import (PooledSquaredError, circular_rmse, co
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 from demsr.core.raster.grid import Grid
 from demsr.core.raster.io import read_band, write_array
-from demsr.core.training.degrade import degrade_raster
+from demsr.core.raster.degrade import degrade_raster
 
 LIDAR = "oso_landslide_lidar_1.83m.tif"     # projected, no nodata in this window
 WINDOW = (200, 300, 160, 160)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from pathlib import Path
 
 import pytest
 import rasterio
@@ -152,14 +151,10 @@ def test_a_run_killed_during_the_report_changes_no_output_and_the_next_run_clean
         dem, tmp_path):
     """SIGKILL while the pictures are drawn (progress past 90 %): the old report stays as it
     was, nothing new is visible; the next run removes the hidden leftovers."""
-    root = Path(__file__).resolve().parents[3]
     outs = _outputs(tmp_path)
     (tmp_path / "r.html").write_text("old report")
     script = textwrap.dedent(f"""
         import os, signal, sys
-        sys.path.insert(0, {str(root / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
         from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
         from demsr.core.monitor import Monitor
 

@@ -259,26 +259,48 @@ def test_a_checkpoint_serves_the_factors_it_records_and_refuses_others(tmp_path,
     assert any("then cubic spline onto the ×3 grid" in m for m in logs)
 
 
-def test_bundled_rule_picks_exact_scale_then_factor_range_models_then_x4():
-    """The bundled factor-range models were trained for (record) the range bundled.py lets
-    them serve and its finish, and the engine's rule picks them inside it, the ×2/×3/×4
-    models at exactly ×2/×3/×4."""
+def test_bundled_rule_is_one_table_the_checkpoints_agree_with():
+    """Every row of bundled.RULE names a shipped model whose checkpoint covers the row's
+    factors with the row's finish (what it records, else its scale's rule), and the engine
+    picks rows by it: an exact ×2/×3/×4 grid its own model, else the first interval."""
     from demsr.core.nets import bundled
-    from demsr.core.pipelines.model_upsampler import resolve_model_path
+    from demsr.core.pipelines.model_upsampler import bundled_route, resolve_model_path
 
-    ranged = bundled.factor_models()
-    assert len(ranged) == len(bundled.FACTOR_MODELS)  # every listed model is shipped
     assert bundled.sr_scales() == [2, 3, 4]
-    for path, scale, lo, hi, finish in ranged:
-        ck = checkpoint.load(path)
-        assert ck.verified and ck.scale == scale
-        rec = ck.provenance["factors"]
-        assert rec[0] <= lo < hi <= rec[1] and ck.provenance["finish"] == finish
+    for row in bundled.RULE:
+        ck = checkpoint.load(row.path)
+        assert ck.verified and ck.scale == row.scale, row
+        cov = coverage.of_checkpoint(ck.scale, ck.provenance, row.model)
+        probes = [row.hi] if row.exact else [row.lo + (row.hi - row.lo) * k / 4
+                                             for k in (1, 2, 3, 4)]
+        for f in probes:
+            assert cov.covers(f), (row, f)
+            if not row.exact:
+                assert cov.finish_for(f) == row.finish, (row, f)
     src = Grid(Affine(10.0, 0, 5000.0, 0, -10.0, 9000.0), 64, 64, None)
-    for factor in (1.5625, 2, 2.5, 3, 3.5, 3.75, 4, 6):
-        got = os.path.basename(resolve_model_path(None, src, output_grid(src, factor)))
-        if factor in bundled.sr_scales():  # an exact-scale model first
-            assert got == f"demsr_fast_x{factor}.pt"
-            continue
-        inside = [p for p, _, lo, hi, _ in ranged if lo < factor <= hi]
-        assert got == (os.path.basename(inside[0]) if inside else "demsr_fast_x4.pt"), factor
+    picks = {}
+    for factor in (1.5625, 2, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4, 6, 8):
+        dst = output_grid(src, factor)
+        row = bundled_route(src, dst)
+        assert os.path.basename(resolve_model_path(None, src, dst)) == row.model
+        picks[factor] = (row.model, row.finish, row.blend)
+    assert picks == {
+        1.5625: ("demsr_fast_x4_f1-2.pt", "average", False),
+        2: ("demsr_fast_x2.pt", "", False),
+        2.5: ("demsr_fast_x3_f2-3.pt", "cubicspline", True),
+        2.75: ("demsr_fast_x4_f2-4.pt", "cubicspline", True),
+        3: ("demsr_fast_x3.pt", "", False),
+        3.25: ("demsr_fast_x4_f2-4.pt", "cubicspline", False),
+        3.5: ("demsr_fast_x4_f2-4.pt", "cubicspline", False),
+        3.75: ("demsr_fast_x4.pt", "cubicspline", False),
+        4: ("demsr_fast_x4.pt", "", False),
+        6: ("demsr_fast_x4.pt", "cubicspline", False),
+        8: ("demsr_fast_x4.pt", "cubicspline", False)}
+    # a grid ×3 finer but not the input's subdivided 3×3 (shifted): the interval rows
+    shifted = output_grid(src, 3)
+    shifted = Grid(shifted.transform * Affine.translation(0.5, 0.5), shifted.width,
+                   shifted.height, None)
+    row = bundled_route(src, shifted)
+    assert (row.model, row.blend) == ("demsr_fast_x4_f2-4.pt", True)
+    assert bundled_route(src, output_grid(src, 8.5)) is None
+

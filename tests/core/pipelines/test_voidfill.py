@@ -3,7 +3,6 @@ DEM), FILLED_MASK codes, streaming, no PyTorch, bad auxiliaries."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from demsr.core.raster.io import read_band, write_array
 
 from _dshat_helpers import TERRAIN, holed_dem, tiny_dshat
 
-ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
 LIDAR = "pypi_lidar_dem_1m.tif"
 
@@ -128,7 +126,6 @@ def test_fill_and_delta_never_import_torch_nor_route_flow(tmp_path, dems_dir):
     aux = _write_aux(tmp_path / "aux.tif", truth + 3.0, grid)
     code = f"""
 import sys
-sys.path.insert(0, {str(ROOT / 'build' / 'pkg')!r})
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 flow_calls = []
 sys.setprofile(lambda frame, event, arg: flow_calls.append(frame.f_code.co_name)
@@ -147,6 +144,27 @@ print("LOADED", bad, "FLOW", sorted(set(flow_calls)))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED [] FLOW []" in proc.stdout, proc.stdout
+
+
+def test_the_model_on_onnx_runtime_never_imports_torch(tmp_path, dems_dir):
+    """METHOD=model with ONNX Runtime running the network (the default on a CPU when it is
+    installed): the checkpoint is read from its NAME.onnx, PyTorch's import (1.3–1.6 s of
+    every run) is never paid."""
+    pytest.importorskip("onnxruntime")
+    holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 120, 120, seed=2)
+    code = f"""
+import sys
+from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
+r = voidrepair(VoidRepairRequest({str(tmp_path / 'holed.tif')!r}, {str(tmp_path / 'o.tif')!r},
+                                 {str(tmp_path / 'm.tif')!r}, method="model"))
+assert r.method == "model" and r.filled_pixels > 0
+print("TORCH", [k for k in sys.modules if k == "torch" or k.startswith("torch.")],
+      "ORT", "onnxruntime" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "TORCH [] ORT True" in proc.stdout, proc.stdout
 
 
 def test_bad_auxiliaries_are_refused_before_work_and_leave_nothing(tmp_path, dems_dir):
@@ -168,9 +186,12 @@ def test_bad_auxiliaries_are_refused_before_work_and_leave_nothing(tmp_path, dem
         vr.voidrepair(vr.VoidRepairRequest(str(src), str(cases[0][0]), str(tmp_path / "m.tif"),
                                            auxiliary_path=str(cases[0][0])))
     # a terrain-only model (the bundled one) with an auxiliary DEM: says what to do
+    from demsr.core.nets.bundled import DSHAT_MODEL
+
     ok = _write_aux(tmp_path / "ok.tif", truth + 1.0, grid)
     with pytest.raises(DemSrError, match="trained without an auxiliary DEM"):
-        _repair(tmp_path, src, "bad", method="model", auxiliary_path=str(ok))
+        _repair(tmp_path, src, "bad", method="model", auxiliary_path=str(ok),
+                model_path=DSHAT_MODEL)
     assert not (tmp_path / "bad.tif").exists()
 
 

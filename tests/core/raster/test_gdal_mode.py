@@ -3,16 +3,14 @@ codes, which the code checks) without overriding a process that chose exceptions
 import subprocess
 import sys
 
-from working_tree import ROOT
-
-CODE = ("import sys; sys.path.insert(0, {pkg!r}); {before}"
+CODE = ("{before}"
         "from demsr.core.raster.gdal_mode import osgeo_gdal; gdal = osgeo_gdal(); "
         "print(gdal.GetUseExceptions()); print(gdal.Open('/nonexistent.tif') is None)")
 
 
 def run(before=""):
     res = subprocess.run([sys.executable, "-W", "error", "-c",
-                          CODE.format(pkg=str(ROOT / "build" / "pkg"), before=before)],
+                          CODE.format(before=before)],
                          capture_output=True, text=True, timeout=120)
     return res.returncode, res.stdout.split(), res.stderr
 

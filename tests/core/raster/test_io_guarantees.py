@@ -18,13 +18,13 @@ from affine import Affine
 from demsr.core.errors import DemSrError
 from demsr.core.pipelines.derivatives import derive_to_files
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
-from demsr.core.raster.io import (PARTIAL_SUFFIX, WriteFailed, gtiff_profile, partial_path,
-                                  remove_stale_partials, verify_written, write_array)
+from demsr.core.atomic import PARTIAL_SUFFIX, partial_path
+from demsr.core.raster.io import (WriteFailed, gtiff_profile, remove_stale_partials,
+                                  verify_written, write_array)
 from demsr.core.raster.grid import Grid
 
 import _system_helpers  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[3]
 SAGEHEN = "flopy_sagehen_10m.tif"
 
 
@@ -50,9 +50,6 @@ def _limited(script: str, limit: int) -> subprocess.CompletedProcess:
     past it fails as on a full disk, and SIGXFSZ is ignored)."""
     prelude = textwrap.dedent(f"""
         import resource, signal, sys
-        sys.path.insert(0, {str(ROOT / 'scripts')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
     """)

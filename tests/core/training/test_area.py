@@ -11,10 +11,20 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402
 
 from demsr.core.raster.warp import area_average  # noqa: E402
-from demsr.core.training.area import (apply, area_matrix, coarse_size, degrade_area,  # noqa: E402
+from demsr.core.training.area import (apply, area_matrix, coarse_size,  # noqa: E402
                                       finish_matrix, to_torch)
 
 from _model_helpers import dem_crop  # noqa: E402
+
+
+def degrade_area(hr, factor: float):
+    """(…, H, W) HR tensor → (…, h, w) LR on a grid `factor` times coarser anchored at the
+    top-left corner (h = floor(H / factor)): the torch twin of GDAL 'average'."""
+    h, w = coarse_size(hr.shape[-2], factor), coarse_size(hr.shape[-1], factor)
+    a_y = to_torch(area_matrix(hr.shape[-2], h, factor), hr.device)
+    a_x = a_y if w == h and hr.shape[-1] == hr.shape[-2] else \
+        to_torch(area_matrix(hr.shape[-1], w, factor), hr.device)
+    return apply(hr, a_y, a_x)
 
 
 @pytest.mark.parametrize("factor", [1.5625, 2.5])

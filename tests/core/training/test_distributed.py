@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +17,13 @@ from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.training.config import DSHATTrainConfig, SRTrainConfig  # noqa: E402
-from demsr.core.training.runconfig import (config_from_dict, config_to_dict,  # noqa: E402
+from demsr.core.training.config_file import (config_from_dict, config_to_dict,  # noqa: E402
                                            load_config, save_config)
 from demsr.core.training.sr_task import SRTask  # noqa: E402
 from demsr.core.training.state import resume_path  # noqa: E402
 from demsr.core.training.train import run_training  # noqa: E402
 
 from _model_helpers import dem_crop, tiny_sr_config  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +38,11 @@ def _cfg(hr_dem, out, **kw):
 
 
 def torchrun(nproc: int, *args) -> subprocess.CompletedProcess:
-    """scripts/train_distributed.py under torchrun (python -m torch.distributed.run)."""
+    """`python -m demsr train` under torchrun (python -m torch.distributed.run), which
+    imports torch itself: the dependency folder on PYTHONPATH."""
     env = dict(os.environ, PYTHONPATH=dependency_dir(), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={nproc}", str(ROOT / "scripts" /
-                                                            "train_distributed.py"), *args],
+                           f"--nproc_per_node={nproc}", "-m", "demsr", "train", *args],
                           env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -70,7 +67,7 @@ def test_ranks_compute_disjoint_shares_of_the_same_batches(hr_dem, tmp_path):
     together exactly the single-process batch, no crop on two ranks."""
     from contextlib import nullcontext
 
-    from demsr.core.training.degrade import degrade
+    from demsr.core.raster.degrade import degrade
 
     task = SRTask(_cfg(hr_dem, tmp_path / "s.pt", batch_size=6))
     task.torch = torch

@@ -72,13 +72,8 @@ def test_a_write_failing_midway_is_a_message_and_leaves_no_temporary(hr, tmp_pat
     the resume file (weights and optimiser state) is not."""
     out = tmp_path / "out"
     out.mkdir()
-    root = Path(__file__).resolve().parents[3]
     script = textwrap.dedent(f"""
         import resource, signal, sys
-        sys.path.insert(0, {str(root / 'scripts')!r})
-        sys.path.insert(0, {str(root / 'tests' / 'helpers')!r})
-        from working_tree import use_working_tree
-        use_working_tree()
         from demsr.core.errors import DemSrError
         from demsr.core.training.train import run_training
         from _model_helpers import tiny_sr_config
@@ -91,12 +86,13 @@ def test_a_write_failing_midway_is_a_message_and_leaves_no_temporary(hr, tmp_pat
         except DemSrError as exc:
             print("RESULT:", exc)
     """)
+    helpers = str(Path(__file__).resolve().parents[2] / "helpers")  # _model_helpers
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=dict(os.environ, PYTHONPATH=helpers))
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT:"))
     assert "m.pt.resume' failed" in line or "Cannot write or read" in line, line
-    assert not [n for n in os.listdir(out) if n.endswith(".tmp")], os.listdir(out)
+    assert not [n for n in os.listdir(out) if n.endswith(".partial")], os.listdir(out)
 
 
 def test_a_refused_resume_file_is_not_answered_with_torchs_unsafe_hint(hr, tmp_path):

@@ -30,13 +30,17 @@ def test_lock_is_released_on_error_and_dead_temporaries_go(tmp_path):
     model = tmp_path / "m.pt"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    tmp = tmp_path / f"m.pt.{dead.pid}.tmp"
-    tmp.write_bytes(b"x")
+    # partial files (core/atomic.py's names) of the model, its resume file and ONNX copy
+    dead_ones = [tmp_path / f".{name}.{dead.pid}-0123abcd.partial"
+                 for name in ("m.pt", "m.pt.resume", "m.onnx")]
+    live = tmp_path / f".m.pt.{os.getpid()}-0123abcd.partial"  # a save still going
+    for tmp in (*dead_ones, live):
+        tmp.write_bytes(b"x")
     with pytest.raises(RuntimeError):
         with model_lock(str(model)):
             raise RuntimeError("boom")
     assert not Path(lock_path(str(model))).exists()
-    assert not tmp.exists()
+    assert not any(tmp.exists() for tmp in dead_ones) and live.exists()
     with model_lock(str(model)):
         with pytest.raises(DemSrError, match="Another training"):
             with model_lock(str(tmp_path / "." / "m.pt")):

@@ -6,7 +6,7 @@ import demsr  # noqa: F401
 
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
-from demsr.core.training.degrade import DEGRADATIONS, degrade, degrade_array  # noqa: E402
+from demsr.core.raster.degrade import DEGRADATIONS, degrade, degrade_array  # noqa: E402
 from demsr.core.training.patches import Raster, make_patch_set  # noqa: E402
 
 

@@ -49,6 +49,8 @@ def test_short_training_lowers_validation_rmse(hr_dem, tmp_path):
     assert {"val_rmse", "val_rmse_baseline", "val_slope_rmse", "val_ssim",
             "val_psnr"} <= set(rows[0])
     assert os.path.getsize(res.curves_png) > 1000
+    with open(res.curves_png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"   # a PNG, though written under a partial name
     assert not os.path.exists(resume_path(str(out)))
 
 

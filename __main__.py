@@ -1,7 +1,0 @@
-"""`python -m demsr mosaic …` / `python -m demsr train …` (see cli/)."""
-import sys
-
-from .cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,229 @@
+"""A second DEM of the area (the auxiliary DEM) and the delta surface fill.
+
+Delta surface fill (Grohman, Kroenung & Strebeck 2006, used for SRTM's voids):
+the auxiliary DEM is brought onto the repair grid, the difference DEM − auxiliary
+is known around each void, that difference is interpolated across the void from
+its rim (harmonic: it never overshoots the rim's differences), and the
+auxiliary plus the interpolated difference fills the void. A constant offset or a
+tilt between the two DEMs (another vertical datum, a geoid, a smooth error) is
+removed exactly; what remains is the auxiliary's own detail error inside the void.
+
+The auxiliary may have any CRS, pixel size and vertical offset, and voids of
+its own: void cells it does not cover are filled by the first fill and counted.
+Every window is brought onto the repair grid from the auxiliary file by GDAL
+with an exact pixel mapping, so a window gives the same values as the whole
+raster would (tiled = untiled).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+from scipy import ndimage
+
+from ..errors import DemSrError
+from ..raster.grid import Grid, overlap_bounds
+from ..raster.io import GDAL_ENV, DemSource, open_dem, read_band
+from ..raster.warp import LOCAL_CRS
+from ..monitor import Monitor
+from .inpaint import fill_window, inpaint
+
+# Interpolation of a coarser auxiliary onto the repair grid: measured on the validation DEMs
+# with auxiliaries area-averaged ×4 (scripts/evaluate_voids.py --auxiliary, 3 realisations),
+# delta fill / first fill in voids, geometric mean: Lanczos 0.371, cubic 0.395, bilinear
+# 0.456, cubic spline 0.541; a biharmonic delta surface was worse with each (0.52–0.63). A
+# finer auxiliary is area-averaged (what a coarser cell sees).
+COARSER_METHOD, FINER_METHOD = Resampling.lanczos, Resampling.average
+READ_MARGIN = 4          # auxiliary pixels read beyond a window (Lanczos' reach + rounding)
+# Median DEM − auxiliary over the void rims beyond which the two look like different units
+# or vertical datums (EGM96 vs ellipsoid heights differ by up to ~100 m; a geoid-to-geoid
+# change by a few metres); and the rim elevations' spread ratio that says "another unit".
+IMPLAUSIBLE_OFFSET_M = 50.0
+IMPLAUSIBLE_SCALE = (0.6, 1.6)
+RIM_SAMPLE = 200_000     # rim cells kept for the plausibility figures
+
+
+@dataclass
+class RimStats:
+    """DEM and auxiliary values on the void rims (a bounded sample), for the plausibility
+    warning."""
+
+    dem: list = field(default_factory=list)
+    aux: list = field(default_factory=list)
+    count: int = 0
+
+    def add(self, z: np.ndarray, a: np.ndarray, unknown: np.ndarray) -> None:
+        rim = ndimage.binary_dilation(unknown) & ~unknown & np.isfinite(z) & np.isfinite(a)
+        if self.count < RIM_SAMPLE and rim.any():
+            self.dem.append(z[rim])
+            self.aux.append(a[rim])
+            self.count += int(rim.sum())
+
+    def warning(self, name: str) -> Optional[str]:
+        if not self.count:
+            return None
+        z, a = np.concatenate(self.dem), np.concatenate(self.aux)
+        offset = float(np.median(z - a))
+        iqr = lambda v: float(np.subtract(*np.percentile(v, [75, 25])))  # noqa: E731
+        scale = iqr(z) / iqr(a) if iqr(a) > 0 and iqr(z) > 0 and z.size >= 20 else 1.0
+        lo, hi = IMPLAUSIBLE_SCALE
+        if abs(offset) <= IMPLAUSIBLE_OFFSET_M and lo <= scale <= hi:
+            return None
+        why = []
+        if abs(offset) > IMPLAUSIBLE_OFFSET_M:
+            why.append(f"the DEM is {offset:+.1f} m from it (median over {z.size} void-rim "
+                       "cells)")
+        if not lo <= scale <= hi:
+            why.append(f"its elevations spread {1 / scale:.2f}× as much as the DEM's there")
+        return (f"AUXILIARY '{name}' looks like another unit or vertical datum: "
+                + " and ".join(why) + ". The delta fill removes a constant or smooth offset, "
+                "but check the auxiliary's unit (metres, not feet) and vertical datum; if it is "
+                "the wrong one, convert it (Raster Calculator) and run again.")
+
+
+def open_auxiliary(path: str, dem: Grid) -> DemSource:
+    """The auxiliary DEM's band 1, refused before any work when it cannot serve: no CRS
+    relation to the DEM, no overlap, or no valid cell over the DEM."""
+    name = os.path.basename(path)
+    try:
+        aux = open_dem(path, 1)
+    except DemSrError as exc:
+        raise DemSrError(f"AUXILIARY: {exc}") from None
+    if (aux.grid.crs is None) != (dem.crs is None):
+        which = "AUXILIARY" if aux.grid.crs is None else "the DEM"
+        raise DemSrError(f"{which} has no CRS, so the two cannot be placed on each other. "
+                         "Assign the right CRS (Raster ▸ Projections ▸ Assign Projection) and "
+                         "run again.")
+    try:
+        meet = overlap_bounds(dem, aux.grid)
+    except ValueError as exc:
+        raise DemSrError(f"AUXILIARY '{name}' cannot be brought into the DEM's CRS ({exc}).")
+    if meet is None:
+        raise DemSrError(f"AUXILIARY '{name}' does not overlap the DEM: give a DEM of the same "
+                         "area (any CRS and resolution).")
+    if not _has_data_over(aux, dem):
+        raise DemSrError(f"AUXILIARY '{name}' has no valid cell over the DEM (all nodata "
+                         "there): give a DEM that covers the voids.")
+    return aux
+
+
+def _has_data_over(aux: DemSource, dem: Grid) -> bool:
+    """Whether any auxiliary cell over the DEM holds data (read at most ~4 Mpx: a decimated
+    read takes nodata where any cell of a block is nodata, so it reads in full windows)."""
+    with rasterio.Env(**GDAL_ENV), rasterio.open(aux.path) as ds:
+        win = _aux_window(ds, dem, aux.grid.crs, dem.bounds)
+        if win is None:
+            return False
+        step = max(1, int(win.height) * int(win.width) // 4_000_000 + 1)
+        rows = max(1, int(math.ceil(win.height / step)))
+        for r in range(int(win.row_off), int(win.row_off + win.height), rows):
+            part = Window(win.col_off, r, win.width, min(rows, win.row_off + win.height - r))
+            if np.isfinite(read_band(ds, aux.band, part)).any():
+                return True
+    return False
+
+
+def _aux_window(ds, grid: Grid, aux_crs, bounds) -> Optional[Window]:
+    """The auxiliary pixels that cover `bounds` (in grid's CRS) plus READ_MARGIN."""
+    if grid.crs is not None and aux_crs is not None and grid.crs != aux_crs:
+        bounds = transform_bounds(grid.crs, aux_crs, *bounds, densify_pts=21)
+    w = from_bounds(*bounds, transform=ds.transform)
+    r0 = max(int(math.floor(w.row_off)) - READ_MARGIN, 0)
+    c0 = max(int(math.floor(w.col_off)) - READ_MARGIN, 0)
+    r1 = min(int(math.ceil(w.row_off + w.height)) + READ_MARGIN, ds.height)
+    c1 = min(int(math.ceil(w.col_off + w.width)) + READ_MARGIN, ds.width)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+class AuxReader:
+    """The auxiliary DEM brought onto windows of the repair grid (NaN where it has no
+    data). Use as a context manager."""
+
+    def __init__(self, aux: DemSource, grid: Grid):
+        self.aux, self.grid = aux, grid
+        finer = (aux.grid.res[0] < grid.res[0] * 0.999 and grid.crs == aux.grid.crs)
+        self.resampling = FINER_METHOD if finer else COARSER_METHOD
+        self._env = rasterio.Env(**GDAL_ENV)
+        self._ds = None
+
+    def __enter__(self) -> "AuxReader":
+        self._env.__enter__()
+        self._ds = rasterio.open(self.aux.path)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ds.close()
+        self._env.__exit__(*exc)
+
+    def window(self, win: tuple[slice, slice]) -> np.ndarray:
+        """The auxiliary on rows/cols `win` of the repair grid, float64, NaN = no data."""
+        r, c = win
+        h, w = r.stop - r.start, c.stop - c.start
+        t = self.grid.window_transform(r.start, c.start)
+        out = np.full((h, w), np.nan, np.float32)
+        bounds = (t.c, t.f + h * t.e, t.c + w * t.a, t.f)
+        src_win = _aux_window(self._ds, self.grid, self.aux.grid.crs, bounds)
+        if src_win is None:
+            return out.astype(np.float64)
+        data = read_band(self._ds, self.aux.band, src_win)
+        crs = self.grid.crs or LOCAL_CRS
+        reproject(np.ascontiguousarray(data, np.float32), out,
+                  src_transform=self._ds.window_transform(src_win),
+                  src_crs=self.aux.grid.crs or LOCAL_CRS, src_nodata=np.nan,
+                  dst_transform=t, dst_crs=crs, dst_nodata=np.nan,
+                  resampling=self.resampling, tolerance=0.0)
+        return out.astype(np.float64)
+
+
+def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(values, from the auxiliary?) for the unknown cells of window z (NaN = absent; in
+    z[unknown] order): auxiliary + the DEM − auxiliary difference interpolated harmonically
+    from the rim where the auxiliary has data and the difference can be reached; the
+    first fill (fill_window) elsewhere."""
+    d = z - a                                   # NaN where either is missing
+    target = unknown & np.isfinite(a)
+    values = np.full(z.shape, np.nan)
+    if target.any():
+        values[target] = a[target] + fill_window(np.where(unknown & ~target, np.nan, d),
+                                                 target, biharmonic=False)
+    target = np.isfinite(values)                # the difference reached these cells
+    rest = unknown & ~target
+    if rest.any():
+        # the first fill for what the auxiliary cannot give, from the DEM and the delta
+        # values just found (they are the best boundary values it has)
+        zz = np.where(target, values, z)
+        zz[rest] = np.nan
+        values[rest] = fill_window(zz, rest)
+    return values[unknown], target[unknown]
+
+
+def delta_inpaint(dem: np.ndarray, fill: np.ndarray, aux: np.ndarray,
+                  monitor: Optional[Monitor] = None) -> tuple[np.ndarray, np.ndarray]:
+    """inpaint() with the delta surface fill: (a float32 copy of `dem` with the cells of
+    `fill` filled, the cells filled from the auxiliary); `aux` is the auxiliary on dem's
+    grid (NaN = no data). The same values as the streamed METHOD=delta."""
+    from_aux = np.zeros(dem.shape, bool)
+
+    def window_fill(win, z, unknown):
+        values, flags = delta_fill(z, np.asarray(aux[win], np.float64), unknown)
+        from_aux[win][unknown] = flags
+        return values
+
+    return inpaint(dem, fill, monitor, window_fill), from_aux
+
+
+def auxiliary_on(aux: DemSource, grid: Grid) -> np.ndarray:
+    """The whole auxiliary DEM on `grid` (float32, NaN = no data), as AuxReader brings each
+    window: the in-memory routes and training read it so."""
+    with AuxReader(aux, grid) as reader:
+        return reader.window((slice(0, grid.height), slice(0, grid.width))).astype(np.float32)

@@ -1,0 +1,133 @@
+"""First fill of DEM voids: smooth inpainting by sparse linear solves.
+
+A void is filled with the biharmonic (thin-plate-like) surface that meets
+the surrounding terrain with its values and its slopes: ΔΔz = 0 inside the
+void, with the known cells around it fixed. Unlike inverse distance
+(`gdal:fillnodata`), which flattens a void towards the mean of its rim, it
+continues slopes across, so ridges and valley sides that a void cuts are
+bridged rather than levelled. Very large voids (over BIHARMONIC_MAX cells in
+one connected group) get the harmonic (Laplace, ΔZ = 0) surface instead,
+which is cheaper to solve and never overshoots.
+
+The Laplacian is the graph Laplacian of the 4-neighbour grid restricted to
+cells that exist (valid or being filled), so the raster edge and nodata that
+is not being filled act as no-flux boundaries. Voids are solved one
+connected group at a time (voids within 3 cells of each other together), in
+their bounding box, so the cost follows the void area, not the raster.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.sparse.linalg import spsolve
+
+from ..monitor import Monitor
+
+BIHARMONIC_MAX = 300_000  # unknowns per group; beyond this, Laplace
+_MARGIN = 3
+
+
+def _laplacian(nodes: np.ndarray) -> sparse.csr_matrix:
+    """Graph Laplacian (degree − adjacency) over the True cells of `nodes` (row-major ids)."""
+    h, w = nodes.shape
+    ids = np.full(nodes.shape, -1, np.int64)
+    n = int(nodes.sum())
+    ids[nodes] = np.arange(n)
+    rows, cols = [], []
+    for a, b in ((ids[:, :-1], ids[:, 1:]), (ids[:-1, :], ids[1:, :])):
+        ok = (a >= 0) & (b >= 0)
+        rows += [a[ok], b[ok]]
+        cols += [b[ok], a[ok]]
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    adj = sparse.csr_matrix((np.ones(r.size), (r, c)), shape=(n, n))
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    return (sparse.diags(deg) - adj).tocsr()
+
+
+def _solve_group(z: np.ndarray, unknown: np.ndarray, biharmonic: bool) -> np.ndarray:
+    """Values for the `unknown` cells of window `z` (NaN elsewhere = absent)."""
+    nodes = np.isfinite(z) | unknown
+    lap = _laplacian(nodes)
+    op = (lap @ lap).tocsr() if biharmonic else lap
+    u = unknown[nodes]
+    k = ~u
+    zk = z[nodes][k].astype(np.float64)
+    a = op[u][:, u].tocsc()
+    rhs = -(op[u][:, k] @ zk)
+    return spsolve(a, rhs)
+
+
+def void_groups(fill: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """(window, unknown cells of the window) for each group of void cells (voids within
+    _MARGIN cells of each other together), the window being the group's box grown by
+    _MARGIN. Needs only the mask: the streamed repair reads each window from the file."""
+    groups, _ = ndimage.label(ndimage.binary_dilation(fill, iterations=_MARGIN),
+                              structure=np.ones((3, 3), bool))
+    h, w = fill.shape
+    for i, box in enumerate(ndimage.find_objects(groups), start=1):
+        if box is None:
+            continue
+        win = (slice(max(box[0].start - _MARGIN, 0), min(box[0].stop + _MARGIN, h)),
+               slice(max(box[1].start - _MARGIN, 0), min(box[1].stop + _MARGIN, w)))
+        unknown = fill[win] & (groups[win] == i)
+        if unknown.any():
+            yield win, unknown
+
+
+def solvable(z: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    """The unknown cells whose 4-connected piece of the window (existing or unknown cells)
+    holds at least one known cell: the others have no boundary value to take."""
+    nodes = np.isfinite(z) | unknown
+    pieces, _ = ndimage.label(nodes)
+    anchored = np.unique(pieces[np.isfinite(z) & nodes])
+    return unknown & np.isin(pieces, anchored[anchored > 0])
+
+
+def fill_window(z: np.ndarray, unknown: np.ndarray, biharmonic: Optional[bool] = None
+                ) -> np.ndarray:
+    """Values for the `unknown` cells of window `z` (NaN = absent, or unknown), in the
+    order of z[unknown]; NaN where a cell cannot be reached from known data. `biharmonic`
+    None: biharmonic up to BIHARMONIC_MAX unknowns, harmonic (Laplace) beyond."""
+    out = np.full(int(unknown.sum()), np.nan)
+    ok = solvable(z, unknown)
+    if not ok.any():
+        return out
+    z = np.where(unknown & ~ok, np.nan, z)
+    # Solve for the anomaly from the mean: better conditioned for high elevations.
+    offset = float(np.nanmean(np.where(ok, np.nan, z)))
+    if biharmonic is None:
+        biharmonic = int(ok.sum()) <= BIHARMONIC_MAX
+    vals = _solve_group(z - offset, ok, biharmonic=biharmonic)
+    full = np.full(z.shape, np.nan)
+    full[ok] = vals + offset
+    return full[unknown]
+
+
+def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None,
+            window_fill: Optional[Callable] = None) -> np.ndarray:
+    """A float32 copy of `dem` with the cells of `fill` (NaN there) filled smoothly.
+
+    Cells that are NaN but not in `fill` stay NaN and are not used. A group of
+    void cells with no valid cell around it stays NaN. Each group is solved from the
+    input's data only (never from another group's fill), so the result does not depend on
+    the order of the groups or on how the raster is read. `window_fill(win, z, unknown)`
+    replaces fill_window (z: the window, float64, NaN = absent or unknown) to fill each
+    group another way (the delta surface fill).
+    """
+    monitor = monitor or Monitor()
+    out = np.array(dem, dtype=np.float32, copy=True)
+    fill = fill & ~np.isfinite(out)
+    if not fill.any():
+        return out
+    groups = list(void_groups(fill))
+    for i, (win, unknown) in enumerate(groups, start=1):
+        monitor.check()
+        window = np.asarray(dem[win], dtype=np.float64)
+        window[unknown] = np.nan
+        values = (window_fill(win, window, unknown) if window_fill
+                  else fill_window(window, unknown))
+        out[win][unknown] = values.astype(np.float32)
+        monitor.progress(i / len(groups))
+    return out
