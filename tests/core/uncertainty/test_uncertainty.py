@@ -147,3 +147,21 @@ def test_a_mosaic_refuses_uncertainty(crop, tmp_path):
     with pytest.raises(DemSrError, match="does not write UNCERTAINTY"):
         run_mosaic(MosaicRequest([str(src)], str(tmp_path / "out"), sr=sr))
     assert not (tmp_path / "out").exists()
+
+
+def test_coefficients_between_and_beyond_the_fitted_factors(tmp_path):
+    from demsr.core.uncertainty import estimate
+
+    table = {2.0: dict.fromkeys(estimate.FEATURES, 1.0), 4.0: dict.fromkeys(estimate.FEATURES, 3.0)}
+    assert estimate.coefficients_for(2 * 2 ** 0.5, table)["spread"] == pytest.approx(2.0)
+    assert estimate.coefficients_for(1.1, table)["extrap"] == 1.0   # held below
+    assert estimate.coefficients_for(8.0, table)["grad"] == 3.0     # and above
+    shipped = estimate.load_coefficients()
+    assert set(shipped["factors"]) >= {2.0, 3.0, 4.0, 8.0}
+    assert not set(shipped["meta"]["fitted_on"]) & {
+        "glacierflowmodel_aletsch_200m.tif", "pypi_lidar_dem_1m.tif", "marmap_hawaii_bathy.tif",
+        "spatstat_bei_elev_5m_local.tif"}  # never the DEMs the figures are reported on
+    broken = tmp_path / "c.json"
+    broken.write_text("{\"factors\": {\"2\": {\"spread\": 1}}}")
+    with pytest.raises(DemSrError, match="cannot be read"):
+        estimate.load_coefficients(str(broken))
