@@ -4,7 +4,7 @@ import pytest
 from qgis.core import (QgsPalettedRasterRenderer, QgsProcessingContext, QgsProcessingFeedback,
                        QgsProject, QgsRasterLayer, QgsSingleBandPseudoColorRenderer)
 
-from demsr.desktop import styles
+from demsr import layer_styles as styles
 
 
 def test_ramps_fit_each_kind():

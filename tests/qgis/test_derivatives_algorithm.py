@@ -164,11 +164,11 @@ def test_cancel_leaves_no_output(provider, crop, tmp_path):
 
 def test_qgis_process_outputs_open_styled(qgis_app, qgis_process, crop, tmp_path):
     """qgis_process has no window to style the layers in: each raster output gets NAME.qml
-    (desktop/styles.write_sidecar), which QGIS loads with the file; a .qml of the user's own
+    (layer_styles.write_sidecar), which QGIS loads with the file; a .qml of the user's own
     beside an output is left as it is."""
     from qgis.core import QgsRasterLayer
 
-    from demsr.desktop import styles
+    from demsr import layer_styles as styles
 
     src = crop("flopy_sagehen_10m.tif", 100, 100, 120, 120)
     mine = tmp_path / "aspect.qml"

@@ -40,7 +40,7 @@ def input_name(layer: QgsRasterLayer) -> str:
 def style_output(context, dest: str, kind: str, name: str, reference_path: str = "") -> None:
     """Name and style the output layer the dialog will load (desktop/postprocess.py runs on
     the main thread after the run). The name is remembered for input_name. In qgis_process
-    the style goes beside the output as DEST.qml (desktop/styles.write_sidecar), which QGIS
+    the style goes beside the output as DEST.qml (layer_styles.write_sidecar), which QGIS
     loads with the file; in processing.run without a window nothing else happens."""
     from qgis.utils import iface
 
@@ -49,7 +49,7 @@ def style_output(context, dest: str, kind: str, name: str, reference_path: str =
             del _NAMES[next(iter(_NAMES))]
         _NAMES[_key(dest)] = name
     if dest and iface is None and QgsApplication.platform() == "qgis_process":
-        from ..desktop.styles import write_sidecar
+        from ..layer_styles import write_sidecar
 
         try:
             write_sidecar(dest, kind, reference_path)

@@ -12,7 +12,7 @@ from qgis.core import (QgsBilinearRasterResampler, QgsColorRampShader, QgsHillsh
                        QgsSingleBandPseudoColorRenderer)
 from qgis.PyQt.QtGui import QColor, QPainter
 
-from .styles import DERIVATIVES, ORDER, file_stats, rgba, style_for
+from ..layer_styles import DERIVATIVES, ORDER, file_stats, rgba, style_for
 
 def band_stats(layer: QgsRasterLayer) -> dict:
     return file_stats(layer.source())

@@ -1,6 +1,7 @@
-"""Which colours each output gets. Qt-free (tested without QGIS): applying them to a layer in
-the window is postprocess.py's; a qgis_process run writes them beside the output as a .qml
-file, which QGIS loads with the raster (write_sidecar).
+"""Which colours each output gets. Qt-free and outside desktop/ because headless runs use it
+too: a qgis_process run writes the style beside each output as a .qml file, which QGIS
+loads with the raster (write_sidecar); applying it to a layer in the window is
+desktop/postprocess.py's.
 
 A style is (renderer, stops): renderer "pseudocolor" interpolates between (value, colour,
 label) stops, "paletted" colours exact values; a colour is "#rrggbb" or "#rrggbbaa" (alpha
@@ -13,8 +14,8 @@ import math
 import os
 from typing import Optional
 
-from ..core.atomic import write_atomic
-from ..core.by_name import Registry
+from .core.atomic import write_atomic
+from .core.by_name import Registry
 
 TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
 SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd
@@ -146,7 +147,7 @@ def file_stats(path: str) -> dict:
     makes its bins too coarse to find the quantiles)."""
     import numpy as np
 
-    from ..core.raster.gdal_mode import osgeo_gdal
+    from .core.raster.gdal_mode import osgeo_gdal
 
     gdal = osgeo_gdal()
     ds = gdal.Open(path)
