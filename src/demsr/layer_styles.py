@@ -21,6 +21,7 @@ TERRAIN = ["#2b6e3c", "#78a85a", "#d9d08c", "#b5895b", "#8c6446", "#f2f2f2"]
 SLOPE = ["#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026"]          # YlOrRd
 DIVERGING = ["#2166ac", "#92c5de", "#f7f7f7", "#f4a582", "#b2182b"]      # RdBu reversed
 FLOW = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]           # Blues
+UNCERTAIN = ["#fcfbfd", "#dadaeb", "#9e9ac8", "#6a51a3", "#3f007d"]      # Purples: σ, m
 STREAM_BLUE = "#1f78b4ff"
 FILLED = "#ff00ff80"  # half-transparent magenta: the filled pixels, relief seen through
 FILLED_AUX = "#00c8ff80"  # half-transparent cyan: filled from the auxiliary DEM
@@ -28,7 +29,7 @@ TRANSPARENT = "#00000000"
 # Layer tree order of one run's outputs, top to bottom: what marks cells over what shows the
 # terrain, the DEM (and its hillshade) at the bottom. Of the derivatives only the first is
 # visible (they are opaque: the others would only hide each other).
-ORDER = ("filled_mask", "streams", "error", "slope", "aspect", "plan_curvature",
+ORDER = ("filled_mask", "streams", "uncertainty", "error", "slope", "aspect", "plan_curvature",
          "profile_curvature", "tangential_curvature", "flow_accumulation", "dem")
 DERIVATIVES = ("slope", "aspect", "plan_curvature", "profile_curvature",
                "tangential_curvature", "flow_accumulation")
@@ -91,6 +92,14 @@ def _centred(stats: dict, reference: dict | None) -> tuple:
     low, high = stats.get("low", lo), stats.get("high", hi)
     half = max(abs(low), abs(high)) or max(abs(lo), abs(hi)) or 1e-6
     return "pseudocolor", _spread(-half, half, DIVERGING)
+
+
+@STYLES.register("uncertainty")
+def _uncertainty(stats: dict, reference: dict | None) -> tuple:
+    """Super-resolve DEM's UNCERTAINTY: sequential from 0 m (certain, nearly white) to the
+    upper quantile (dark purple), so one cliff's σ does not wash the rest out; in metres."""
+    top = max(min(stats["max"], stats.get("high", stats["max"])), 1e-6)
+    return "pseudocolor", [(v, c, f"{v:.3g} m") for v, c, _ in _spread(0.0, top, UNCERTAIN)]
 
 
 @STYLES.register("flow_accumulation")

@@ -168,3 +168,25 @@ def test_names_tell_bundled_and_custom_models_and_target_units_apart(provider, w
     assert names == {"bundled": "sagehen ×2 model", "custom": "sagehen ×2 model mine",
                      "target": "sagehen 5 m lanczos"}
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_uncertainty_is_a_sequential_ramp_in_metres_named_after_the_input(provider, with_iface,
+                                                                            crop, tmp_path):
+    kind, stops = styles.style_for("uncertainty", {"min": 0.0, "max": 90.0, "high": 12.0})
+    assert kind == "pseudocolor" and stops[0][0] == 0 and stops[-1][0] == 12.0  # not the cliff
+    assert all(label.endswith(" m") for _, _, label in stops)
+    light = [sum(styles.rgba(c)[:3]) for _, c, _ in stops]
+    assert light == sorted(light, reverse=True)  # sequential: darker = less certain
+    src = crop("flopy_sagehen_10m.tif", 100, 100, 48, 48)
+    params = {"INPUT": QgsRasterLayer(str(src), "sagehen"), "SCALE": 2, "METHOD": "model",
+              "DEVICE": "cpu", "OUTPUT": str(tmp_path / "sr.tif"),
+              "UNCERTAINTY": str(tmp_path / "sigma.tif")}
+    layers = _run_as_dialog("demsr:superresolve", params, ["OUTPUT", "UNCERTAINTY"])
+    layer = layers["UNCERTAINTY"]
+    assert layer.name() == "sagehen ×2 uncertainty (1σ, m)"
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+    items = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert items[0].value == 0 and items[-1].value > 0 and items[-1].label.endswith(" m")
+    assert items[0].color.lightness() > items[-1].color.lightness()
+    QgsProject.instance().removeAllMapLayers()

@@ -62,6 +62,9 @@ class EvaluateAlgorithm(DemSrAlgorithm):
     OUTPUT_TABLE = "OUTPUT_TABLE"
     OUTPUT_JSON = "OUTPUT_JSON"
     PSNR_PEAK = "PSNR_PEAK"
+    UNCERTAINTY = "UNCERTAINTY"
+    WITHIN_1_SIGMA = "WITHIN_1_SIGMA"
+    WITHIN_2_SIGMA = "WITHIN_2_SIGMA"
     PIXELS = "PIXELS"
 
     def shortHelpString(self):  # noqa: N802
@@ -85,6 +88,12 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             "both).\n"
             "<b>FILLED_MASK</b>: optional FILLED_MASK output of Void repair (1 = filled); the "
             "metrics are then also reported inside and outside the voids.\n"
+            "<b>UNCERTAINTY</b>: optional raster of the result's expected error, one standard "
+            "deviation per cell (Super-resolve DEM's UNCERTAINTY output). The report then says "
+            "which share of the cells lies within 1σ and 2σ (68.3 % and 95.4 % for a "
+            "calibrated Gaussian σ), and draws each tenth of the cells by σ: its RMSE against "
+            "its RMS σ, and its share within 1σ; numeric outputs WITHIN_1_SIGMA and "
+            "WITHIN_2_SIGMA (shares, 0–1; NaN without UNCERTAINTY).\n"
             "<b>ALIGN</b>: which grid the evaluation runs on. reference_to_result (default): "
             "the reference (and every comparison DEM) is brought onto the result's grid; "
             "result_to_reference: the result and comparison DEMs onto the reference's grid. "
@@ -156,6 +165,8 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.FILLED_MASK, self.tr("Filled-pixel mask from Void repair"),
             optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.UNCERTAINTY, self.tr("Uncertainty of the DEM (1σ per cell)"), optional=True))
         self.add_enum(self.ALIGN, "Evaluation grid", ALIGN_TARGETS, ALIGN_TARGETS[0])
         self.add_enum(self.RESAMPLING, "Resampling onto the evaluation grid", ALIGN_METHODS,
                       "auto", advanced=True)
@@ -192,6 +203,10 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, self.tr(label)))
         self.addOutput(QgsProcessingOutputNumber(self.PSNR_PEAK, self.tr("PSNR peak (m)")))
         self.addOutput(QgsProcessingOutputNumber(self.PIXELS, self.tr("Cells evaluated")))
+        self.addOutput(QgsProcessingOutputNumber(
+            self.WITHIN_1_SIGMA, self.tr("Share of cells with |error| ≤ UNCERTAINTY")))
+        self.addOutput(QgsProcessingOutputNumber(
+            self.WITHIN_2_SIGMA, self.tr("Share of cells with |error| ≤ 2 × UNCERTAINTY")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -232,6 +247,7 @@ class EvaluateAlgorithm(DemSrAlgorithm):
             resampling=self.parameterAsEnumString(parameters, self.RESAMPLING, context),
             mask_geometries=geoms, mask_crs=mask_crs, extent=extent, extent_crs=extent_crs,
             filled_mask_path=self.optional_layer(parameters, self.FILLED_MASK, context),
+            uncertainty_path=self.optional_layer(parameters, self.UNCERTAINTY, context),
             compare_classical=self.parameterAsBoolean(parameters, self.COMPARE_CLASSICAL,
                                                       context),
             classical_factor=self.parameterAsDouble(parameters, self.CLASSICAL_FACTOR, context),
@@ -250,6 +266,11 @@ class EvaluateAlgorithm(DemSrAlgorithm):
         out = {key: plain_number(head[name]) for key, (name, _) in NUMBERS.items()}
         out.update({self.PSNR_PEAK: plain_number(result.peak),
                     self.PIXELS: plain_number(head["n"]),
+                    # NaN without an UNCERTAINTY input: numeric outputs stay numbers
+                    self.WITHIN_1_SIGMA: plain_number(result.calibration.within_1)
+                    if result.calibration else float("nan"),
+                    self.WITHIN_2_SIGMA: plain_number(result.calibration.within_2)
+                    if result.calibration else float("nan"),
                     self.OUTPUT_HTML: outputs[self.OUTPUT_HTML], self.OUTPUT_ERROR: error_path,
                     self.OUTPUT_TABLE: outputs[self.OUTPUT_TABLE],
                     self.OUTPUT_JSON: outputs[self.OUTPUT_JSON]})

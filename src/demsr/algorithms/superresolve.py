@@ -33,6 +33,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
     OVERLAP = "OVERLAP"
     BATCH_SIZE = "BATCH_SIZE"
     OUTPUT = "OUTPUT"
+    UNCERTAINTY = "UNCERTAINTY"
 
     def shortHelpString(self):  # noqa: N802
         return self.with_labels(self.tr(
@@ -61,7 +62,12 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             "<b>DEVICE</b>: auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps; the log "
             "says which device ran and why a GPU was not used.\n"
             "<b>OUTPUT</b>: Float32 GeoTIFF, tiled and compressed (DEFLATE, float predictor), "
-            "BigTIFF when needed. The input's nodata value is kept (-32768 if it has none).\n\n"
+            "BigTIFF when needed. The input's nodata value is kept (-32768 if it has none).\n"
+            "<b>UNCERTAINTY</b> (optional, METHOD=model): each output pixel's expected error "
+            "as one standard deviation in metres (the DEM's elevation unit), on the output's "
+            "grid; written together with OUTPUT. On held-out DEMs about 68 % of the errors "
+            "lie within it (docs/quality.md, Uncertainty); it costs 10–35 % more time. It "
+            "does not cover the disagreement between two products.\n\n"
             "Advanced — <b>TILE_SIZE</b>: output pixels per tile side; <b>OVERLAP</b>: extra "
             "input pixels of context per tile side on top of what the method needs (which is "
             "always added); <b>BATCH_SIZE</b>: tiles per network call (halved automatically "
@@ -96,6 +102,9 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         self.add_int(self.BATCH_SIZE, "Batch size (tiles)", 1, 1, 256, advanced=True)
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Super-resolved DEM")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.UNCERTAINTY, self.tr("Uncertainty (1σ per pixel, metres)"), optional=True,
+            createByDefault=False))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -106,6 +115,11 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
                 f"MODEL is set but METHOD is '{method}': set METHOD to 'model' to use the "
                 "checkpoint, or clear MODEL to use the classical resampler."))
         target = self.optional_number(parameters, self.TARGET_RESOLUTION, context) or 0.0
+        uncertainty = self.parameterAsOutputLayer(parameters, self.UNCERTAINTY, context) or None
+        if uncertainty and method != MODEL_METHOD:
+            raise QgsProcessingException(self.tr(
+                f"UNCERTAINTY is estimated for METHOD=model only, not for '{method}': set "
+                "METHOD to 'model', or leave UNCERTAINTY out."))
         request = SuperResolveRequest(
             input_path=raster_source(layer, self.INPUT),
             output_path=self.parameterAsOutputLayer(parameters, self.OUTPUT, context),
@@ -118,6 +132,7 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context),
             overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            uncertainty_path=uncertainty,
         )
         with user_errors():
             result = superresolve(request, monitor_for(feedback))
@@ -126,4 +141,9 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         how = f"model {os.path.splitext(os.path.basename(model))[0]}" if model else method
         style_output(context, request.output_path, "dem", f"{input_name(layer)} {what} {how}",
                      request.input_path)
-        return {self.OUTPUT: result.output_path}
+        if result.uncertainty_path:
+            style_output(context, result.uncertainty_path, "uncertainty",
+                         f"{input_name(layer)} {what} uncertainty (1σ, m)")
+            feedback.pushInfo(f"UNCERTAINTY took {result.uncertainty_seconds:.1f} s of the "
+                              f"{result.seconds:.1f} s.")
+        return {self.OUTPUT: result.output_path, self.UNCERTAINTY: result.uncertainty_path}

@@ -34,6 +34,7 @@ from ..raster.space import check_space, raster_bytes
 from ..staging import staged
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds
+from .calibration import Calibration, calibration
 from .metrics import METRICS, TERRAIN_INPUTS, terrain_metrics
 from .regions import extent_polygon, mask_from_geometries
 
@@ -59,6 +60,7 @@ class EvaluationRequest:
     extent: Optional[tuple[float, float, float, float]] = None  # xmin, ymin, xmax, ymax …
     extent_crs: Optional[str] = None                            # … in this CRS
     filled_mask_path: Optional[str] = None      # Void repair FILLED_MASK (1, 2 = filled)
+    uncertainty_path: Optional[str] = None      # 1σ per cell of the result (UNCERTAINTY)
     compare_classical: bool = False
     classical_factor: float = 2.0               # LR = reference degraded by this factor
     low_res_path: Optional[str] = None          # … or this LR DEM
@@ -83,6 +85,7 @@ class EvaluationResult:
     pixels: dict                  # region -> cells counted
     warnings: list = field(default_factory=list)
     outputs: dict = field(default_factory=dict)
+    calibration: Optional[Calibration] = None   # of UNCERTAINTY, over all evaluated cells
 
     @property
     def headline(self) -> dict:
@@ -114,7 +117,8 @@ def _check_request(req: EvaluationRequest) -> None:
         raise DemSrError("The stream threshold must be at least 1 cell.")
     check_distinct_paths(
         {"INPUT": req.input_path, "REFERENCE": req.reference_path, "COMPARE": req.compare_paths,
-         "FILLED_MASK": req.filled_mask_path, "LOW_RES": req.low_res_path},
+         "FILLED_MASK": req.filled_mask_path, "LOW_RES": req.low_res_path,
+         "UNCERTAINTY": req.uncertainty_path},
         {"OUTPUT_HTML": req.output_html, "OUTPUT_TABLE": req.output_table,
          "OUTPUT_JSON": req.output_json, "OUTPUT_ERROR": req.output_error})
     if req.output_error:
@@ -131,7 +135,7 @@ def _check_request(req: EvaluationRequest) -> None:
 
 def _inputs(req: EvaluationRequest) -> list:
     return [req.input_path, req.reference_path, *req.compare_paths, req.filled_mask_path,
-            req.low_res_path]
+            req.low_res_path, req.uncertainty_path]
 
 
 # Room asked for the small outputs: the report's pictures (a few MB at 100 dpi), the tables.
@@ -210,6 +214,10 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
         fm_src = open_dem(req.filled_mask_path)
         if overlap_bounds(res_src.grid, fm_src.grid) is None:
             raise DemSrError("The filled-pixel mask does not overlap the DEM.")
+    if req.uncertainty_path:
+        if overlap_bounds(res_src.grid, open_dem(req.uncertainty_path).grid) is None:
+            raise DemSrError("The uncertainty raster does not overlap the DEM: give the "
+                             "UNCERTAINTY written with this result.")
     monitor.check()
 
     _check_room(req, res_src.grid if req.align == "reference_to_result" else ref_src.grid)
@@ -249,6 +257,14 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     if req.filled_mask_path:
         fm, fg = _read(req.filled_mask_path, 1)
         filled = bring_onto(fm, fg, grid, "nearest")
+    sigma = None
+    if req.uncertainty_path:
+        data, g = _read(req.uncertainty_path, 1)
+        sigma = bring_onto(data, g, grid, req.resampling)
+        if np.any(sigma[np.isfinite(sigma)] < 0):
+            raise DemSrError("The uncertainty raster has negative values: it must hold one "
+                             "standard deviation per cell (≥ 0), as Super-resolve DEM's "
+                             "UNCERTAINTY does.")
     monitor.progress(0.1)
     monitor.check()
 
@@ -309,13 +325,29 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
                                                        where, peak)
         del terrain
     pixels = {r: int(w.sum()) for r, w in regions.items()}
+    cal = None
+    if sigma is not None:
+        sigma = sigma[sl]
+        err_all = np.where(region, dems[0] - reference, np.nan)
+        if not np.isfinite(sigma[region]).any():
+            warn("The uncertainty raster is nodata on every evaluated cell: no calibration.")
+        else:
+            cal = calibration(err_all, sigma)
+            missing = int(region.sum()) - cal.n
+            if missing:
+                warn(f"The uncertainty raster is nodata on {missing} evaluated cells: the "
+                     "calibration counts the others.")
+            monitor.info(f"Uncertainty: {100 * cal.within_1:.1f} % of the cells within 1σ "
+                         f"(68.3 % for a calibrated Gaussian σ), {100 * cal.within_2:.1f} % "
+                         f"within 2σ (95.4 %); the 10 % cells with the largest σ have "
+                         f"{cal.top10_ratio:.2f}× the RMSE.")
     if not np.any(ref_terrain["streams"][region] == 1):
         warn(f"The reference has no stream cell (≥ {req.stream_threshold} cells draining) in the "
              "evaluated area: stream agreement is not defined (NaN).")
     monitor.progress(0.8)
 
     result_obj = EvaluationResult(metrics, names, _name(req.reference_path, req.reference_name),
-                                  grid, alignment, peak, pixels, warnings)
+                                  grid, alignment, peak, pixels, warnings, calibration=cal)
     # 6. Outputs.
     monitor.check()
     err = np.where(region, dems[0] - reference, np.nan).astype(np.float32)
@@ -377,6 +409,8 @@ def _json_obj(res: EvaluationResult, req: EvaluationRequest) -> dict:
                  "transform": list(res.grid.transform)[:6],
                  "crs": res.grid.crs.to_wkt() if res.grid.crs is not None else None},
         "pixels": res.pixels, "warnings": res.warnings,
+        "uncertainty": ({k: _clean(v) for k, v in res.calibration.as_dict().items()}
+                        if res.calibration else None),
         "metrics": {r: {n: {k: _clean(v) for k, v in m.items()} for n, m in by.items()}
                     for r, by in res.metrics.items()},
     }

@@ -29,8 +29,9 @@ LABELS = {"rmse": "Elevation RMSE", "mae": "Elevation MAE", "bias": "Bias (mean 
           "stream_recall": "Stream recall (reference streams reproduced ±1 cell)",
           "stream_precision": "Stream precision (result streams that are real ±1 cell)",
           "ssim": "SSIM", "psnr": "PSNR"}
+# the only files a report writes into its folder
 PICTURES = ("hillshades.png", "error_map.png", "error_window.png", "histogram.png",
-            "error_vs_slope.png")  # the only files a report writes into its folder
+            "error_vs_slope.png", "uncertainty.png")
 MAX_PLOT_PX = 1500  # the full-extent map is subsampled to at most this many pixels a side
 
 
@@ -128,6 +129,51 @@ def pictures_folder(path: str) -> str:
 def check_pictures_folder(path: str, inputs) -> None:
     """Before work: the pictures folder a run replaces holds only a report's pictures."""
     check_own_folder(pictures_folder(path), PICTURES, inputs, "the report's pictures")
+
+
+def uncertainty_figure(plt, cal):
+    """Reliability diagram (RMSE against RMS σ per tenth by σ) and the share within 1σ / 2σ."""
+    from .calibration import GAUSSIAN_WITHIN
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    promised = [g["rms_sigma"] for g in cal.bins]
+    actual = [g["rmse"] for g in cal.bins]
+    top = max(max(promised), max(actual)) * 1.05 or 1.0
+    a.plot([0, top], [0, top], color="grey", linestyle="--", label="calibrated (RMSE = σ)")
+    a.plot(promised, actual, marker="o", label="tenths of the cells by σ")
+    a.set_xlabel("RMS σ of the tenth (m)")
+    a.set_ylabel("RMSE of the tenth (m)")
+    a.set_xlim(0, top)
+    a.set_ylim(0, top)
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    x = np.arange(1, len(cal.bins) + 1)
+    b.bar(x, [100 * g["within_1"] for g in cal.bins], color="#6a51a3", label="within 1σ")
+    b.axhline(100 * GAUSSIAN_WITHIN[1], color="grey", linestyle="--", label="68.3 %")
+    b.axhline(100 * cal.within_1, color="#6a51a3", linestyle=":",
+              label=f"all cells: {100 * cal.within_1:.1f} % within 1σ, "
+                    f"{100 * cal.within_2:.1f} % within 2σ")
+    b.set_xlabel("tenth of the cells by σ (1 = most certain)")
+    b.set_ylabel("cells with |error| ≤ σ (%)")
+    b.set_ylim(0, 130)  # room above the bars for the legend
+    b.set_yticks(range(0, 101, 20))
+    b.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def uncertainty_html(cal) -> str:
+    """The uncertainty section of the report (empty without an UNCERTAINTY input)."""
+    if cal is None:
+        return ""
+    rows = "".join(f"<tr><td>{k + 1}</td><td>{_fmt(g['sigma_lo'])}–{_fmt(g['sigma_hi'])}</td>"
+                   f"<td>{g['n']}</td><td>{_fmt(g['rms_sigma'])}</td><td>{_fmt(g['rmse'])}</td>"
+                   f"<td>{100 * g['within_1']:.1f} %</td></tr>" for k, g in enumerate(cal.bins))
+    return (f"<h2>Uncertainty</h2><p>{cal.n} cells with a σ: {100 * cal.within_1:.1f} % "
+            f"within 1σ (68.3 % for a calibrated Gaussian σ), {100 * cal.within_2:.1f} % within "
+            f"2σ (95.4 %). RMSE {_fmt(cal.rmse)} m against an RMS σ of {_fmt(cal.rms_sigma)} m; "
+            f"the 10 % cells with the largest σ have {cal.top10_ratio:.2f}× the RMSE of all "
+            "cells.</p><table><tr><th>tenth by σ</th><th>σ range (m)</th><th>cells</th>"
+            f"<th>RMS σ (m)</th><th>RMSE (m)</th><th>within 1σ</th></tr>{rows}</table>")
 
 
 def write_html_report(path: str, res, reference: np.ndarray, dems: list, ref_slope: np.ndarray,
@@ -242,6 +288,12 @@ def write_html_report(path: str, res, reference: np.ndarray, dems: list, ref_slo
     ax.grid(alpha=0.3)
     save(fig, "error_vs_slope.png", "Elevation RMSE against slope (cells split into tenths by "
          "the reference's slope).")
+    if res.calibration is not None:
+        save(uncertainty_figure(plt, res.calibration), "uncertainty.png",
+             "Uncertainty against the actual error: the evaluated cells in tenths by σ. Left: "
+             "each tenth's RMSE against its RMS σ (on the line: σ is right on average). Right: "
+             "the share of each tenth within 1σ and 2σ (68.3 % and 95.4 % for a calibrated "
+             "Gaussian σ).")
     monitor.progress(0.9)
 
     tables = "".join(f"<h3>{html.escape(r)} ({res.pixels[r]} cells)</h3>{_table(by, names)}"
@@ -271,6 +323,7 @@ on nearly flat ground.</p>
 {f"<p>Warnings:</p><ul>{warn}</ul>" if warn else ""}
 <h2>Metrics</h2>
 {tables}
+{uncertainty_html(res.calibration)}
 <h2>Pictures</h2>
 {images}
 </body></html>

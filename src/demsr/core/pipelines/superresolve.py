@@ -18,7 +18,7 @@ from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
 from ..paths import check_distinct_paths
-from ..raster.io import (GDAL_ENV, DemSource, atomic_output, check_output_path, gtiff_profile,
+from ..raster.io import (GDAL_ENV, DemSource, atomic_outputs, check_output_path, gtiff_profile,
                         open_dem, output_nodata, read_window)
 from ..raster.space import check_output_size, require_room
 from ..raster.warp import CLASSICAL_METHODS
@@ -48,6 +48,9 @@ class SuperResolveRequest:
     # (row0, col0, height, width) of the output grid: compute and write only this window
     # (a file on the window's grid), e.g. one tile of a mosaic split over workers (mosaic/tile.py)
     window: Optional[tuple[int, int, int, int]] = None
+    # METHOD=model: also write each output pixel's expected error (1σ, metres) here
+    # (core/uncertainty/estimate.py); written together with OUTPUT, or neither
+    uncertainty_path: Optional[str] = None
 
 
 @dataclass
@@ -58,6 +61,8 @@ class SuperResolveResult:
     device: str
     tiles: int
     seconds: float
+    uncertainty_path: Optional[str] = None
+    uncertainty_seconds: float = 0.0           # of `seconds`, spent on UNCERTAINTY
 
 
 def build_upsampler(req: SuperResolveRequest, src: DemSource, dst: Grid,
@@ -79,6 +84,10 @@ def _check_request(req: SuperResolveRequest) -> None:
         raise DemSrError("Batch size must be at least 1.")
     if req.overlap < 0:
         raise DemSrError("Overlap cannot be negative.")
+    if req.uncertainty_path and req.method != MODEL_METHOD:
+        raise DemSrError(f"UNCERTAINTY is estimated for METHOD=model only (it is calibrated on "
+                         f"the models' errors), not for '{req.method}'. Set METHOD to 'model', "
+                         "or leave UNCERTAINTY out.")
 
 
 def plan_window(src: Grid, dst: Grid, tile_size: int, halo: int,
@@ -114,6 +123,28 @@ def output_valid(mask_ds, src: DemSource, dst: Grid, tile: Tile, has_voids: bool
     return ~np.isnan(window[np.ix_(r - r0, c - c0)])
 
 
+def _trimmed(inp: TileInput, k: int) -> TileInput:
+    """The window k cells narrower on every side: what a method with a k-cell smaller
+    halo reads, so its output does not change when another step needs a wider window."""
+    if k == 0:
+        return inp
+    return TileInput(inp.data[k:-k, k:-k], inp.row0 + k, inp.col0 + k)
+
+
+def _uncertainty(req: SuperResolveRequest, src: Grid, dst: Grid, monitor: Monitor):
+    """The UNCERTAINTY estimator, or None when it is not asked for."""
+    if not req.uncertainty_path:
+        return None
+    from ..uncertainty.estimate import UncertaintyEstimator
+
+    est = UncertaintyEstimator(src, dst)
+    if req.model_path:
+        monitor.info("Note: UNCERTAINTY is calibrated on the bundled models' errors; for "
+                     "another checkpoint check it with Evaluate DEM (UNCERTAINTY input) on an "
+                     "area where you have a reference.")
+    return est
+
+
 def _read_input(ds, band: int, tile: Tile) -> TileInput:
     """The tile's input window; beyond the raster the edge cells are repeated.
 
@@ -130,31 +161,40 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     started = time.perf_counter()
     _check_request(req)
     check_distinct_paths({"INPUT": req.input_path, "MODEL": req.model_path},
-                         {"OUTPUT": req.output_path})
+                         {"OUTPUT": req.output_path, "UNCERTAINTY": req.uncertainty_path})
     src = open_dem(req.input_path, req.band)
     check_output_path(req.output_path, monitor.info)
+    if req.uncertainty_path:
+        check_output_path(req.uncertainty_path, monitor.info)
     dst = req.grid or output_grid(src.grid, req.scale, req.target_resolution)
     if req.window is None:  # before the model is loaded and the tiles are planned
         check_output_size(dst, "OUTPUT")
     upsampler = build_upsampler(req, src, dst, monitor)
-    out_grid, tiles = plan_window(src.grid, dst, req.tile_size, upsampler.halo + req.overlap,
-                                  req.window)
+    estimator = _uncertainty(req, src.grid, dst, monitor)
+    # one window per tile serves both; the model reads it trimmed to its own halo
+    halo = max(upsampler.halo, estimator.halo if estimator else 0)
+    trim = halo - upsampler.halo
+    out_grid, tiles = plan_window(src.grid, dst, req.tile_size, halo + req.overlap, req.window)
     r_off, c_off = (req.window or (0, 0))[:2]
     nodata = output_nodata(src.nodata)
     profile = gtiff_profile(out_grid, nodata)
-    require_room([(req.output_path, profile)], "OUTPUT")
+    outputs = [(req.output_path, profile)]
+    if estimator:
+        outputs.append((req.uncertainty_path, profile))
+    require_room(outputs, "OUTPUT" + (" and UNCERTAINTY" if estimator else ""))
     rx, ry = dst.res
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {out_grid.width}×"
                  f"{out_grid.height} "
                  f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
-                 f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo; "
-                 f"nodata {nodata:g}.")
+                 f"of ≤{req.tile_size} px with {halo + req.overlap} px halo; "
+                 f"nodata {nodata:g}." + (" UNCERTAINTY: 1σ of each pixel's expected error "
+                                          "(metres)." if estimator else ""))
     with filled_source(src, req.output_path, monitor.sub(0.0, 0.1)) as filled, \
-            atomic_output(req.output_path, profile, monitor.info) as writer, \
+            atomic_outputs(outputs, monitor.info) as writers, \
             rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
             rasterio.open(src.path) as mask_ds:
         has_voids = filled.path != src.path  # filled_source yields src itself when void-free
-        done = 0
+        done, spent = 0, 0.0
         tile_monitor = monitor.sub(0.1, 1.0)
         for batch in batches(tiles, upsampler.batch_size):
             monitor.check()
@@ -163,19 +203,33 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
                 inp = _read_input(fill_ds, filled.band, tile)
                 data = fill_nearest(inp.data)
                 if data is None:  # only nodata around this tile: nothing to compute
-                    writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
-                                 tile.row0 - r_off, tile.col0 - c_off)
+                    for writer in writers:
+                        writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
+                                     tile.row0 - r_off, tile.col0 - c_off)
                     continue
                 inputs.append(TileInput(data, inp.row0, inp.col0))
                 kept.append(tile)
-            outputs = upsampler.upsample(inputs, kept) if kept else []
-            for tile, out in zip(kept, outputs):
-                out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out, np.nan)
-                writer.write(out, tile.row0 - r_off, tile.col0 - c_off)
+            results = upsampler.upsample([_trimmed(i, trim) for i in inputs],
+                                         kept) if kept else []
+            layers = [results]
+            if estimator and kept:
+                t0 = time.perf_counter()
+                layers.append(estimator.estimate(inputs, kept, results))
+                spent += time.perf_counter() - t0
+            for k, tile in enumerate(kept):
+                valid = output_valid(mask_ds, src, dst, tile, has_voids)
+                for writer, layer in zip(writers, layers):
+                    writer.write(np.where(valid, layer[k], np.nan), tile.row0 - r_off,
+                                 tile.col0 - c_off)
             done += len(batch)
             tile_monitor.progress(done / len(tiles))
         monitor.check()
     seconds = time.perf_counter() - started
-    monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
+    if estimator:
+        monitor.info(f"Wrote {req.output_path} and {req.uncertainty_path} in {seconds:.1f} s "
+                     f"(UNCERTAINTY took {spent:.1f} s of it).")
+    else:
+        monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
     return SuperResolveResult(req.output_path, out_grid, upsampler.name,
-                              getattr(upsampler, "device", "cpu"), len(tiles), seconds)
+                              getattr(upsampler, "device", "cpu"), len(tiles), seconds,
+                              req.uncertainty_path if estimator else None, spent)

@@ -26,6 +26,9 @@ def run_mosaic(req: MosaicRequest, monitor: Optional[Monitor] = None) -> MosaicR
         raise DemSrError("Give at least one worker.")
     if req.sr.grid is not None or req.sr.window is not None:
         raise DemSrError("A mosaic makes its own output grid: leave the grid and window out.")
+    if req.sr.uncertainty_path:
+        raise DemSrError("A mosaic does not write UNCERTAINTY (every tile would write the same "
+                         "file): run Super-resolve DEM with UNCERTAINTY on the merged raster.")
     cluster.require()
     os.makedirs(req.out_dir, exist_ok=True)
     work = os.path.join(req.out_dir, WORK)

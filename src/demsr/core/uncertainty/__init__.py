@@ -1,0 +1,1 @@
+"""Per-pixel uncertainty of super-resolved DEMs (one standard deviation, metres)."""
