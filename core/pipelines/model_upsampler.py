@@ -85,6 +85,10 @@ class ModelUpsampler(Upsampler):
         self.batch_size = max(1, int(batch_size))
         self.halo = int(self.network.halo)
         self.name = name
+        self.lanes = self.network.lanes
+
+    def use_lanes(self, lanes: int) -> None:
+        self.network.use_lanes(lanes)
 
     @classmethod
     def for_grids(cls, model_path: Optional[str], src: Grid, dst: Grid, device: str,

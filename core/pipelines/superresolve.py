@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import rasterio
 
+from ..background import Lanes
 from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
@@ -139,6 +140,8 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     upsampler = build_upsampler(req, src, dst, monitor)
     out_grid, tiles = plan_window(src.grid, dst, req.tile_size, upsampler.halo + req.overlap,
                                   req.window)
+    lanes = max(1, min(upsampler.lanes, -(-len(tiles) // upsampler.batch_size)))
+    upsampler.use_lanes(lanes)
     r_off, c_off = (req.window or (0, 0))[:2]
     nodata = output_nodata(src.nodata)
     profile = gtiff_profile(out_grid, nodata)
@@ -147,33 +150,52 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {out_grid.width}×"
                  f"{out_grid.height} "
                  f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
-                 f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo; "
+                 f"of ≤{req.tile_size} px with {upsampler.halo + req.overlap} px halo"
+                 + (f", {lanes} at a time" if lanes > 1 else "") + "; "
                  f"nodata {nodata:g}.")
     with filled_source(src, req.output_path, monitor.sub(0.0, 0.1)) as filled, \
             atomic_output(req.output_path, profile, monitor.info) as writer, \
             rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
             rasterio.open(src.path) as mask_ds:
         has_voids = filled.path != src.path  # filled_source yields src itself when void-free
-        done = 0
+
         tile_monitor = monitor.sub(0.1, 1.0)
-        for batch in batches(tiles, upsampler.batch_size):
-            monitor.check()
-            inputs, kept = [], []
-            for tile in batch:
-                inp = _read_input(fill_ds, filled.band, tile)
-                data = fill_nearest(inp.data)
-                if data is None:  # only nodata around this tile: nothing to compute
-                    writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
-                                 tile.row0 - r_off, tile.col0 - c_off)
-                    continue
-                inputs.append(TileInput(data, inp.row0, inp.col0))
-                kept.append(tile)
-            outputs = upsampler.upsample(inputs, kept) if kept else []
-            for tile, out in zip(kept, outputs):
-                out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out, np.nan)
+        written = [0]
+
+        def write(batch: list[Tile], outputs: list[np.ndarray]) -> None:
+            for tile, out in zip(batch, outputs):
+                if out is None:  # only nodata around this tile: nothing was computed
+                    out = np.full((tile.height, tile.width), np.nan, np.float32)
+                else:
+                    out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out,
+                                   np.nan)
                 writer.write(out, tile.row0 - r_off, tile.col0 - c_off)
-            done += len(batch)
-            tile_monitor.progress(done / len(tiles))
+            written[0] += len(batch)
+            tile_monitor.progress(written[0] / len(tiles))
+
+        def compute(batch: list[Tile], inputs: list[Optional[TileInput]]) -> list:
+            kept = [k for k, inp in enumerate(inputs) if inp is not None]
+            outputs: list = [None] * len(batch)
+            if kept:
+                done = upsampler.upsample([inputs[k] for k in kept], [batch[k] for k in kept])
+                for k, out in zip(kept, done):
+                    outputs[k] = out
+            return outputs
+
+        # Tiles are read, masked and written in order in this thread (one GDAL handle each)
+        # and computed in `lanes` threads at once (Upsampler.lanes).
+        with Lanes(lanes) as running:
+            for batch in batches(tiles, upsampler.batch_size):
+                monitor.check()
+                inputs = []
+                for tile in batch:
+                    data = fill_nearest(_read_input(fill_ds, filled.band, tile).data)
+                    inputs.append(None if data is None else
+                                  TileInput(data, tile.src_row0, tile.src_col0))
+                for finished in running.submit(batch, compute, batch, inputs):
+                    write(*finished)
+            for finished in running.drain():
+                write(*finished)
         monitor.check()
     seconds = time.perf_counter() - started
     monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
