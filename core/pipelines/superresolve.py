@@ -167,8 +167,9 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
                 if out is None:  # only nodata around this tile: nothing was computed
                     out = np.full((tile.height, tile.width), np.nan, np.float32)
                 else:
-                    out = np.where(output_valid(mask_ds, src, dst, tile, has_voids), out,
-                                   np.nan)
+                    valid = output_valid(mask_ds, src, dst, tile, has_voids)
+                    if not valid.all():
+                        out = np.where(valid, out, np.nan)
                 writer.write(out, tile.row0 - r_off, tile.col0 - c_off)
             written[0] += len(batch)
             tile_monitor.progress(written[0] / len(tiles))
