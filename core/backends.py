@@ -208,6 +208,10 @@ class OnnxNetwork(Network):
             ort = import_runtime(ONNX)
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
+            # no memory pattern (one block planned for all of a run's tensors): measured on
+            # the (1, 2) model's 812² window, peak RSS 677 MB instead of 809 (one call), 953
+            # instead of 1248 (two at once), no slower; the results do not depend on it
+            options.enable_mem_pattern = False
             options.log_severity_level = 3  # warnings about unused initialisers are noise
             self._sessions[threads] = ort.InferenceSession(
                 self._model, options, providers=["CPUExecutionProvider"])
