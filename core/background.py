@@ -82,9 +82,11 @@ def beside(work: Callable[[Monitor], T], monitor: Monitor,
 class Lanes:
     """Up to `n` calls running at once in worker threads, their results taken back in the
     caller's thread in the order they were submitted (a streaming engine: read in order,
-    compute n tiles at once, write in order). With n = 1 a call runs at once in the caller's
-    thread. Leaving the with-block waits for the calls still running (at most n), so no
-    thread outlives it; an error of a call is raised where its result is taken."""
+    compute n tiles at once, write in order). One more call waits queued, so that a lane
+    that finishes starts the next at once while the caller writes and reads. With n = 1 a
+    call runs at once in the caller's thread. Leaving the with-block waits for the calls
+    still running (at most n; a queued one is dropped), so no thread outlives it; an error
+    of a call is raised where its result is taken."""
 
     def __init__(self, n: int):
         self.n = max(1, int(n))
@@ -100,13 +102,13 @@ class Lanes:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, tag: Any, work: Callable[..., T], *args) -> list[tuple[Any, T]]:
-        """Start work(*args); returns the (tag, result) of the oldest calls that had to
-        finish to keep at most n running (none while lanes are free)."""
+        """Start work(*args) (or queue it behind the n running); returns the (tag, result)
+        of the oldest calls that had to finish to keep at most n + 1 submitted."""
         if self._pool is None:
             return [(tag, work(*args))]
         self._running.append((tag, self._pool.submit(work, *args)))
         done = []
-        while len(self._running) >= self.n:
+        while len(self._running) > self.n:
             done.append(self._take())
         return done
 
