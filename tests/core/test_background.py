@@ -1,12 +1,13 @@
 """core.background.beside: the work runs in a second thread, its result, error, warnings and
-progress reach the caller (from the caller's thread), and it never outlives the block."""
+progress reach the caller (from the caller's thread), and it never outlives the block.
+core.background.Lanes: n calls at once, results in submission order, no thread outlives it."""
 import threading
 import time
 
 import numpy as np
 import pytest
 
-from demsr.core.background import beside
+from demsr.core.background import Lanes, beside
 from demsr.core.errors import Cancelled
 from demsr.core.monitor import Monitor
 
@@ -97,3 +98,56 @@ def test_progress_reaches_the_caller_from_its_own_thread_and_only_grows():
     values = [f for _, f in seen]
     assert {t for t, _ in seen} == {caller}
     assert values == sorted(values) and values[-1] == 1.0
+
+
+def _lane_workers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("demsr-lane")]
+
+
+def test_lanes_run_calls_at_once_and_return_them_in_order():
+    lock, running, most, threads = threading.Lock(), [0], [0], set()
+
+    def work(k: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threads.add(threading.get_ident())
+        time.sleep(0.05 if k % 2 == 0 else 0.01)  # even calls finish after the next odd one
+        with lock:
+            running[0] -= 1
+        return k * k
+
+    got = []
+    with Lanes(2) as lanes:
+        for k in range(8):
+            got += lanes.submit(k, work, k)
+            assert running[0] <= 2
+        got += lanes.drain()
+    assert got == [(k, k * k) for k in range(8)]     # in order, though odd ones finish first
+    assert most[0] == 2                               # two at once, never more
+    assert threading.get_ident() not in threads
+    assert not _lane_workers()
+
+
+def test_one_lane_runs_each_call_at_once_in_the_callers_thread():
+    seen = []
+    with Lanes(1) as lanes:
+        assert lanes.submit("a", lambda: seen.append(threading.get_ident()) or 1) == [("a", 1)]
+        assert lanes.drain() == []
+    assert seen == [threading.get_ident()]
+
+
+def test_an_error_in_a_lane_is_raised_where_its_result_is_taken_and_no_lane_outlives_it():
+    def work(k: int) -> int:
+        if k == 1:
+            raise ValueError("bad tile")
+        time.sleep(0.02)
+        return k
+
+    got = []
+    with pytest.raises(ValueError, match="bad tile"):
+        with Lanes(2) as lanes:
+            for k in range(4):
+                got += lanes.submit(k, work, k)
+    assert got == [(0, 0)]
+    assert not _lane_workers()

@@ -24,6 +24,8 @@ NAMES = {TORCH: "PyTorch", ONNX: "ONNX Runtime"}
 _MODULES = {TORCH: "torch", ONNX: "onnxruntime"}
 ENV = "DEMSR_BACKEND"
 _THREADS: Optional[int] = None   # set_threads(): CPU threads per process (mosaic workers)
+MAX_LANES = 2   # network calls at once from the caller's threads (Network.lanes): each lane
+#                 holds one tile in memory
 
 
 def installed_version(key: str) -> str:
@@ -119,14 +121,22 @@ def cpu_threads() -> int:
 
 class Network:
     """A network ready to run: `halo` pixels of context, `runtime` for the log, and
-    run(*batches) → float32 numpy (the batches are the network's inputs, each (B,C,H,W))."""
+    run(*batches) → float32 numpy (the batches are the network's inputs, each (B,C,H,W)).
+
+    `lanes`: how many run() calls a caller may make at once from its own threads, each then
+    on one CPU thread (use_lanes), to use the CPU better than one call on all threads; 1
+    where the runtime does not gain from that (PyTorch, GPUs)."""
 
     halo: int = 0
     runtime: str = ""
     device: str = "cpu"
+    lanes: int = 1
 
     def run(self, *inputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def use_lanes(self, lanes: int) -> None:
+        """Calls will come `lanes` at a time (1 ≤ lanes ≤ self.lanes): share the threads."""
 
     def out_of_memory(self, exc: BaseException) -> bool:
         """Whether `exc` is an allocation failure that a smaller batch may avoid."""
@@ -170,16 +180,20 @@ class TorchNetwork(Network):
 
 
 class OnnxNetwork(Network):
-    """A verified .onnx model (core/nets/onnx_model.py) in an ONNX Runtime CPU session."""
+    """A verified .onnx model (core/nets/onnx_model.py) in an ONNX Runtime CPU session.
+
+    Lanes: by default a call runs on all the threads (ONNX Runtime's default, one per physical
+    core, or set_threads); with use_lanes(n) the calls come n at a time and each runs on
+    cpu_threads()/n of them in a second session (same graph, same results bit for bit). On
+    the 2-core machine two one-thread calls at once did 10–30 % more tiles per second than
+    one two-thread call after another, more under load from other processes (a two-thread
+    call waits for its slower thread at every operator); docs/benchmarks.md."""
 
     def __init__(self, model_bytes: bytes, halo: int, input_names: list[str]):
-        ort = import_runtime(ONNX)
-        options = ort.SessionOptions()
-        if _THREADS:
-            options.intra_op_num_threads = _THREADS
-        options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        self.session = ort.InferenceSession(model_bytes, options,
-                                            providers=["CPUExecutionProvider"])
+        self._model = model_bytes
+        self._sessions: dict = {}
+        self.lanes = min(MAX_LANES, cpu_threads())
+        self.session = self._session(_THREADS or 0)  # 0: ONNX Runtime's own (physical cores)
         found = [i.name for i in self.session.get_inputs()]
         if found != list(input_names):
             raise DemSrError(f"The ONNX model's inputs {found} are not those its header "
@@ -187,6 +201,26 @@ class OnnxNetwork(Network):
         self.input_names = found
         self.halo = int(halo)
         self.runtime = runtime_text(ONNX)
+
+    def _session(self, threads: int):
+        """The session whose calls each run on `threads` CPU threads (made once)."""
+        if threads not in self._sessions:
+            ort = import_runtime(ONNX)
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            # no memory pattern (one block planned for all of a run's tensors): measured on
+            # the (1, 2) model's 812² window, peak RSS 677 MB instead of 809 (one call), 953
+            # instead of 1248 (two at once), no slower; the results do not depend on it
+            options.enable_mem_pattern = False
+            options.log_severity_level = 3  # warnings about unused initialisers are noise
+            self._sessions[threads] = ort.InferenceSession(
+                self._model, options, providers=["CPUExecutionProvider"])
+        return self._sessions[threads]
+
+    def use_lanes(self, lanes: int) -> None:
+        lanes = max(1, min(lanes, self.lanes))
+        self.session = self._session((_THREADS or 0) if lanes == 1 else
+                                     max(1, cpu_threads() // lanes))
 
     def run(self, *inputs: np.ndarray) -> np.ndarray:
         feed = {n: np.ascontiguousarray(a, dtype=np.float32)

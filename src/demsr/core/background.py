@@ -1,5 +1,6 @@
 """One piece of work in a second thread beside the caller's, on a second core, always
-joined before returning.
+joined before returning (beside); calls in a few lanes at once, their results taken in
+order (Lanes).
 
 NumPy, SciPy and PyTorch release the GIL inside their array loops, so two array-heavy
 tasks in two threads use two cores. Python-heavy work (imports, many small arrays) does
@@ -15,7 +16,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as WaitTimeout  # not the builtin before 3.11
 from contextlib import contextmanager
-from typing import Callable, Generic, Iterator, Optional, TypeVar
+from collections import deque
+from typing import Any, Callable, Generic, Iterator, Optional, TypeVar
 
 from .monitor import Monitor
 
@@ -75,3 +77,45 @@ def beside(work: Callable[[Monitor], T], monitor: Monitor,
     finally:
         stop.set()
         pool.shutdown(wait=True)
+
+
+class Lanes:
+    """Up to `n` calls running at once in worker threads, their results taken back in the
+    caller's thread in the order they were submitted (a streaming engine: read in order,
+    compute n tiles at once, write in order). One more call waits queued, so that a lane
+    that finishes starts the next at once while the caller writes and reads. With n = 1 a
+    call runs at once in the caller's thread. Leaving the with-block waits for the calls
+    still running (at most n; a queued one is dropped), so no thread outlives it; an error
+    of a call is raised where its result is taken."""
+
+    def __init__(self, n: int):
+        self.n = max(1, int(n))
+        self._pool = (ThreadPoolExecutor(self.n, thread_name_prefix="demsr-lane")
+                      if self.n > 1 else None)
+        self._running: deque = deque()
+
+    def __enter__(self) -> "Lanes":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, tag: Any, work: Callable[..., T], *args) -> list[tuple[Any, T]]:
+        """Start work(*args) (or queue it behind the n running); returns the (tag, result)
+        of the oldest calls that had to finish to keep at most n + 1 submitted."""
+        if self._pool is None:
+            return [(tag, work(*args))]
+        self._running.append((tag, self._pool.submit(work, *args)))
+        done = []
+        while len(self._running) > self.n:
+            done.append(self._take())
+        return done
+
+    def drain(self) -> list[tuple[Any, Any]]:
+        """(tag, result) of every call still running, in submission order."""
+        return [self._take() for _ in range(len(self._running))]
+
+    def _take(self) -> tuple[Any, Any]:
+        tag, future = self._running.popleft()
+        return tag, future.result()

@@ -97,5 +97,6 @@ def back_project(y: torch.Tensor, lr: torch.Tensor, weights: torch.Tensor,
 
 
 def halo(steps: int) -> int:
-    """LR pixels of context a back-projected Lanczos upsampling needs."""
-    return LANCZOS_A * (steps + 1) + steps
+    """LR pixels of context `steps` back-projection steps add to an estimate: each step
+    reads the Lanczos kernel around every cell of the previous one."""
+    return LANCZOS_A * steps

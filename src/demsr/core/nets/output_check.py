@@ -34,9 +34,11 @@ def check_output_tile(output: np.ndarray, window: np.ndarray, model: str,
     elevations `window`) holds NaN, infinity or values beyond output_bounds(window).
     `where` says which window, e.g. "input rows 0–1055, columns 0–1055"."""
     at = f" for {where}" if where else ""
-    finite = np.isfinite(output)
-    if not finite.all():
-        bad = int(output.size - np.count_nonzero(finite))
+    if not output.size:
+        return
+    lo, hi = float(output.min()), float(output.max())  # NaN if any is NaN
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int(output.size - np.count_nonzero(np.isfinite(output)))
         raise DemSrError(
             f"Model {model} gave {bad:,} NaN or infinite values{at}: its weights are damaged "
             "or it does not work on this DEM. Nothing was written. Use another model (leave "
@@ -44,7 +46,6 @@ def check_output_tile(output: np.ndarray, window: np.ndarray, model: str,
     bounds = output_bounds(window)
     if bounds is None:
         return
-    lo, hi = float(output.min()), float(output.max())
     if lo < bounds[0] or hi > bounds[1]:
         valid = window[np.isfinite(window)]
         raise DemSrError(

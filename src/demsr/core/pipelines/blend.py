@@ -47,6 +47,11 @@ class ChainUpsampler(Upsampler):
         # (+1 mid cell for rounding down, +1 input pixel for the tile's own rounding)
         per_mid = max(mid.res[0] / src.res[0], mid.res[1] / src.res[1])
         self.halo = first.halo + math.ceil((second.halo + 1) * per_mid) + 1
+        self.lanes = min(first.lanes, second.lanes)
+
+    def use_lanes(self, lanes: int) -> None:
+        self.first.use_lanes(lanes)
+        self.second.use_lanes(lanes)
 
     def _mid_tile(self, t: Tile) -> tuple[Tile, tuple[int, int, int, int]]:
         """The mid-grid tile the second network needs for t (inside the mid grid), and the
@@ -82,6 +87,11 @@ class MeanUpsampler(Upsampler):
         self.batch_size = max(m.batch_size for m in members)
         self.device = getattr(members[0], "device", "cpu")
         self.name = "mean of " + " and of ".join(f"({m.name})" for m in members)
+        self.lanes = min(m.lanes for m in members)
+
+    def use_lanes(self, lanes: int) -> None:
+        for m in self.members:
+            m.use_lanes(lanes)
 
     def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
         outs = [m.upsample(inputs, tiles) for m in self.members]

@@ -83,6 +83,10 @@ class ModelUpsampler(Upsampler):
         self.batch_size = max(1, int(batch_size))
         self.halo = int(self.network.halo)
         self.name = name
+        self.lanes = self.network.lanes
+
+    def use_lanes(self, lanes: int) -> None:
+        self.network.use_lanes(lanes)
 
     @classmethod
     def for_grids(cls, model_path: Optional[str], src: Grid, dst: Grid, device: str,
@@ -139,8 +143,8 @@ class ModelUpsampler(Upsampler):
         size = len(batch)
         while True:
             try:
-                return np.concatenate([self._run(batch[i:i + size])
-                                       for i in range(0, len(batch), size)])
+                parts = [self._run(batch[i:i + size]) for i in range(0, len(batch), size)]
+                return parts[0] if len(parts) == 1 else np.concatenate(parts)
             except Exception as exc:  # noqa: BLE001 - only OOM is retried
                 if not self.network.out_of_memory(exc) or size == 1:
                     raise
@@ -153,10 +157,17 @@ class ModelUpsampler(Upsampler):
         to the batch's largest window)."""
         h = max(i.data.shape[0] for i in inputs)
         w = max(i.data.shape[1] for i in inputs)
-        batch = np.stack([np.pad(i.data, ((0, h - i.data.shape[0]), (0, w - i.data.shape[1])),
-                                 mode="edge") for i in inputs])[:, None].astype(np.float32)
+        batch = np.empty((len(inputs), 1, h, w), np.float32)  # filled in place: no copies
+        for k, i in enumerate(inputs):
+            batch[k, 0] = np.pad(i.data, ((0, h - i.data.shape[0]), (0, w - i.data.shape[1])),
+                                 mode="edge") if i.data.shape != (h, w) else i.data
         offset = window_offset(batch)
-        return (self._run_backoff(batch - offset) + offset)[:, 0]
+        batch -= offset
+        out = self._run_backoff(batch)
+        if not out.flags.writeable:
+            out = out.copy()
+        out += offset
+        return out[:, 0]
 
     def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
         if not inputs:

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import rasterio
 
+from ..background import Lanes
 from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
@@ -175,6 +176,8 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     halo = max(upsampler.halo, estimator.halo if estimator else 0)
     trim = halo - upsampler.halo
     out_grid, tiles = plan_window(src.grid, dst, req.tile_size, halo + req.overlap, req.window)
+    lanes = max(1, min(upsampler.lanes, -(-len(tiles) // upsampler.batch_size)))
+    upsampler.use_lanes(lanes)
     r_off, c_off = (req.window or (0, 0))[:2]
     nodata = output_nodata(src.nodata)
     profile = gtiff_profile(out_grid, nodata)
@@ -186,7 +189,8 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
     monitor.info(f"Input {src.grid.width}×{src.grid.height} px; output {out_grid.width}×"
                  f"{out_grid.height} "
                  f"px of {rx:.6g}×{ry:.6g} CRS units; {upsampler.name}; {len(tiles)} tiles "
-                 f"of ≤{req.tile_size} px with {halo + req.overlap} px halo; "
+                 f"of ≤{req.tile_size} px with {halo + req.overlap} px halo"
+                 + (f", {lanes} at a time" if lanes > 1 else "") + "; "
                  f"nodata {nodata:g}." + (" UNCERTAINTY: 1σ of each pixel's expected error "
                                           "(metres)." if estimator else ""))
     with filled_source(src, req.output_path, monitor.sub(0.0, 0.1)) as filled, \
@@ -194,42 +198,63 @@ def superresolve(req: SuperResolveRequest, monitor: Optional[Monitor] = None) ->
             rasterio.Env(**GDAL_ENV), rasterio.open(filled.path) as fill_ds, \
             rasterio.open(src.path) as mask_ds:
         has_voids = filled.path != src.path  # filled_source yields src itself when void-free
-        done, spent = 0, 0.0
+
         tile_monitor = monitor.sub(0.1, 1.0)
-        for batch in batches(tiles, upsampler.batch_size):
-            monitor.check()
-            inputs, kept = [], []
-            for tile in batch:
-                inp = _read_input(fill_ds, filled.band, tile)
-                data = fill_nearest(inp.data)
-                if data is None:  # only nodata around this tile: nothing to compute
-                    for writer in writers:
-                        writer.write(np.full((tile.height, tile.width), np.nan, np.float32),
-                                     tile.row0 - r_off, tile.col0 - c_off)
-                    continue
-                inputs.append(TileInput(data, inp.row0, inp.col0))
-                kept.append(tile)
-            results = upsampler.upsample([_trimmed(i, trim) for i in inputs],
-                                         kept) if kept else []
-            layers = [results]
-            if estimator and kept:
-                t0 = time.perf_counter()
-                layers.append(estimator.estimate(inputs, kept, results))
-                spent += time.perf_counter() - t0
-            for k, tile in enumerate(kept):
-                valid = output_valid(mask_ds, src, dst, tile, has_voids)
-                for writer, layer in zip(writers, layers):
-                    writer.write(np.where(valid, layer[k], np.nan), tile.row0 - r_off,
-                                 tile.col0 - c_off)
-            done += len(batch)
-            tile_monitor.progress(done / len(tiles))
+        written, spent = [0], [0.0]
+
+        def write(batch: list[Tile], outputs: list) -> None:
+            for tile, layers in zip(batch, outputs):
+                valid = None
+                for writer, out in zip(writers, layers or [None] * len(writers)):
+                    if out is None:  # only nodata around this tile: nothing was computed
+                        out = np.full((tile.height, tile.width), np.nan, np.float32)
+                    else:
+                        if valid is None:
+                            valid = output_valid(mask_ds, src, dst, tile, has_voids)
+                        if not valid.all():
+                            out = np.where(valid, out, np.nan)
+                    writer.write(out, tile.row0 - r_off, tile.col0 - c_off)
+            written[0] += len(batch)
+            tile_monitor.progress(written[0] / len(tiles))
+
+        def compute(batch: list[Tile], inputs: list[Optional[TileInput]]) -> list:
+            """Per tile: None (nothing to compute) or [model output(, σ)]."""
+            kept = [k for k, inp in enumerate(inputs) if inp is not None]
+            outputs: list = [None] * len(batch)
+            if kept:
+                given = [inputs[k] for k in kept]
+                tiles_kept = [batch[k] for k in kept]
+                done = upsampler.upsample([_trimmed(i, trim) for i in given], tiles_kept)
+                layers = [done]
+                if estimator:
+                    t0 = time.perf_counter()
+                    layers.append(estimator.estimate(given, tiles_kept, done))
+                    spent[0] += time.perf_counter() - t0
+                for j, k in enumerate(kept):
+                    outputs[k] = [layer[j] for layer in layers]
+            return outputs
+
+        # Tiles are read, masked and written in order in this thread (one GDAL handle each)
+        # and computed in `lanes` threads at once (Upsampler.lanes).
+        with Lanes(lanes) as running:
+            for batch in batches(tiles, upsampler.batch_size):
+                monitor.check()
+                inputs = []
+                for tile in batch:
+                    inp = _read_input(fill_ds, filled.band, tile)
+                    data = fill_nearest(inp.data)
+                    inputs.append(None if data is None else TileInput(data, inp.row0, inp.col0))
+                for finished in running.submit(batch, compute, batch, inputs):
+                    write(*finished)
+            for finished in running.drain():
+                write(*finished)
         monitor.check()
     seconds = time.perf_counter() - started
     if estimator:
         monitor.info(f"Wrote {req.output_path} and {req.uncertainty_path} in {seconds:.1f} s "
-                     f"(UNCERTAINTY took {spent:.1f} s of it).")
+                     f"(UNCERTAINTY took {spent[0]:.1f} s of it).")
     else:
         monitor.info(f"Wrote {req.output_path} in {seconds:.1f} s.")
     return SuperResolveResult(req.output_path, out_grid, upsampler.name,
                               getattr(upsampler, "device", "cpu"), len(tiles), seconds,
-                              req.uncertainty_path if estimator else None, spent)
+                              req.uncertainty_path if estimator else None, spent[0])

@@ -26,14 +26,20 @@ class TileInput:
 
 
 class Upsampler:
-    """Interface: `halo` input pixels of context on each side, `batch_size` tiles per call."""
+    """Interface: `halo` input pixels of context on each side, `batch_size` tiles per call,
+    and `lanes`: how many upsample() calls the engine may make at once from its own threads
+    (core/backends.Network.lanes; 1: one after another)."""
 
     halo: int = 0
     batch_size: int = 1
     name: str = ""
+    lanes: int = 1
 
     def upsample(self, inputs: list[TileInput], tiles: list[Tile]) -> list[np.ndarray]:
         raise NotImplementedError
+
+    def use_lanes(self, lanes: int) -> None:
+        """upsample() will be called `lanes` at a time (1 ≤ lanes ≤ self.lanes)."""
 
 
 class ClassicalUpsampler(Upsampler):
