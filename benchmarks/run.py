@@ -240,9 +240,6 @@ def _cases() -> dict:
         "voids-delta": ("2000² voids 1 % delta", 2.0,
                         vr("delta", "2000² voids 1 % delta", aux_2000)),
         "voids-model": ("2000² voids 1 % model", 4.0, vr("model", "2000² voids 1 % model")),
-        # the model trained with auxiliary DEMs (no flow routing), with the delta case's DEM
-        "voids-model-aux": ("2000² voids 1 % model + AUXILIARY", None,
-                            vr("model", "2000² voids 1 % model + AUXILIARY", aux_2000)),
         "voids-fill-8000": ("8000² fill → 10400²", None, big_fill),
     }
 
