@@ -37,6 +37,10 @@ PAIRS = [
      "Sentinel-2 wave-derived bathymetry, 500 m (UTM 30N, MSL; an estimate) → demcompare's "
      "Gironde topo-bathymetric reference (EPSG:4326, about 88 × 132 m; source not stated), "
      "both Apache-2.0", "none"),
+    ("oggm_oetztal_srtm_3arcsec.tif", "openamundsen_rofental_50m.tif",
+     "SRTM 3\" of the Ötztal Alps (EPSG:4326, OGGM sample data, BSD-3) → openAMUNDSEN's 50 m "
+     "Rofental DEM (UTM 32N, CC BY 4.0; its survey is not stated in the repository); a shift "
+     "of about one 50 m cell between them remains", "none"),
 ]
 
 
