@@ -46,7 +46,9 @@ HPARAMS: dict = {2: {}, 3: WIDE_NET, 4: WIDE_NET}
 # docs/quality.md). Through the area average instead (`--finish average`): ×2.5 0.912
 # but 1.049 on the 1 m lidar (worse than GDAL Lanczos), ×3 0.937: not bundled. A stronger
 # gradient term (2.0): the same validation curve (0.855 against 0.853 at epoch 5).
-# (1, 2): a narrow ×4 network (24 channels, 4 blocks, no back-projection) trained from
+# (1, 2): a narrow ×4 network (16 channels since 0.4.1, 4 blocks, no back-projection;
+# docs/experiments.md: half the time of 24 channels on ONNX Runtime, ×1.5625 0.806 against
+# 0.794) trained from
 # scratch through the area average: its convolutions cost a sixth of the ×4 model's, for
 # the ≤ 3× gdalwarp target at ×1.5625 (docs/benchmarks.md). The ×4 model fine-tuned for
 # (1, 2) reached ×1.5625 0.809 at 6.1× gdalwarp; the ×2 model fine-tuned through the area
@@ -60,7 +62,7 @@ RANGES = {(2.0, 3.0): dict(FINE_TUNE, init="demsr_fast_x3.pt", out="demsr_fast_x
           (2.0, 4.0): dict(FINE_TUNE, init="demsr_fast_x4.pt", out="demsr_fast_x4_f2-4.pt"),
           # smaller crops: near ×1 the LR input is nearly as large as the HR crop
           (1.0, 2.0): dict(init=None, model_scale=4, out="demsr_fast_x4_f1-2.pt",
-                           hparams={"channels": 24, "blocks": 4, "back_projection": 0},
+                           hparams={"channels": 16, "blocks": 4, "back_projection": 0},
                            finish="average", learning_rate=2e-3, patch_size=48, epochs=30,
                            steps_per_epoch=100, batch_size=16, loss="l1", gradient_weight=1.0,
                            coarser_copies=(2, 3))}

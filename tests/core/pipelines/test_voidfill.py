@@ -149,14 +149,15 @@ print("LOADED", bad, "FLOW", sorted(set(flow_calls)))
 def test_the_model_on_onnx_runtime_never_imports_torch(tmp_path, dems_dir):
     """METHOD=model with ONNX Runtime running the network (the default on a CPU when it is
     installed): the checkpoint is read from its NAME.onnx, PyTorch's import (1.3–1.6 s of
-    every run) is never paid."""
+    every run) is never paid. DEVICE=cpu: with DEVICE=auto a CUDA build of PyTorch is
+    imported to ask for a GPU (core/backends.choose), as in the Debian 13 root's CUDA build."""
     pytest.importorskip("onnxruntime")
     holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100, 120, 120, seed=2)
     code = f"""
 import sys
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 r = voidrepair(VoidRepairRequest({str(tmp_path / 'holed.tif')!r}, {str(tmp_path / 'o.tif')!r},
-                                 {str(tmp_path / 'm.tif')!r}, method="model"))
+                                 {str(tmp_path / 'm.tif')!r}, method="model", device="cpu"))
 assert r.method == "model" and r.filled_pixels > 0
 print("TORCH", [k for k in sys.modules if k == "torch" or k.startswith("torch.")],
       "ORT", "onnxruntime" in sys.modules)

@@ -96,7 +96,7 @@ BUNDLED_SHA256 = {
     "demsr_fast_x3.pt": "029660368e842e784364ba628c21b7d24579e927de6605fa3e4cd95173b11c30",
     "demsr_fast_x3_f2-3.pt": "b38257105eca6bff6d250e958fcf1ab9a7760be0edcbcd3c16bcefc2620bfa19",
     "demsr_fast_x4.pt": "63410a641182c2c59ea2d54c65c8a831dc565e4c9c09d5d9a6e70caf1a0ffefa",
-    "demsr_fast_x4_f1-2.pt": "4406f4e6f9cde27fee84c81b9e9dbe3ec595201a7c7edbda625495aa9d1631e1",
+    "demsr_fast_x4_f1-2.pt": "190c46de625ddf89b872ae1ae23e05d0d0e9cf843ac7d84e87a28e917371c1e6",
     "demsr_fast_x4_f2-4.pt": "3fea86d334e870575b766958b910bbb632cfc98a3e93c35cc571042fc795d25a",
 }
 
