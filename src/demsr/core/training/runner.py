@@ -320,9 +320,12 @@ def run(task: Task, monitor: Optional[Monitor] = None,
         if procs.writer:
             write_curves(state.history, csv_path, png_path, task.baseline)
     state.finish(cancelled, epoch, monitor, model, save_best)
-    procs.finish()
     if procs.writer:
         onnx_copy(cfg.output_model, cfg.export_onnx, monitor)
+    # after the export: the other processes wait for it, so all of them tear their process
+    # group down together (one that did so while the writer was still exporting was once
+    # aborted by gloo, "terminate called without an active exception")
+    procs.finish()
     return state.result(cfg.output_model, cancelled, csv_path, png_path)
 
 
