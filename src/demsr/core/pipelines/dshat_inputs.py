@@ -91,7 +91,7 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
     if AUXILIARY_CHANNEL in channels:
         if auxiliary is None:
             raise DemSrError("This model reads an auxiliary DEM: give AUXILIARY.")
-        aux.append(_auxiliary_channel(filled, auxiliary, classes, src, dst, valid_t))
+        aux.append(_auxiliary_channel(filled, auxiliary, src, dst, valid_t))
     if spectral is not None:
         bands, sgrid = spectral
         for b in range(bands.shape[0]):
@@ -119,8 +119,8 @@ def prepare(dem: np.ndarray, src: Grid, dst: Grid, classes: np.ndarray,
                     from_auxiliary=from_aux)
 
 
-def _auxiliary_channel(filled: np.ndarray, auxiliary: np.ndarray, classes: np.ndarray,
-                       src: Grid, dst: Grid, valid_t: np.ndarray) -> np.ndarray:
+def _auxiliary_channel(filled: np.ndarray, auxiliary: np.ndarray, src: Grid, dst: Grid,
+                       valid_t: np.ndarray) -> np.ndarray:
     """The support stream's view of the auxiliary DEM: first-filled DEM − auxiliary on the
     target grid (outside voids the detail the auxiliary misses and its error, inside them
     the offset the delta fill carried across), scaled to [0, 1] by constants of the whole
@@ -130,30 +130,35 @@ def _auxiliary_channel(filled: np.ndarray, auxiliary: np.ndarray, classes: np.nd
     if not ok.any():
         raise DemSrError("AUXILIARY has no data where the DEM has: it cannot guide the model. "
                          "Give a DEM that covers the voids and their surroundings.")
-    d_t = onto_grid(fill_nearest(d), classes, src, dst)[0]
+    d_t = surface_onto_grid(fill_nearest(d), src, dst)
     norm = fit_normaliser(d_t[valid_t], "minmax", percentile=1.0)
     return norm(d_t)
 
 
 def onto_grid(filled: np.ndarray, classes: np.ndarray, src: Grid, dst: Grid
               ) -> tuple[np.ndarray, np.ndarray]:
-    """A void-free DEM and its void classes onto dst: Lanczos when dst is finer (edge cells
-    repeated beyond the raster, as the super-resolve engine does), area average when
-    coarser; classes by nearest neighbour (a target pixel is "filled" when its centre lies in
-    a void). Values beyond the footprint are the nearest valid ones (mask them with the
-    classes)."""
+    """A void-free DEM and its void classes onto dst (surface_onto_grid); classes by
+    nearest neighbour (a target pixel is "filled" when its centre lies in a void). Values
+    beyond the footprint are the nearest valid ones (mask them with the classes)."""
     if same_grid(src, dst):
         return filled, classes
+    return (surface_onto_grid(filled, src, dst),
+            warp(classes, src, dst, "nearest", nodata=NODATA, dtype=np.uint8))
+
+
+def surface_onto_grid(filled: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
+    """A continuous surface onto dst: Lanczos when dst is finer (edge cells repeated beyond
+    the raster, as the super-resolve engine does), area average when coarser."""
+    if same_grid(src, dst):
+        return filled
     method = "lanczos" if is_finer(src, dst) else "average"
     base = fill_nearest(filled)
     pad = 4
     base = np.pad(base, pad, mode="edge")
     t = src.transform * src.transform.translation(-pad, -pad)
     if same_crs(src, dst) and method == "lanczos":
-        dem_t = resample(base, t, (dst.height, dst.width), dst.transform, method, src.crs)
-    else:
-        dem_t = warp(base, Grid(t, base.shape[1], base.shape[0], src.crs), dst, method)
-    return dem_t, warp(classes, src, dst, "nearest", nodata=NODATA, dtype=np.uint8)
+        return resample(base, t, (dst.height, dst.width), dst.transform, method, src.crs)
+    return warp(base, Grid(t, base.shape[1], base.shape[0], src.crs), dst, method)
 
 
 def read_spectral(path: str, bands: int) -> tuple[np.ndarray, Grid]:

@@ -522,28 +522,27 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
                  f"{dst.res[0]:.6g}×{dst.res[1]:.6g}.")
     a = auxiliary_on(aux, src.grid) if aux is not None else None
     prep = prepare(dem, src.grid, dst, classes, spectral, monitor.sub(0.0, 0.4), a, channels)
+    fill_t = prep.classes == FILLED
+    filled = int(fill_t.sum())
     if a is not None:
         rims = RimStats()
         rims.add(dem, a, classes == FILLED)
-        covered = int((prep.from_auxiliary & (prep.classes == FILLED)).sum())
-        _auxiliary_warnings(int((prep.classes == FILLED).sum()) - covered,
-                            int((prep.classes == FILLED).sum()), rims.warning(
-                                os.path.basename(aux.path)), monitor)
+        _auxiliary_warnings(filled - int((prep.from_auxiliary & fill_t).sum()), filled,
+                            rims.warning(os.path.basename(aux.path)), monitor)
     del dem, a
     model = ckpt.build_for_inference(choice.device)
     pred = run_model(model, prep, choice.device, req.tile_size, req.batch_size,
                      monitor.sub(0.4, 0.95), os.path.basename(model_path))
     out = assemble(pred, prep)
     left_t = int((prep.classes == LEFT).sum())
-    mask = np.where(prep.classes >= NODATA, MASK_NODATA, prep.classes == FILLED).astype(np.uint8)
+    mask = np.where(prep.classes >= NODATA, MASK_NODATA, fill_t).astype(np.uint8)
     if prep.from_auxiliary is not None:
-        mask[(prep.classes == FILLED) & prep.from_auxiliary] = MASK_AUXILIARY
+        mask[fill_t & prep.from_auxiliary] = MASK_AUXILIARY
     monitor.check()
     with atomic_outputs(profiles, monitor.info) as (writer, mw):
         writer.write(out, 0, 0)
         mw.write_raw(mask)
         monitor.check()
-    filled = int((prep.classes == FILLED).sum())
     seconds = time.perf_counter() - started
     monitor.progress(1.0)
     monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels) in "
@@ -551,8 +550,6 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
     return VoidRepairResult(req.output_path, req.mask_path, dst, n_fill, filled, left_t,
                             choice.description, seconds, "model",
                             int((mask == MASK_AUXILIARY).sum()))
-
-
 
 
 def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice, profiles,
