@@ -71,7 +71,7 @@ def select_device(requested: str = "auto", backend: Optional[str] = None) -> Dev
         if requested == "auto" and backends.installed_version(backends.TORCH):
             version = backends.installed_version(backends.TORCH)
             note = "no GPU used: " + ("this PyTorch build is CPU-only" if version.endswith("+cpu")
-                                      else "no GPU driver found" if not
+                                      else "this machine has no GPU driver" if not
                                       backends.gpu_driver_present() else
                                       "PyTorch finds no usable GPU")
         return DeviceChoice("cpu", f"CPU ({backends.cpu_threads()} threads, {os.cpu_count()} "
