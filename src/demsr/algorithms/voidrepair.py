@@ -85,7 +85,7 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
             "(target pixel centre in a void counts as filled).\n"
             "<b>UNCERTAINTY</b> (optional, METHOD=fill or delta): each filled cell's expected "
             "error as one standard deviation in metres (the DEM's elevation unit); nodata on "
-            "every cell not filled. It grows with the distance into a void as the terrain "
+            "every cell not filled (−32768). It grows with the distance into a void as the terrain "
             "around it varies (fill), or follows the local difference between the DEM and "
             "AUXILIARY (delta); on held-out DEMs with synthetic voids about 68 % of the "
             "errors lie within it (docs/quality.md, Void repair uncertainty). On another "

@@ -148,6 +148,24 @@ def test_finer_grid_through_the_superresolve_engine(tmp_path, dems_dir):
     assert np.isfinite(sigma[filled]).all() and not np.isfinite(sigma[~filled]).any()
 
 
+def test_sigma_keeps_a_negative_nodata_when_the_input_uses_zero(tmp_path, dems_dir):
+    """A DEM whose nodata is 0 (some products): σ = 0 (flat terrain around a void) must not
+    read as nodata, so UNCERTAINTY has its own negative nodata."""
+    truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "h.tif", 50, 50, 80,
+                                          80, seed=1)
+    voids[:20, :20] = False
+    holed[:20, :20] = 500.0      # a flat patch, cut by a void of its own: σ = 0 there
+    voids[8:11, 8:11] = True
+    holed[voids] = np.nan
+    write_array(str(tmp_path / "zero.tif"), holed, grid, nodata=0.0)
+    _, _, mask, sigma = _repair(tmp_path, tmp_path / "zero.tif", method="fill")
+    with rasterio.open(tmp_path / "o_unc.tif") as ds:
+        assert ds.nodata < 0
+    filled = mask == MASK_FILLED
+    assert np.array_equal(filled, voids) and np.isfinite(sigma[filled]).all()
+    assert (sigma[8:11, 8:11] == 0).all() and (sigma[filled] > 0).mean() > 0.9
+
+
 def test_model_is_refused_and_outputs_appear_together(tmp_path, dems_dir):
     holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 0, 0, 64, 64, seed=2)
     before = sorted(os.listdir(tmp_path))

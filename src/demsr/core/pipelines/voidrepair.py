@@ -41,7 +41,7 @@ from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODAT
 from ..paths import check_distinct_paths
 from ..raster.grid import (Grid, grid_ratio, is_finer, overlap_bounds, same_crs, same_grid,
                            target_grid)
-from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path,
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
 from ..raster.space import require_room
@@ -467,8 +467,8 @@ def _profiles(req: VoidRepairRequest, src, dst: Grid) -> list:
     in that order: what atomic_outputs writes together."""
     out = [(req.output_path, gtiff_profile(dst, output_nodata(src.nodata))),
            (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
-    if req.uncertainty_path:
-        out.append((req.uncertainty_path, out[0][1]))
+    if req.uncertainty_path:  # σ ≥ 0: a negative nodata, whatever the input's (0 would hide
+        out.append((req.uncertainty_path, gtiff_profile(dst, DEFAULT_NODATA)))  # σ = 0)
     return out
 
 
