@@ -69,7 +69,7 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
     del fill
     order = np.argsort(idx, kind="stable")
     idx, vals, from_aux = idx[order], vals[order], from_aux[order]
-    sig = sig[order] if sigma else None
+    sig = sig[order] if sigma is not None else None
     out_w, mask_w = writers[:2]
     sub = monitor.sub(0.8, 1.0)
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
@@ -85,7 +85,7 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
             block[cls >= NODATA] = np.nan
             out_w.write(block, row0, 0)
             mask_w.write_raw(mask, row0, 0)
-            if sigma:
+            if sigma is not None:
                 s = np.full(block.shape, np.nan, np.float32)
                 s.flat[local] = sig[a:b]
                 writers[2].write(s, row0, 0)
@@ -97,7 +97,7 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
                            filled - n_aux if aux else 0,
                            outside=int((classes == NODATA).sum()),
                            rim_warning=rims.warning(os.path.basename(name)) if aux else None,
-                           uncertainty_seconds=sigma.seconds if sigma else 0.0)
+                           uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
@@ -130,7 +130,7 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
             idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
             vals.append(v[keep].astype(np.float32))
             flags.append(f[keep])
-            if sigma:
+            if sigma is not None:
                 sigmas.append(sigma.window(z, unknown, a, f)[keep])
             done += rr.size
             monitor.progress(done / total)
