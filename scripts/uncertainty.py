@@ -25,7 +25,8 @@ scripts/evaluate_voids.py (realisations 2026, 2027, …) and, for delta, its syn
 auxiliary, through core.pipelines.voidrepair as demsr:voidrepair runs it. fit: k per
 method on the training DEMs so that 68.3 % of the pooled filled cells lie within 1σ
 (resources/models/demsr_void_uncertainty.json); report: the figures above on the validation
-DEMs, and the extra time of UNCERTAINTY as a ratio to the same run without it.
+DEMs for fill, delta and model (the bundled DS-HAT, whose σ is the first fill's), and the
+extra time of UNCERTAINTY as a ratio to the same run without it.
 
     python scripts/uncertainty.py voids fit [--seeds 3] [--out PATH]
     python scripts/uncertainty.py voids report [--seeds 3] [--coefficients PATH] [--out F]
@@ -282,7 +283,8 @@ def report(args):
             f.write(text)
 
 
-VOID_METHODS = ("fill", "delta")
+VOID_METHODS = ("fill", "delta")   # fitted; the report also checks METHOD=model (the
+REPORT_METHODS = VOID_METHODS + ("model",)  # bundled DS-HAT: the first fill's σ)
 
 
 def void_run(path, method, tmp, seed, k=None, repeats=1):
@@ -295,7 +297,8 @@ def void_run(path, method, tmp, seed, k=None, repeats=1):
     hr, grid, lr_path = holed_copy(path, tmp, seed)
     aux = write_auxiliary(hr, grid, tmp, seed) if method == "delta" else None
     out, mask, unc = (os.path.join(tmp, n) for n in ("vout.tif", "vmask.tif", "vunc.tif"))
-    req = VoidRepairRequest(lr_path, out, mask, method=method, auxiliary_path=aux)
+    req = VoidRepairRequest(lr_path, out, mask, method=method, auxiliary_path=aux,
+                            device="cpu")
     original = voids.COEFFICIENTS
     if k:
         voids.COEFFICIENTS = os.path.join(tmp, "k.json")
@@ -358,7 +361,7 @@ def void_report(args):
     if args.coefficients:
         k = voids.load_coefficients(args.coefficients)["k"]
     with tempfile.TemporaryDirectory() as tmp:
-        for method in VOID_METHODS:
+        for method in args.methods:
             errs, sigmas, per, t_with, t_without = [], [], [], 0.0, 0.0
             for path in paths(VALIDATION):
                 runs = [void_run(path, method, tmp, seed, k)
@@ -440,6 +443,8 @@ def main():
     vr.add_argument("--seeds", type=int, default=3, help="void realisations per DEM")
     vr.add_argument("--coefficients", help="another fit's JSON (default: the bundled one)")
     vr.add_argument("--out")
+    vr.add_argument("--methods", nargs="+", default=list(REPORT_METHODS),
+                    choices=REPORT_METHODS)
     vr.add_argument("--time-on", nargs="*", default=["longyearbyen_1995_20m_xdem.tif"],
                     help="DEMs (shared data) on which to time UNCERTAINTY too")
     a = ap.parse_args()

@@ -82,8 +82,8 @@ def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_p
 
 def test_processing_writes_the_three_outputs_together_or_none(provider, dems_dir, tmp_path):
     """UNCERTAINTY with OUTPUT and FILLED_MASK: σ exactly on the filled cells, OUTPUT the same
-    as without it; UNCERTAINTY onto INPUT, or with METHOD=model, refused before anything is
-    written."""
+    as without it; UNCERTAINTY onto INPUT, or with METHOD=model onto a coarser grid (in
+    memory), refused before anything is written."""
     src = tmp_path / "holed.tif"
     _, holed, voids, _ = holed_dem(dems_dir / SAGEHEN, src, 250, 250, 80, 80, seed=4)
     out, mask, unc = (str(tmp_path / n) for n in ("out.tif", "mask.tif", "unc.tif"))
@@ -100,7 +100,8 @@ def test_processing_writes_the_three_outputs_together_or_none(provider, dems_dir
     np.testing.assert_array_equal(_read(plain["OUTPUT"])[0], _read(out)[0])  # OUTPUT unchanged
     before = sorted(os.listdir(tmp_path))
     for params, message in (({"UNCERTAINTY": str(src)}, "UNCERTAINTY"),
-                            ({"METHOD": "model", "UNCERTAINTY": str(tmp_path / "u.tif")},
+                            ({"METHOD": "model", "TARGET_RESOLUTION": 20, "DEVICE": "cpu",
+                              "UNCERTAINTY": str(tmp_path / "u.tif")},
                              "Choose METHOD=fill or delta")):
         with pytest.raises(QgsProcessingException, match=message):
             _run({"INPUT": str(src), "OUTPUT": str(tmp_path / "o2.tif"),

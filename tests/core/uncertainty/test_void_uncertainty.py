@@ -1,7 +1,8 @@
 """UNCERTAINTY of Void repair (METHOD=fill and delta): σ exactly on the filled cells, the same
 however the raster is streamed, growing with the distance into a void, calibrated on a
-held-out DEM with synthetic voids, taken onto another target grid, refused for
-METHOD=model, written with OUTPUT and FILLED_MASK or not at all."""
+held-out DEM with synthetic voids, taken onto another target grid, the first fill's for
+METHOD=model on the input grid (refused on its other routes), written with OUTPUT and
+FILLED_MASK or not at all."""
 import os
 
 import numpy as np
@@ -166,11 +167,29 @@ def test_sigma_keeps_a_negative_nodata_when_the_input_uses_zero(tmp_path, dems_d
     assert (sigma[8:11, 8:11] == 0).all() and (sigma[filled] > 0).mean() > 0.9
 
 
-def test_model_is_refused_and_outputs_appear_together(tmp_path, dems_dir):
+def test_model_on_the_input_grid_gives_the_first_fill_sigma_elsewhere_refused(tmp_path,
+                                                                             dems_dir):
+    """METHOD=model (the bundled DS-HAT, streamed on the input grid) corrects the first fill
+    by little: its σ is the first fill's, the same cells and values as METHOD=fill's; on the
+    in-memory routes UNCERTAINTY is refused before anything is written."""
+    holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 0, 0, 96, 96, seed=2)
+    res, dem, mask, sigma = _repair(tmp_path, tmp_path / "holed.tif", "m", method="model",
+                                    device="cpu")
+    _, _, fmask, fsigma = _repair(tmp_path, tmp_path / "holed.tif", "f", method="fill")
+    assert res.method == "model" and res.uncertainty_path and (mask == MASK_FILLED).any()
+    np.testing.assert_array_equal(mask, fmask)
+    np.testing.assert_array_equal(sigma, fsigma)
+    before = sorted(os.listdir(tmp_path))
+    for kw in (dict(method="model", in_memory=True),
+               dict(method="model", target_resolution=20.0)):   # coarser: in memory
+        with pytest.raises(DemSrError, match="Choose METHOD=fill or delta"):
+            _repair(tmp_path, tmp_path / "holed.tif", "x", device="cpu", **kw)
+        assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_outputs_appear_together_and_never_onto_an_input(tmp_path, dems_dir):
     holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 0, 0, 64, 64, seed=2)
     before = sorted(os.listdir(tmp_path))
-    with pytest.raises(DemSrError, match="Choose METHOD=fill or delta"):
-        _repair(tmp_path, tmp_path / "holed.tif", method="model")
     with pytest.raises(DemSrError, match="UNCERTAINTY"):     # an output onto the input
         vr.voidrepair(vr.VoidRepairRequest(str(tmp_path / "holed.tif"), str(tmp_path / "o.tif"),
                                            str(tmp_path / "m.tif"),

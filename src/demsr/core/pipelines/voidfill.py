@@ -86,9 +86,7 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
             out_w.write(block, row0, 0)
             mask_w.write_raw(mask, row0, 0)
             if sigma is not None:
-                s = np.full(block.shape, np.nan, np.float32)
-                s.flat[local] = sig[a:b]
-                writers[2].write(s, row0, 0)
+                writers[2].write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
             sub.progress((row0 + rows) / g.height)
     filled = int(idx.size)
     n_aux = int(from_aux.sum())
@@ -98,6 +96,32 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
                            outside=int((classes == NODATA).sum()),
                            rim_warning=rims.warning(os.path.basename(name)) if aux else None,
                            uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
+
+
+def _sigma_block(idx: np.ndarray, sig: np.ndarray, row0: int, rows: int, width: int
+                 ) -> np.ndarray:
+    """Rows row0…row0+rows of UNCERTAINTY from the σ of the filled cells (flat indices
+    `idx`, sorted); NaN elsewhere."""
+    out = np.full((rows, width), np.nan, np.float32)
+    a, b = np.searchsorted(idx, [row0 * width, (row0 + rows) * width])
+    out.flat[idx[a:b] - row0 * width] = sig[a:b]
+    return out
+
+
+def first_fill_sigma(src: DemSource, fill: np.ndarray, writer: RasterWriter,
+                     sigma: VoidSigma, monitor: Monitor, block_pixels: int = 1 << 20) -> None:
+    """UNCERTAINTY of a repair that starts from the first fill and changes it little
+    (METHOD=model on the input grid): σ of the first fill of each cell of `fill`, from the
+    same group windows, written block by block through `writer` (nodata elsewhere)."""
+    idx, _, _, sig, _ = _fill_groups(src, None, fill, monitor.sub(0.0, 0.9),
+                                     4 * block_pixels, sigma)
+    order = np.argsort(idx, kind="stable")
+    idx, sig = idx[order], sig[order]
+    g = src.grid
+    for row0, rows in row_blocks(g.height, g.width, block_pixels):
+        monitor.check()
+        writer.write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
+    monitor.progress(1.0)
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,

@@ -437,12 +437,6 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     method, why = choose_method(req, aux is not None)
     monitor.info(f"Method: {METHOD_NAMES[method]} (METHOD={req.method or 'auto'}"
                  + (f": {why}" if why != "as chosen" else "") + ").")
-    if req.uncertainty_path and method == "model":
-        raise DemSrError("UNCERTAINTY is estimated for the classical fills only (METHOD=fill, "
-                         "or delta with AUXILIARY), where it is calibrated; DS-HAT "
-                         "(METHOD=model" + (", chosen because MODEL or SPECTRAL is set"
-                                            if (req.method or "auto") == "auto" else "")
-                         + ") has none. Choose METHOD=fill or delta, or leave UNCERTAINTY out.")
     if method == "fill" and aux is not None:
         monitor.warning("METHOD=fill does not read AUXILIARY: use METHOD=delta or auto to fill "
                         "voids from it.")
@@ -559,6 +553,8 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
     channels = list(ckpt.hparams["aux_channels"])
     stream = (same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
               and channels == list(DSHAT_DERIVATIVES))
+    if req.uncertainty_path:
+        _model_uncertainty(req, stream, monitor)
     pixels = dst.width * dst.height
     limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
     if pixels > limit:
@@ -567,7 +563,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{limit // 1_000_000} million that void repair {held}. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
-    require_room(profiles, "OUTPUT and FILLED_MASK")
+    require_room(profiles, _names(req))
     per_pixel, fixed = ((STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES) if stream
                         else (BYTES_PER_TARGET_PIXEL, FIXED_BYTES))
     need = per_pixel * pixels + fixed
@@ -634,6 +630,22 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
                             int((mask == MASK_AUXILIARY).sum()))
 
 
+def _model_uncertainty(req: VoidRepairRequest, stream: bool, monitor: Monitor) -> None:
+    """UNCERTAINTY with METHOD=model: the first fill's σ, on the streamed input-grid route
+    only (the bundled DS-HAT changes the first fill by under 2 %, and the first fill's σ
+    holds its errors as well: docs/quality.md); refused on the other routes."""
+    if not stream:
+        raise DemSrError(
+            "UNCERTAINTY with METHOD=model is given on the input grid's DS-HAT route only "
+            "(a terrain-only model, no SPECTRAL, no AUXILIARY; voids repaired on the input "
+            "grid even for a finer TARGET_GRID), where the first fill's σ describes its "
+            "errors. Choose METHOD=fill or delta, or leave UNCERTAINTY out.")
+    monitor.info("UNCERTAINTY: the first fill's σ, which DS-HAT corrects by little; it is "
+                 "calibrated on the bundled model's errors" + (
+                     ": for another MODEL check it with Evaluate DEM (UNCERTAINTY input) on "
+                     "a DEM with known voids." if req.model_path else "."))
+
+
 def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice, profiles,
                      monitor: Monitor, started: float) -> VoidRepairResult:
     """On the input's own grid: global pass, then block by block (voidrepair_stream)."""
@@ -652,14 +664,40 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice,
                      + f"; {len(gp.tiles)} network window(s) in tiles of {gp.tile_side} px, "
                      "streamed.")
         monitor.check()
+        sigma = None
         with atomic_outputs(profiles, monitor.info) as writers:
             vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,
-                              writers, MASK_NODATA, monitor.sub(0.4, 0.99),
+                              writers[:2], MASK_NODATA,
+                              monitor.sub(0.4, 0.9 if req.uncertainty_path else 0.99),
                               os.path.basename(model_path))
             monitor.check()
+            if req.uncertainty_path:
+                from ..uncertainty.voids import VoidSigma
+                from .voidfill import first_fill_sigma
+
+                sigma = VoidSigma()
+                first_fill_sigma(src, _to_fill(gp.scratch), writers[2], sigma,
+                                 monitor.sub(0.9, 0.99))
+                monitor.check()
     seconds = time.perf_counter() - started
     monitor.progress(1.0)
-    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({gp.filled} filled pixels) in "
-                 f"{seconds:.1f} s.")
+    monitor.info(f"Wrote {_written(req)} ({gp.filled} filled pixels) in {seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, src.grid, gp.voids, gp.filled,
-                            gp.left, choice.description, seconds, "model")
+                            gp.left, choice.description, seconds, "model",
+                            uncertainty_path=req.uncertainty_path,
+                            uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
+
+
+def _to_fill(scratch: str) -> np.ndarray:
+    """The cells to fill (1 byte per input pixel), read by row blocks from the streamed
+    route's temporary rasters (their classes band)."""
+    from . import voidrepair_stream as vs
+    from ..raster.tiles import row_blocks
+
+    band = vs.SCRATCH_BANDS.index("classes") + 1
+    with rasterio.Env(**GDAL_ENV), rasterio.open(scratch) as ds:
+        fill = np.zeros((ds.height, ds.width), bool)
+        for row0, rows in row_blocks(ds.height, ds.width):
+            fill[row0:row0 + rows] = ds.read(
+                band, window=rasterio.windows.Window(0, row0, ds.width, rows)) == FILLED
+    return fill

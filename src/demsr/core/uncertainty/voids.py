@@ -19,6 +19,8 @@ a whole-raster one.
   v the local variance of the difference over LOCAL_BOX² known cells, interpolated across
   the void as the difference itself is (harmonically, core.nodata.inpaint.fill_window).
   Cells the auxiliary does not cover take the first fill, and its σ.
+- model (DS-HAT on the input grid) corrects the first fill by little and takes its σ
+  (core.pipelines.voidfill.first_fill_sigma).
 
 k per method was fitted on the training DEMs with synthetic radar-like voids (and, for
 delta, the synthetic auxiliary of scripts/evaluate_voids.py), never on the validation DEMs,
