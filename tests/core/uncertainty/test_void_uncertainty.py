@@ -137,13 +137,16 @@ def test_onto_a_coarser_grid_sigma_follows_the_filled_cells(tmp_path, dems_dir):
     assert sigma[filled].max() <= np.nanmax(same) + 1e-6 and sigma[filled].min() >= 0
 
 
-def test_finer_grid_through_the_superresolve_engine(tmp_path, dems_dir):
+@pytest.mark.parametrize("method", ["delta", "model"])
+def test_finer_grid_through_the_superresolve_engine(tmp_path, dems_dir, method):
     truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100,
                                       64, 64, seed=6)
     aux = tmp_path / "aux.tif"
     write_array(str(aux), (truth - 4.0).astype(np.float32), grid)
-    res, dem, mask, sigma = _repair(tmp_path, tmp_path / "holed.tif", auxiliary_path=str(aux),
-                                    target_resolution=5.0, tile_size=64)
+    res, dem, mask, sigma = _repair(tmp_path, tmp_path / "holed.tif", method=method,
+                                    auxiliary_path=str(aux) if method == "delta" else None,
+                                    target_resolution=5.0, tile_size=64, device="cpu")
+    assert res.method == method
     filled = (mask == MASK_FILLED) | (mask == MASK_AUXILIARY)
     assert sigma.shape == (128, 128) and filled.any()
     assert np.isfinite(sigma[filled]).all() and not np.isfinite(sigma[~filled]).any()
