@@ -290,7 +290,8 @@ REPORT_METHODS = VOID_METHODS + ("model",)  # bundled DS-HAT: the first fill's Ï
 def void_run(path, method, tmp, seed, k=None, repeats=1):
     """(error, Ïƒ) on the filled cells of one void realisation of a DEM, and the seconds of
     the run with UNCERTAINTY and of the same run without it (the fastest of `repeats`
-    alternated pairs, one process); `k`: {method: k} instead of the bundled calibration."""
+    alternated pairs, one process; repeats=0: one run with UNCERTAINTY, no times); `k`:
+    {method: k} instead of the bundled calibration."""
     from evaluate_voids import holed_copy, write_auxiliary
     from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 
@@ -306,10 +307,11 @@ def void_run(path, method, tmp, seed, k=None, repeats=1):
             json.dump({"methods": {m: {"k": k[m]} for m in voids.METHODS}}, f)
     plain = both = float("inf")
     try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            voidrepair(req, Monitor())
-            plain = min(plain, time.perf_counter() - t0)
+        for _ in range(max(repeats, 1)):
+            if repeats:
+                t0 = time.perf_counter()
+                voidrepair(req, Monitor())
+                plain = min(plain, time.perf_counter() - t0)
             t0 = time.perf_counter()
             voidrepair(replace(req, uncertainty_path=unc), Monitor())
             both = min(both, time.perf_counter() - t0)
@@ -330,8 +332,8 @@ def void_fit(args):
         for path in paths(TRAIN):
             for method in VOID_METHODS:
                 for seed in range(2026, 2026 + args.seeds):
-                    e, s, _, _ = void_run(path, method, tmp, seed, dict.fromkeys(voids.METHODS,
-                                                                                 1.0))
+                    e, s, _, _ = void_run(path, method, tmp, seed,
+                                          dict.fromkeys(voids.METHODS, 1.0), repeats=0)
                     if e.size:
                         ratios[method].append(np.abs(e) / np.maximum(s, 1e-30))
                         used.add(os.path.basename(path))
