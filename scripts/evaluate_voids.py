@@ -106,20 +106,24 @@ def write_auxiliary(hr, hgrid: Grid, tmp: str, seed: int) -> str:
                                      os.path.join(tmp, "aux.tif"), **AUX)
 
 
+def holed_copy(path, tmp, seed=SEED):
+    """(the DEM, the grid, the path of its copy with synthetic voids of realisation `seed`
+    cut in): the ×1 void-repair case of the evaluations."""
+    hr = _read(path)
+    src = open_dem(path)
+    lr = hr.copy()
+    lr[synthetic_voids(lr, np.random.default_rng(seed), coverage=COVERAGE)] = np.nan
+    lr_path = os.path.join(tmp, "lr.tif")
+    write_array(lr_path, lr, src.grid)
+    return hr, src.grid, lr_path
+
+
 def evaluate_auxiliary(path, tmp, seed=SEED, methods=("fill", "delta"), aux_path=None,
                        model=None) -> dict:
     """×1 void repair with an auxiliary DEM (synthetic unless `aux_path`, a real second
     product): squared errors in voids of gdal:fillnodata and of each METHOD."""
-    hr = _read(path)
-    src = open_dem(path)
-    ref_path = os.path.join(tmp, "ref.tif")
-    write_array(ref_path, hr, src.grid)
-    lr = hr.copy()
-    holes = synthetic_voids(lr, np.random.default_rng(seed), coverage=COVERAGE)
-    lr[holes] = np.nan
-    lr_path = os.path.join(tmp, "lr.tif")
-    write_array(lr_path, lr, src.grid)
-    aux_path = aux_path or write_auxiliary(hr, src.grid, tmp, seed)
+    hr, grid, lr_path = holed_copy(path, tmp, seed)
+    aux_path = aux_path or write_auxiliary(hr, grid, tmp, seed)
     out, mask_path = os.path.join(tmp, "out.tif"), os.path.join(tmp, "mask.tif")
     r = {}
     voids = None

@@ -19,6 +19,19 @@ errors against the HR DEM: share within 1σ and 2σ per DEM and pooled, the top-
 (RMSE of the 10 % cells with the largest σ over the RMSE), the reliability table (pooled
 cells in tenths by σ) and the extra time of UNCERTAINTY. Prints markdown for docs/quality.md.
 
+voids fit / voids report: the same for Void repair's UNCERTAINTY (METHOD=fill and delta,
+core/uncertainty/voids.py), on each DEM with the synthetic radar-like voids of
+scripts/evaluate_voids.py (realisations 2026, 2027, …) and, for delta, its synthetic
+auxiliary, through core.pipelines.voidrepair as demsr:voidrepair runs it. fit: k per
+method on the training DEMs so that 68.3 % of the pooled filled cells lie within 1σ
+(resources/models/demsr_void_uncertainty.json); report: the figures above on the validation
+DEMs for fill, delta and model (the bundled DS-HAT, whose σ is the first fill's), and the
+extra time of UNCERTAINTY as a ratio to the same run without it.
+
+    python scripts/uncertainty.py voids fit [--seeds 3] [--out PATH]
+    python scripts/uncertainty.py voids report [--seeds 3] [--coefficients PATH] [--out F]
+        [--time-on DEM …]
+
 tta: the alternative of test-time flips, for comparison (integer factors): σ = k × the
 standard deviation of the model's outputs on the input and its three flips (each flipped
 back), k fitted as above on the training DEMs; the same figures on the validation DEMs, and
@@ -30,6 +43,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on sys.path
 
@@ -45,7 +59,7 @@ from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve 
 from demsr.core.pipelines.upsamplers import TileInput  # noqa: E402
 from demsr.core.raster.io import open_dem, read_band, read_window  # noqa: E402
 from demsr.core.raster.tiles import Tile  # noqa: E402
-from demsr.core.uncertainty import estimate  # noqa: E402
+from demsr.core.uncertainty import estimate, voids  # noqa: E402
 
 SAMPLES = 40_000  # cells per DEM and factor in the fit
 MIN_CELLS = 1000  # DEMs with fewer valid cells (all-void crops) are left out
@@ -269,6 +283,144 @@ def report(args):
             f.write(text)
 
 
+VOID_METHODS = ("fill", "delta")   # fitted; the report also checks METHOD=model (the
+REPORT_METHODS = VOID_METHODS + ("model",)  # bundled DS-HAT: the first fill's σ)
+
+
+def void_run(path, method, tmp, seed, k=None, repeats=1):
+    """(error, σ) on the filled cells of one void realisation of a DEM, and the seconds of
+    the run with UNCERTAINTY and of the same run without it (the fastest of `repeats`
+    alternated pairs, one process; repeats=0: one run with UNCERTAINTY, no times); `k`:
+    {method: k} instead of the bundled calibration."""
+    from evaluate_voids import holed_copy, write_auxiliary
+    from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
+
+    hr, grid, lr_path = holed_copy(path, tmp, seed)
+    aux = write_auxiliary(hr, grid, tmp, seed) if method == "delta" else None
+    out, mask, unc = (os.path.join(tmp, n) for n in ("vout.tif", "vmask.tif", "vunc.tif"))
+    req = VoidRepairRequest(lr_path, out, mask, method=method, auxiliary_path=aux,
+                            device="cpu")
+    original = voids.COEFFICIENTS
+    if k:
+        voids.COEFFICIENTS = os.path.join(tmp, "k.json")
+        with open(voids.COEFFICIENTS, "w") as f:
+            json.dump({"methods": {m: {"k": k[m]} for m in voids.METHODS}}, f)
+    plain = both = float("inf")
+    try:
+        for _ in range(max(repeats, 1)):
+            if repeats:
+                t0 = time.perf_counter()
+                voidrepair(req, Monitor())
+                plain = min(plain, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            voidrepair(replace(req, uncertainty_path=unc), Monitor())
+            both = min(both, time.perf_counter() - t0)
+    finally:
+        voids.COEFFICIENTS = original
+    filled = np.isin(_read(mask), (1, 2))
+    err, sig = _read(out) - hr, _read(unc)
+    ok = filled & np.isfinite(err)
+    if np.isfinite(sig[~filled]).any() or not np.isfinite(sig[filled]).all():
+        raise AssertionError(f"σ is not exactly on the filled cells of {path}")
+    return err[ok], sig[ok], both, plain
+
+
+def void_fit(args):
+    ratios = {m: [] for m in VOID_METHODS}
+    used = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in paths(TRAIN):
+            for method in VOID_METHODS:
+                for seed in range(2026, 2026 + args.seeds):
+                    e, s, _, _ = void_run(path, method, tmp, seed,
+                                          dict.fromkeys(voids.METHODS, 1.0), repeats=0)
+                    if e.size:
+                        ratios[method].append(np.abs(e) / np.maximum(s, 1e-30))
+                        used.add(os.path.basename(path))
+            print(os.path.basename(path), {m: sum(r.size for r in ratios[m])
+                                           for m in VOID_METHODS}, flush=True)
+    k = {m: float(np.quantile(np.concatenate(ratios[m]), 0.683)) for m in VOID_METHODS}
+    doc = {"what": "k per method: sigma = k x the raw estimate of core/uncertainty/voids.py "
+                   "(fill_sigma, delta_sigma)",
+           "made_by": "python scripts/uncertainty.py voids fit " + " ".join(sys.argv[3:]),
+           "fitted_on": sorted(used), "void_realisations": args.seeds,
+           "voids": "scripts/evaluate_voids.py synthetic radar-like voids (coverage 8 %), "
+                    "delta with its synthetic auxiliary (AUX)",
+           "target_within_1_sigma": 0.683,
+           "methods": {m: {"k": k[m], "cells": int(sum(r.size for r in ratios[m]))}
+                       for m in VOID_METHODS}}
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(f"k = {k}; wrote {args.out}")
+
+
+def void_report(args):
+    lines = ["| DEM | terrain | method | filled cells | RMSE (m) | RMS σ (m) | within 1σ | "
+             "within 2σ | top-10 % σ: RMSE / RMSE |", "|---|---|---|---|---|---|---|---|---|"]
+    summary, reliability = [], []
+    k = None
+    if args.coefficients:
+        k = voids.load_coefficients(args.coefficients)["k"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods:
+            errs, sigmas, per, t_with, t_without = [], [], [], 0.0, 0.0
+            for path in paths(VALIDATION):
+                runs = [void_run(path, method, tmp, seed, k)
+                        for seed in range(2026, 2026 + args.seeds)]
+                e = np.concatenate([r[0] for r in runs])
+                s = np.concatenate([r[1] for r in runs])
+                t_with += sum(r[2] for r in runs)
+                t_without += sum(r[3] for r in runs)
+                cal = calibration(e, s)
+                per.append(cal)
+                errs.append(e)
+                sigmas.append(s)
+                name = os.path.basename(path)
+                lines.append(f"| {name} | {TERRAIN.get(name, '')} | {method} | {cal.n} | "
+                             f"{cal.rmse:.4g} | {cal.rms_sigma:.4g} | {_pct(cal.within_1)} | "
+                             f"{_pct(cal.within_2)} | {cal.top10_ratio:.2f} |")
+                print(lines[-1], flush=True)
+            pooled = calibration(np.concatenate(errs), np.concatenate(sigmas))
+            scaled = calibration(np.concatenate([e / c.rmse for e, c in zip(errs, per)]),
+                                 np.concatenate([s / c.rmse for s, c in zip(sigmas, per)]))
+            lines.append(f"| pooled | | {method} | {pooled.n} | {pooled.rmse:.4g} | "
+                         f"{pooled.rms_sigma:.4g} | {_pct(pooled.within_1)} | "
+                         f"{_pct(pooled.within_2)} | {pooled.top10_ratio:.2f} |")
+            summary.append(
+                f"METHOD={method}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
+                f"within 2σ {_pct(pooled.within_2)}; per DEM "
+                f"{_pct(min(c.within_1 for c in per))}–{_pct(max(c.within_1 for c in per))} "
+                f"(target 50–85 %); top-10 % σ ratio pooled in metres "
+                f"{pooled.top10_ratio:.2f}, pooled in units of each DEM's RMSE "
+                f"{scaled.top10_ratio:.2f}, per DEM {min(c.top10_ratio for c in per):.2f}–"
+                f"{max(c.top10_ratio for c in per):.2f} (target ≥ 2); runs with UNCERTAINTY "
+                f"took {t_with / t_without:.2f}× the time of the same runs without it "
+                f"({t_with:.1f} s / {t_without:.1f} s, one process).")
+            reliability.append((method, scaled))
+            for name in args.time_on:   # the extra time on larger DEMs (bigger voids)
+                t = [void_run(path, method, tmp, seed, repeats=3)[2:]
+                     for path in paths([name]) for seed in (2026, 2027)]
+                with_, without = sum(a for a, _ in t), sum(b for _, b in t)
+                summary.append(f"METHOD={method} on {name} (2 realisations, fastest of 3 "
+                               f"alternated runs): with UNCERTAINTY {with_ / without:.2f}× "
+                               f"the time without ({with_:.1f} s / {without:.1f} s).")
+    rel = ["| method | tenth by σ | RMS σ / RMSE of the DEM | RMSE / RMSE of the DEM | "
+           "within 1σ |", "|---|---|---|---|---|"]
+    for method, cal in reliability:
+        for i, b in enumerate(cal.bins):
+            rel.append(f"| {method} | {i + 1} | {b['rms_sigma']:.3f} | {b['rmse']:.3f} | "
+                       f"{_pct(b['within_1'])} |")
+    text = "\n".join(lines + [""] + summary + [
+        "", f"{args.seeds} void realisation(s) per DEM, errors pooled. Reliability "
+        "(validation DEMs pooled, errors and σ in units of each DEM's RMSE):", ""] + rel) + "\n"
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -285,7 +437,22 @@ def main():
     r.add_argument("--out")
     t = sub.add_parser("tta")
     t.add_argument("--factors", type=float, nargs="+", default=[2.0, 4.0])
+    v = sub.add_parser("voids").add_subparsers(dest="voids", required=True)
+    vf = v.add_parser("fit")
+    vf.add_argument("--seeds", type=int, default=3, help="void realisations per DEM")
+    vf.add_argument("--out", default=voids.COEFFICIENTS)
+    vr = v.add_parser("report")
+    vr.add_argument("--seeds", type=int, default=3, help="void realisations per DEM")
+    vr.add_argument("--coefficients", help="another fit's JSON (default: the bundled one)")
+    vr.add_argument("--out")
+    vr.add_argument("--methods", nargs="+", default=list(REPORT_METHODS),
+                    choices=REPORT_METHODS)
+    vr.add_argument("--time-on", nargs="*", default=["longyearbyen_1995_20m_xdem.tif"],
+                    help="DEMs (shared data) on which to time UNCERTAINTY too")
     a = ap.parse_args()
+    if a.command == "voids":
+        {"fit": void_fit, "report": void_report}[a.voids](a)
+        return
     {"fit": fit, "report": report, "tta": tta}[a.command](a)
 
 

@@ -96,8 +96,9 @@ def _centred(stats: dict, reference: dict | None) -> tuple:
 
 @STYLES.register("uncertainty")
 def _uncertainty(stats: dict, reference: dict | None) -> tuple:
-    """Super-resolve DEM's UNCERTAINTY: sequential from 0 m (certain, nearly white) to the
-    upper quantile (dark purple), so one cliff's σ does not wash the rest out; in metres."""
+    """UNCERTAINTY of Super-resolve DEM and Void repair: sequential from 0 m (certain, nearly
+    white) to the upper quantile (dark purple), so one cliff's σ does not wash the rest out;
+    in metres."""
     top = max(min(stats["max"], stats.get("high", stats["max"])), 1e-6)
     return "pseudocolor", [(v, c, f"{v:.3g} m") for v, c, _ in _spread(0.0, top, UNCERTAIN)]
 

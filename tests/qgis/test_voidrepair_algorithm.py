@@ -43,7 +43,10 @@ def test_registered_with_public_parameters_and_help(provider):
     assert isinstance(outputs["FILLED_MASK"], QgsProcessingOutputRasterLayer)
     names = {p.name() for p in alg.parameterDefinitions()}
     assert {"INPUT", "BAND", "METHOD", "AUXILIARY", "TARGET_GRID", "TARGET_RESOLUTION",
-            "SPECTRAL", "MODEL", "DEVICE", "OUTPUT", "FILLED_MASK"} <= names
+            "SPECTRAL", "MODEL", "DEVICE", "OUTPUT", "FILLED_MASK", "UNCERTAINTY"} <= names
+    assert isinstance(outputs["UNCERTAINTY"], QgsProcessingOutputRasterLayer)
+    unc = alg.parameterDefinition("UNCERTAINTY")
+    assert unc.flags() & unc.Flag.FlagOptional and not unc.createByDefault()
     assert alg.parameterDefinition("METHOD").options() == ["auto", "fill", "delta", "model"]
     for name in names:
         label = alg.parameterDefinition(name).description()  # help names the form's labels
@@ -75,6 +78,36 @@ def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_p
         _run({"INPUT": str(src), "MODEL": str(model), "OUTPUT": str(tmp_path / "o2.tif"),
               "FILLED_MASK": str(tmp_path / "m2.tif")})
     assert not (tmp_path / "o2.tif").exists() and not (tmp_path / "m2.tif").exists()
+
+
+def test_processing_writes_the_three_outputs_together_or_none(provider, dems_dir, tmp_path):
+    """UNCERTAINTY with OUTPUT and FILLED_MASK: σ exactly on the filled cells, OUTPUT the same
+    as without it; UNCERTAINTY onto INPUT, or with METHOD=model onto a coarser grid (in
+    memory), refused before anything is written."""
+    src = tmp_path / "holed.tif"
+    _, holed, voids, _ = holed_dem(dems_dir / SAGEHEN, src, 250, 250, 80, 80, seed=4)
+    out, mask, unc = (str(tmp_path / n) for n in ("out.tif", "mask.tif", "unc.tif"))
+    res = _run({"INPUT": str(src), "METHOD": "fill", "OUTPUT": out, "FILLED_MASK": mask,
+                "UNCERTAINTY": unc})
+    assert (res["OUTPUT"], res["FILLED_MASK"], res["UNCERTAINTY"]) == (out, mask, unc)
+    sigma, _, _ = _read(unc)
+    _, m, _ = _read(mask)
+    np.testing.assert_array_equal(np.isfinite(sigma), voids)
+    np.testing.assert_array_equal(m == 1, voids)
+    plain = _run({"INPUT": str(src), "METHOD": "fill", "OUTPUT": str(tmp_path / "p.tif"),
+                  "FILLED_MASK": str(tmp_path / "pm.tif")})
+    assert plain["UNCERTAINTY"] is None
+    np.testing.assert_array_equal(_read(plain["OUTPUT"])[0], _read(out)[0])  # OUTPUT unchanged
+    before = sorted(os.listdir(tmp_path))
+    for params, message in (({"UNCERTAINTY": str(src)}, "UNCERTAINTY"),
+                            ({"METHOD": "model", "TARGET_RESOLUTION": 20, "DEVICE": "cpu",
+                              "UNCERTAINTY": str(tmp_path / "u.tif")},
+                             "Choose METHOD=fill or delta")):
+        with pytest.raises(QgsProcessingException, match=message):
+            _run({"INPUT": str(src), "OUTPUT": str(tmp_path / "o2.tif"),
+                  "FILLED_MASK": str(tmp_path / "m2.tif"), **params})
+        assert sorted(os.listdir(tmp_path)) == before
+    np.testing.assert_array_equal(_read(src)[0], holed)                # the input is intact
 
 
 def test_train_dshat_through_processing_then_repair(provider, dems_dir, tmp_path):
@@ -154,14 +187,17 @@ def test_qgis_process_fills_voids_from_an_auxiliary_dem(qgis_process, dems_dir, 
     with rasterio.open(aux, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
                        crs="EPSG:4326", transform=dt, nodata=np.nan) as out:
         out.write(geo, 1)
-    out, mask = tmp_path / "out.tif", tmp_path / "mask.tif"
+    out, mask, unc = tmp_path / "out.tif", tmp_path / "mask.tif", tmp_path / "unc.tif"
     proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", f"AUXILIARY={aux}",
-                        f"OUTPUT={out}", f"FILLED_MASK={mask}")
+                        f"OUTPUT={out}", f"FILLED_MASK={mask}", f"UNCERTAINTY={unc}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Method: delta surface fill (METHOD=auto" in proc.stdout + proc.stderr
     dem, _, _ = _read(out)
     _, m, _ = _read(mask)
     assert (m[voids] == 2).mean() > 0.99 and np.array_equal(dem[~voids], truth[~voids])
+    sigma, _, _ = _read(unc)       # UNCERTAINTY with them, on the filled cells, styled
+    np.testing.assert_array_equal(np.isfinite(sigma), voids)
+    assert (tmp_path / "unc.qml").exists()
     fill_out = tmp_path / "fill.tif"
     proc = qgis_process("run", "demsr:voidrepair", "--", f"INPUT={src}", "METHOD=fill",
                         f"OUTPUT={fill_out}", f"FILLED_MASK={tmp_path / 'fm.tif'}")

@@ -7,9 +7,10 @@ No network, no flow routing, no PyTorch. Three steps:
    its window and filled: the biharmonic first fill (`fill`), or the delta
    surface fill from the auxiliary DEM (`delta`, core.nodata.auxiliary), whose
    uncovered cells take the first fill. Only the filled values are kept
-   (12 bytes per filled cell).
+   (12 bytes per filled cell; 4 more for UNCERTAINTY: each filled cell's σ from
+   the same window, core.uncertainty.voids).
 3. The input is copied block by block with the filled values put in, to OUTPUT
-   and FILLED_MASK together (atomic_outputs).
+   and FILLED_MASK (and UNCERTAINTY) together (atomic_outputs).
 
 Memory: the masks of step 1 (about 6 bytes per input pixel while the groups are
 found, 2 after), the filled cells, and one void group's window: no copy of the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -34,6 +35,7 @@ from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT,
 from ..nodata.inpaint import fill_window, void_groups
 from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, read_band
 from ..raster.tiles import row_blocks
+from ..uncertainty.voids import VoidSigma
 
 
 @dataclass
@@ -46,25 +48,29 @@ class ClassicalRepair:
     uncovered: int        # void cells the auxiliary does not cover (first fill there)
     outside: int = 0      # nodata cells connected to the border: outside the footprint
     rim_warning: Optional[str] = None
+    uncertainty_seconds: float = 0.0   # of the run, spent on σ (UNCERTAINTY)
 
 
 def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: float,
-                     writers: tuple[RasterWriter, RasterWriter], monitor: Monitor,
-                     block_pixels: int = 1 << 20) -> ClassicalRepair:
+                     writers: Sequence[RasterWriter], monitor: Monitor,
+                     block_pixels: int = 1 << 20,
+                     sigma: Optional[VoidSigma] = None) -> ClassicalRepair:
     """Fill src's voids (first fill, or delta fill when `aux` is given) and write OUTPUT
-    and FILLED_MASK through `writers` (see the module docstring)."""
+    and FILLED_MASK through `writers` (see the module docstring); with `sigma`, a third
+    writer takes UNCERTAINTY (σ of each filled cell, nodata elsewhere)."""
     g = src.grid
     nan, _ = nodata_mask(src, monitor.sub(0.0, 0.1))
     classes, n_fill, n_left = classify_mask(nan, max_void_size)
     del nan
     monitor.check()
     fill = classes == FILLED
-    idx, vals, from_aux, rims = _fill_groups(src, aux, fill, monitor.sub(0.1, 0.8),
-                                             4 * block_pixels)
+    idx, vals, from_aux, sig, rims = _fill_groups(src, aux, fill, monitor.sub(0.1, 0.8),
+                                                  4 * block_pixels, sigma)
     del fill
     order = np.argsort(idx, kind="stable")
     idx, vals, from_aux = idx[order], vals[order], from_aux[order]
-    out_w, mask_w = writers
+    sig = sig[order] if sigma is not None else None
+    out_w, mask_w = writers[:2]
     sub = monitor.sub(0.8, 1.0)
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds:
         for row0, rows in row_blocks(g.height, g.width, block_pixels):
@@ -79,6 +85,8 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
             block[cls >= NODATA] = np.nan
             out_w.write(block, row0, 0)
             mask_w.write_raw(mask, row0, 0)
+            if sigma is not None:
+                writers[2].write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
             sub.progress((row0 + rows) / g.height)
     filled = int(idx.size)
     n_aux = int(from_aux.sum())
@@ -86,16 +94,43 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
     return ClassicalRepair(n_fill, n_left, filled, int((classes == LEFT).sum()), n_aux,
                            filled - n_aux if aux else 0,
                            outside=int((classes == NODATA).sum()),
-                           rim_warning=rims.warning(os.path.basename(name)) if aux else None)
+                           rim_warning=rims.warning(os.path.basename(name)) if aux else None,
+                           uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
+
+
+def _sigma_block(idx: np.ndarray, sig: np.ndarray, row0: int, rows: int, width: int
+                 ) -> np.ndarray:
+    """Rows row0…row0+rows of UNCERTAINTY from the σ of the filled cells (flat indices
+    `idx`, sorted); NaN elsewhere."""
+    out = np.full((rows, width), np.nan, np.float32)
+    a, b = np.searchsorted(idx, [row0 * width, (row0 + rows) * width])
+    out.flat[idx[a:b] - row0 * width] = sig[a:b]
+    return out
+
+
+def first_fill_sigma(src: DemSource, fill: np.ndarray, writer: RasterWriter,
+                     sigma: VoidSigma, monitor: Monitor, block_pixels: int = 1 << 20) -> None:
+    """UNCERTAINTY of a repair that starts from the first fill and changes it little
+    (METHOD=model on the input grid): σ of the first fill of each cell of `fill`, from the
+    same group windows, written block by block through `writer` (nodata elsewhere)."""
+    idx, _, _, sig, _ = _fill_groups(src, None, fill, monitor.sub(0.0, 0.9),
+                                     4 * block_pixels, sigma)
+    order = np.argsort(idx, kind="stable")
+    idx, sig = idx[order], sig[order]
+    g = src.grid
+    for row0, rows in row_blocks(g.height, g.width, block_pixels):
+        monitor.check()
+        writer.write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
+    monitor.progress(1.0)
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
-                 monitor: Monitor, band_pixels: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, RimStats]:
-    """(flat cell indices, values, from the auxiliary?) of every void cell, group by group;
-    the rim statistics of the auxiliary."""
+                 monitor: Monitor, band_pixels: int, sigma: Optional[VoidSigma] = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, RimStats]:
+    """(flat cell indices, values, from the auxiliary?, σ (empty without `sigma`)) of every
+    void cell, group by group; the rim statistics of the auxiliary."""
     g = src.grid
-    idx, vals, flags = [], [], []
+    idx, vals, flags, sigmas = [], [], [], []
     rims = RimStats()
     total = max(int(fill.sum()), 1)
     done = 0
@@ -107,6 +142,7 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
             r, c = win
             z = bands.window(r, c).astype(np.float64)
             z[unknown] = np.nan
+            a = None
             if reader:
                 a = reader.window(win)
                 rims.add(z, a, unknown)
@@ -118,8 +154,11 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
             idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
             vals.append(v[keep].astype(np.float32))
             flags.append(f[keep])
+            if sigma is not None:
+                sigmas.append(sigma.window(z, unknown, a, f)[keep])
             done += rr.size
             monitor.progress(done / total)
     cat = lambda parts, dtype: (np.concatenate(parts) if parts  # noqa: E731
                                 else np.zeros(0, dtype))
-    return cat(idx, np.int64), cat(vals, np.float32), cat(flags, bool), rims
+    return (cat(idx, np.int64), cat(vals, np.float32), cat(flags, bool),
+            cat(sigmas, np.float32), rims)

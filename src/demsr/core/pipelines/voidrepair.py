@@ -41,7 +41,7 @@ from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_NODAT
 from ..paths import check_distinct_paths
 from ..raster.grid import (Grid, grid_ratio, is_finer, overlap_bounds, same_crs, same_grid,
                            target_grid)
-from ..raster.io import (GDAL_ENV, atomic_outputs, check_output_path,
+from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
                          gtiff_profile, open_dem, output_nodata, read_band,
                          scratch_path)
 from ..raster.space import require_room
@@ -95,6 +95,9 @@ class VoidRepairRequest:
     tile_size: int = 384
     batch_size: int = 2
     in_memory: bool = False                   # hold the grid in memory even on the input grid
+    # σ of each filled cell's expected error (metres; METHOD=fill/delta,
+    # core/uncertainty/voids.py); written together with OUTPUT and FILLED_MASK, or none
+    uncertainty_path: Optional[str] = None
 
 
 @dataclass
@@ -109,6 +112,8 @@ class VoidRepairResult:
     seconds: float
     method: str = ""
     from_auxiliary: int = 0   # target pixels filled from the auxiliary DEM
+    uncertainty_path: Optional[str] = None
+    uncertainty_seconds: float = 0.0   # of `seconds`, spent on UNCERTAINTY
 
 
 def batch_infer(model, device: str) -> Callable:
@@ -190,29 +195,57 @@ def superresolve_route(src: Grid, dst: Grid) -> bool:
 
 
 def _on_input_grid(req: VoidRepairRequest, src, aux, method: str, monitor: Monitor,
-                   dem_tmp: str, mask_tmp: str) -> VoidRepairResult:
-    """The repair on the input grid into two temporary files; its log names them as what
-    they are, not by their hidden names."""
+                   dem_tmp: str, mask_tmp: str, sigma_tmp: Optional[str]) -> VoidRepairResult:
+    """The repair on the input grid into temporary files (σ too when `sigma_tmp`); its log
+    names them as what they are, not by their hidden names."""
     step = replace(monitor, info=lambda m: monitor.info(
         m.replace(dem_tmp, "the repaired input grid (temporary)")
-         .replace(mask_tmp, "its mask (temporary)")))
-    return _repair_here(replace(req, output_path=dem_tmp, mask_path=mask_tmp), src, src.grid,
+         .replace(mask_tmp, "its mask (temporary)")
+         .replace(sigma_tmp or dem_tmp, "its uncertainty (temporary)")))
+    return _repair_here(replace(req, output_path=dem_tmp, mask_path=mask_tmp,
+                                uncertainty_path=sigma_tmp), src, src.grid,
                         aux, method, step, time.perf_counter())
 
 
-def _commit(profiles: list, dem_path: str, dst: Grid, mask: np.ndarray, monitor: Monitor
-            ) -> None:
-    """OUTPUT (copied block by block from a finished temporary raster on dst) and
-    FILLED_MASK written together: both replace their destinations, or neither does."""
+def _sigma_rows(ds, dst: Grid, row0: int, rows: int, mask: np.ndarray) -> np.ndarray:
+    """UNCERTAINTY rows row0…row0+rows of dst: the input grid's σ (dataset `ds`, written by
+    the repair on the input grid) taken bilinearly onto dst, on its filled cells only
+    (`mask`: those rows of FILLED_MASK); NaN elsewhere. It describes the void fill."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    from ..raster.warp import LOCAL_CRS
+
+    out = np.full((rows, dst.width), np.nan, np.float32)
+    src_crs = ds.crs or LOCAL_CRS
+    reproject(rasterio.band(ds, 1), out, src_transform=ds.transform, src_crs=src_crs,
+              src_nodata=ds.nodata, dst_transform=dst.window_transform(row0, 0),
+              dst_crs=dst.crs if (dst.crs is not None and ds.crs is not None) else src_crs,
+              dst_nodata=np.nan, resampling=Resampling.bilinear, tolerance=0.0)
+    out[(mask != MASK_FILLED) & (mask != MASK_AUXILIARY)] = np.nan
+    return out
+
+
+def _commit(profiles: list, dem_path: str, dst: Grid, mask: np.ndarray, monitor: Monitor,
+            sigma_path: Optional[str] = None) -> None:
+    """OUTPUT (copied block by block from a finished temporary raster on dst), FILLED_MASK
+    and, with `sigma_path` (σ on the input grid), UNCERTAINTY written together: all replace
+    their destinations, or none does."""
+    from contextlib import nullcontext
+
     from ..raster.tiles import row_blocks
 
-    with atomic_outputs(profiles, monitor.info) as (writer, mw), \
-            rasterio.Env(**GDAL_ENV), rasterio.open(dem_path) as ds:
+    with atomic_outputs(profiles, monitor.info) as writers, \
+            rasterio.Env(**GDAL_ENV), rasterio.open(dem_path) as ds, \
+            (rasterio.open(sigma_path) if sigma_path else nullcontext()) as sds:
         for row0, rows in row_blocks(dst.height, dst.width):
             monitor.check()
-            writer.write(read_band(ds, 1, rasterio.windows.Window(0, row0, dst.width, rows)),
-                         row0, 0)
-        mw.write_raw(mask)
+            writers[0].write(read_band(ds, 1, rasterio.windows.Window(0, row0, dst.width,
+                                                                      rows)), row0, 0)
+            if sds is not None:
+                writers[2].write(_sigma_rows(sds, dst, row0, rows, mask[row0:row0 + rows]),
+                                 row0, 0)
+        writers[1].write_raw(mask)
         monitor.check()
 
 
@@ -225,10 +258,27 @@ def _finish(req: VoidRepairRequest, dst: Grid, same: VoidRepairResult, mask: np.
                      / (dst.res[0] * dst.res[1])))
     seconds = time.perf_counter() - started
     monitor.progress(1.0)
-    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({filled} filled pixels; voids "
-                 f"repaired on the input grid, then {how}) in {seconds:.1f} s.")
+    monitor.info(f"Wrote {_written(req)} ({filled} filled pixels; voids "
+                 f"repaired on the input grid, then {how}) in {seconds:.1f} s"
+                 + (" (UNCERTAINTY: the void fill's σ taken bilinearly onto the target grid)"
+                    if req.uncertainty_path else "") + ".")
     return VoidRepairResult(req.output_path, req.mask_path, dst, same.voids, filled, left,
-                            device, seconds, same.method, from_aux)
+                            device, seconds, same.method, from_aux, req.uncertainty_path,
+                            same.uncertainty_seconds)
+
+
+def _written(req: VoidRepairRequest) -> str:
+    """The outputs a run writes, for the log."""
+    if req.uncertainty_path:
+        return f"{req.output_path}, {req.mask_path} and {req.uncertainty_path}"
+    return f"{req.output_path} and {req.mask_path}"
+
+
+def _scratch_sigma(req: VoidRepairRequest):
+    """A temporary σ raster beside UNCERTAINTY (removed on exit), or None without it."""
+    from contextlib import nullcontext
+
+    return scratch_path(req.uncertainty_path) if req.uncertainty_path else nullcontext()
 
 
 def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
@@ -240,9 +290,10 @@ def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid, aux, metho
 
     started = time.perf_counter()
     with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp, \
-            scratch_path(req.output_path + ".sr") as sr_tmp:
+            scratch_path(req.output_path + ".sr") as sr_tmp, \
+            _scratch_sigma(req) as sigma_tmp:
         same = _on_input_grid(req, src, aux, method, monitor.sub(0.0, 0.45), dem_tmp,
-                              mask_tmp)
+                              mask_tmp, sigma_tmp)
         monitor.check()
         with rasterio.Env(**GDAL_ENV), rasterio.open(mask_tmp) as ds:
             src_mask = ds.read(1)
@@ -253,7 +304,7 @@ def _repair_then_superresolve(req: VoidRepairRequest, src, dst: Grid, aux, metho
                                               tile_size=req.tile_size, batch_size=1),
                           replace(monitor.sub(0.45, 0.9), info=lambda m: monitor.info(
                               m.replace(sr_tmp, "the output (temporary)"))))
-        _commit(profiles, sr_tmp, dst, mask, monitor.sub(0.9, 0.99))
+        _commit(profiles, sr_tmp, dst, mask, monitor.sub(0.9, 0.99), sigma_tmp)
     return _finish(req, dst, same, mask, sr.method, sr.device, started, monitor)
 
 
@@ -273,9 +324,10 @@ def _repair_then_warp(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
             f"{MAX_TARGET_PIXELS // 1_000_000} million that void repair holds in memory for "
             "another CRS or a coarser grid. Split the DEM into parts (Raster ▸ Extraction ▸ "
             "Clip) or choose a coarser target.")
-    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp:
+    with scratch_path(req.output_path) as dem_tmp, scratch_path(req.mask_path) as mask_tmp, \
+            _scratch_sigma(req) as sigma_tmp:
         same = _on_input_grid(req, src, aux, method, monitor.sub(0.0, 0.6), dem_tmp,
-                              mask_tmp)
+                              mask_tmp, sigma_tmp)
         monitor.check()
         with rasterio.Env(**GDAL_ENV), rasterio.open(dem_tmp) as ds, \
                 rasterio.open(mask_tmp) as ms:
@@ -290,9 +342,12 @@ def _repair_then_warp(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
         if not np.isfinite(dem_t).any():
             raise DemSrError("The target grid does not overlap the DEM's data: every target "
                              "pixel would be nodata. Check TARGET_GRID (its extent and CRS).")
-        with atomic_outputs(profiles, monitor.info) as (writer, mw):
-            writer.write(dem_t, 0, 0)
-            mw.write_raw(mask)
+        with atomic_outputs(profiles, monitor.info) as writers:
+            writers[0].write(dem_t, 0, 0)
+            writers[1].write_raw(mask)
+            if sigma_tmp:
+                with rasterio.Env(**GDAL_ENV), rasterio.open(sigma_tmp) as sds:
+                    writers[2].write(_sigma_rows(sds, dst, 0, dst.height, mask), 0, 0)
             monitor.check()
     kind = "Lanczos" if is_finer(src.grid, dst) else "area average"
     return _finish(req, dst, same, mask, f"GDAL {kind} onto the target grid", "cpu", started,
@@ -357,7 +412,8 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
     check_distinct_paths({"INPUT": req.input_path, "TARGET_GRID": req.target_grid_path,
                           "SPECTRAL": req.spectral_path, "MODEL": req.model_path,
                           "AUXILIARY": req.auxiliary_path},
-                         {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path})
+                         {"OUTPUT": req.output_path, "FILLED_MASK": req.mask_path,
+                          "UNCERTAINTY": req.uncertainty_path})
     if not (math.isfinite(req.max_void_size) and req.max_void_size >= 0):
         raise DemSrError(f"MAX_VOID_SIZE must be a number of input pixels ≥ 0 (0 = fill every "
                          f"void), not {req.max_void_size}.")
@@ -368,6 +424,8 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
                          "needs a DEM at least 3 cells wide and high.")
     check_output_path(req.output_path, monitor.info)
     check_output_path(req.mask_path, monitor.info)
+    if req.uncertainty_path:
+        check_output_path(req.uncertainty_path, monitor.info)
     if req.target_grid_path and req.target_resolution:
         monitor.warning("Both TARGET_GRID and TARGET_RESOLUTION are set: TARGET_GRID wins.")
     reference = open_dem(req.target_grid_path, 1).grid if req.target_grid_path else None
@@ -390,18 +448,27 @@ def voidrepair(req: VoidRepairRequest, monitor: Optional[Monitor] = None) -> Voi
         if grid_change_model(*loaded, src.grid, dst, monitor):
             return _repair_model(req, src, dst, aux, profiles, monitor, started, loaded)
     if superresolve_route(src.grid, dst):
-        require_room(profiles, "OUTPUT and FILLED_MASK")
+        require_room(profiles, _names(req))
         return _repair_then_superresolve(req, src, dst, aux, method, profiles, monitor)
     if method in CLASSICAL and not same_grid(src.grid, dst):
-        require_room(profiles, "OUTPUT and FILLED_MASK")
+        require_room(profiles, _names(req))
         return _repair_then_warp(req, src, dst, aux, method, profiles, monitor)
     return _repair_here(req, src, dst, aux, method, monitor, started)
 
 
 def _profiles(req: VoidRepairRequest, src, dst: Grid) -> list:
-    """OUTPUT's and FILLED_MASK's GeoTIFF profiles on dst."""
-    return [(req.output_path, gtiff_profile(dst, output_nodata(src.nodata))),
-            (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    """OUTPUT's, FILLED_MASK's and (when asked for) UNCERTAINTY's GeoTIFF profiles on dst,
+    in that order: what atomic_outputs writes together."""
+    out = [(req.output_path, gtiff_profile(dst, output_nodata(src.nodata))),
+           (req.mask_path, gtiff_profile(dst, MASK_NODATA, dtype="uint8"))]
+    if req.uncertainty_path:  # σ ≥ 0: a negative nodata, whatever the input's (0 would hide
+        out.append((req.uncertainty_path, gtiff_profile(dst, DEFAULT_NODATA)))  # σ = 0)
+    return out
+
+
+def _names(req: VoidRepairRequest) -> str:
+    return "OUTPUT, FILLED_MASK and UNCERTAINTY" if req.uncertainty_path else \
+        "OUTPUT and FILLED_MASK"
 
 
 def _repair_here(req: VoidRepairRequest, src, dst: Grid, aux, method: str,
@@ -426,7 +493,7 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
             f"The DEM has {g.width}×{g.height} pixels, more than the "
             f"{MAX_STREAM_PIXELS // 1_000_000} million that void repair indexes. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip).")
-    require_room(profiles, "OUTPUT and FILLED_MASK")
+    require_room(profiles, _names(req))
     need = CLASSICAL_BYTES_PER_PIXEL * pixels + CLASSICAL_FIXED_BYTES
     free = available_bytes()
     if free is not None and need > free:
@@ -434,8 +501,14 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
             f"Void repair of a {g.width}×{g.height} DEM holds its void masks in memory and "
             f"needs about {gigabytes(need)}; {gigabytes(free)} is available. Close other "
             "programs or split the DEM into parts (Raster ▸ Extraction ▸ Clip).")
+    sigma = None
+    if req.uncertainty_path:
+        from ..uncertainty.voids import VoidSigma
+
+        sigma = VoidSigma()
     with atomic_outputs(profiles, monitor.info) as writers:
-        r = repair_classical(src, aux, req.max_void_size, writers, monitor.sub(0.0, 0.99))
+        r = repair_classical(src, aux, req.max_void_size, writers, monitor.sub(0.0, 0.99),
+                             sigma=sigma)
         monitor.check()
     monitor.info(f"Input {g.width}×{g.height} px: {r.voids} void(s), {r.filled} cells filled"
                  + (f"; {r.left_voids} void(s) wider than {req.max_void_size:g} px left as "
@@ -448,10 +521,13 @@ def _repair_classical(req: VoidRepairRequest, src, aux, profiles: list, monitor:
     monitor.progress(1.0)
     detail = (f"{r.filled} filled pixels, {r.from_auxiliary} from the auxiliary DEM"
               if aux is not None else f"{r.filled} filled pixels")
-    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({detail}) in {seconds:.1f} s.")
+    monitor.info(f"Wrote {_written(req)} ({detail}) in {seconds:.1f} s"
+                 + (f" (UNCERTAINTY took {r.uncertainty_seconds:.1f} s of it)" if sigma else "")
+                 + ".")
     method = "delta" if aux is not None else "fill"
     return VoidRepairResult(req.output_path, req.mask_path, src.grid, r.voids, r.filled, r.left,
-                            "cpu", seconds, method, r.from_auxiliary)
+                            "cpu", seconds, method, r.from_auxiliary, req.uncertainty_path,
+                            r.uncertainty_seconds)
 
 
 def _auxiliary_warnings(uncovered: int, filled: int, rim_warning: Optional[str],
@@ -477,6 +553,8 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
     channels = list(ckpt.hparams["aux_channels"])
     stream = (same_grid(src.grid, dst) and not req.spectral_path and not req.in_memory
               and channels == list(DSHAT_DERIVATIVES))
+    if req.uncertainty_path:
+        _model_uncertainty(req, stream, monitor)
     pixels = dst.width * dst.height
     limit = MAX_STREAM_PIXELS if stream else MAX_TARGET_PIXELS
     if pixels > limit:
@@ -485,7 +563,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
             f"The target grid has {dst.width}×{dst.height} pixels, more than the "
             f"{limit // 1_000_000} million that void repair {held}. Split the "
             "DEM into parts (Raster ▸ Extraction ▸ Clip) or choose a coarser target.")
-    require_room(profiles, "OUTPUT and FILLED_MASK")
+    require_room(profiles, _names(req))
     per_pixel, fixed = ((STREAM_BYTES_PER_PIXEL, STREAM_FIXED_BYTES) if stream
                         else (BYTES_PER_TARGET_PIXEL, FIXED_BYTES))
     need = per_pixel * pixels + fixed
@@ -552,6 +630,22 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
                             int((mask == MASK_AUXILIARY).sum()))
 
 
+def _model_uncertainty(req: VoidRepairRequest, stream: bool, monitor: Monitor) -> None:
+    """UNCERTAINTY with METHOD=model: the first fill's σ, on the streamed input-grid route
+    only (the bundled DS-HAT changes the first fill by under 2 %, and the first fill's σ
+    holds its errors as well: docs/quality.md); refused on the other routes."""
+    if not stream:
+        raise DemSrError(
+            "UNCERTAINTY with METHOD=model is given on the input grid's DS-HAT route only "
+            "(a terrain-only model, no SPECTRAL, no AUXILIARY; voids repaired on the input "
+            "grid even for a finer TARGET_GRID), where the first fill's σ describes its "
+            "errors. Choose METHOD=fill or delta, or leave UNCERTAINTY out.")
+    monitor.info("UNCERTAINTY: the first fill's σ, which DS-HAT corrects by little; it is "
+                 "calibrated on the bundled model's errors" + (
+                     ": for another MODEL check it with Evaluate DEM (UNCERTAINTY input) on "
+                     "a DEM with known voids." if req.model_path else "."))
+
+
 def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice, profiles,
                      monitor: Monitor, started: float) -> VoidRepairResult:
     """On the input's own grid: global pass, then block by block (voidrepair_stream)."""
@@ -570,14 +664,40 @@ def _repair_streamed(req: VoidRepairRequest, src, ckpt, model_path: str, choice,
                      + f"; {len(gp.tiles)} network window(s) in tiles of {gp.tile_side} px, "
                      "streamed.")
         monitor.check()
+        sigma = None
         with atomic_outputs(profiles, monitor.info) as writers:
             vs.write_streamed(src, gp, batch_infer(model, choice.device), halo, req.batch_size,
-                              writers, MASK_NODATA, monitor.sub(0.4, 0.99),
+                              writers[:2], MASK_NODATA,
+                              monitor.sub(0.4, 0.9 if req.uncertainty_path else 0.99),
                               os.path.basename(model_path))
             monitor.check()
+            if req.uncertainty_path:
+                from ..uncertainty.voids import VoidSigma
+                from .voidfill import first_fill_sigma
+
+                sigma = VoidSigma()
+                first_fill_sigma(src, _to_fill(gp.scratch), writers[2], sigma,
+                                 monitor.sub(0.9, 0.99))
+                monitor.check()
     seconds = time.perf_counter() - started
     monitor.progress(1.0)
-    monitor.info(f"Wrote {req.output_path} and {req.mask_path} ({gp.filled} filled pixels) in "
-                 f"{seconds:.1f} s.")
+    monitor.info(f"Wrote {_written(req)} ({gp.filled} filled pixels) in {seconds:.1f} s.")
     return VoidRepairResult(req.output_path, req.mask_path, src.grid, gp.voids, gp.filled,
-                            gp.left, choice.description, seconds, "model")
+                            gp.left, choice.description, seconds, "model",
+                            uncertainty_path=req.uncertainty_path,
+                            uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
+
+
+def _to_fill(scratch: str) -> np.ndarray:
+    """The cells to fill (1 byte per input pixel), read by row blocks from the streamed
+    route's temporary rasters (their classes band)."""
+    from . import voidrepair_stream as vs
+    from ..raster.tiles import row_blocks
+
+    band = vs.SCRATCH_BANDS.index("classes") + 1
+    with rasterio.Env(**GDAL_ENV), rasterio.open(scratch) as ds:
+        fill = np.zeros((ds.height, ds.width), bool)
+        for row0, rows in row_blocks(ds.height, ds.width):
+            fill[row0:row0 + rows] = ds.read(
+                band, window=rasterio.windows.Window(0, row0, ds.width, rows)) == FILLED
+    return fill

@@ -1,1 +1,2 @@
-"""Per-pixel uncertainty of super-resolved DEMs (one standard deviation, metres)."""
+"""Per-pixel uncertainty (one standard deviation, metres) of super-resolved DEMs
+(estimate.py) and of Void repair's fills (voids.py)."""
