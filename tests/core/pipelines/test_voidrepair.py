@@ -16,6 +16,7 @@ from demsr.core.raster.grid import Grid, source_index  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.io import read_band, write_array  # noqa: E402
 from demsr.core.pipelines import voidrepair as vr  # noqa: E402
+from demsr.core.pipelines import voidrepair_model as vm  # noqa: E402
 from demsr.core.pipelines.dshat_inputs import prepare, read_spectral  # noqa: E402
 from demsr.core.nodata.find import classify_voids  # noqa: E402
 from demsr.core.raster.tiles import sparse_windows  # noqa: E402
@@ -231,8 +232,8 @@ def test_sparse_voids_get_small_windows_and_the_same_values(tmp_path, dems_dir, 
         box = hit[r:r + h, c:c + w]
         assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
     # values on void cells are those of the network run on the whole raster at once
-    sparse = vr.run_model(model, prep, "cpu", 384, 2, Monitor())
-    whole = vr.run_model(model, dataclasses.replace(prep, same_grid=False), "cpu", 4096, 1,
+    sparse = vm.run_model(model, prep, "cpu", 384, 2, Monitor())
+    whole = vm.run_model(model, dataclasses.replace(prep, same_grid=False), "cpu", 4096, 1,
                          Monitor())
     np.testing.assert_allclose(sparse[voids], whole[voids], atol=1e-3, rtol=0)
     np.testing.assert_array_equal(sparse[~covered], prep.dem[~covered])  # not run there
@@ -258,10 +259,10 @@ def test_a_grid_too_big_for_the_memory_stops_before_work(tmp_path, dems_dir, mod
     holed_dem(dems_dir / SAGEHEN, src, 100, 100, 60, 60)
     free = memory.available_bytes()
     assert free is not None and free > 10 ** 8  # Linux reports it (psutil or /proc/meminfo)
-    monkeypatch.setattr(vr, "available_bytes", lambda: 500_000_000)
+    monkeypatch.setattr(vm, "available_bytes", lambda: 500_000_000)
     with pytest.raises(DemSrError, match=r"needs about 0\.8 GB; 0\.5 GB is available.*Clip"):
         _run(tmp_path, src, model_path)
     assert sorted(os.listdir(tmp_path)) == ["holed.tif"]
-    monkeypatch.setattr(vr, "available_bytes", lambda: 4_000_000_000)
+    monkeypatch.setattr(vm, "available_bytes", lambda: 4_000_000_000)
     res, out, _ = _run(tmp_path, src, model_path)
     assert out.exists() and res.filled_pixels > 0

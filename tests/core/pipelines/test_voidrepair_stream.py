@@ -17,6 +17,7 @@ from demsr.core.nodata.find import FILLED, classify_voids  # noqa: E402
 from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.nodata.synthetic import synthetic_voids  # noqa: E402
 from demsr.core.pipelines import voidrepair as vr  # noqa: E402
+from demsr.core.pipelines import voidrepair_model as vm  # noqa: E402
 from demsr.core.pipelines import voidrepair_stream as vs  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
 from demsr.core.raster.io import (atomic_outputs, gtiff_profile, open_dem, read_band,  # noqa: E402
@@ -126,11 +127,11 @@ def _phase_peaks(tmp_path, src_path, model_path):
     out, mask = str(tmp_path / "o.tif"), str(tmp_path / "m.tif")
     profiles = [(out, gtiff_profile(src.grid, -32768.0)),
                 (mask, gtiff_profile(src.grid, 255, dtype="uint8"))]
-    infer = vr.batch_infer(model, "cpu")
+    infer = vm.batch_infer(model, "cpu")
     tracemalloc.start()
     try:
         with vs.scratch_for(out) as scratch:
-            gp = vs.global_pass(src, 0.0, halo, 64, vr.MIN_TILE, 3, scratch, Monitor())
+            gp = vs.global_pass(src, 0.0, halo, 64, vm.MIN_TILE, 3, scratch, Monitor())
             global_peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]

@@ -20,6 +20,7 @@ result equals the whole-raster computation (core.nodata.inpaint.inpaint).
 from __future__ import annotations
 
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -35,6 +36,12 @@ from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT,
 from ..nodata.inpaint import fill_window, void_groups
 from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, read_band
 from ..raster.tiles import row_blocks
+from ..errors import DemSrError
+from ..memory import available_bytes, gigabytes
+from ..raster.io import atomic_outputs
+from ..raster.space import require_room
+from .voidrepair_request import (MAX_STREAM_PIXELS, VoidRepairRequest, VoidRepairResult,
+                                 auxiliary_warnings, output_names, written)
 from ..uncertainty.voids import VoidSigma
 
 
@@ -162,3 +169,55 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
                                 else np.zeros(0, dtype))
     return (cat(idx, np.int64), cat(vals, np.float32), cat(flags, bool),
             cat(sigmas, np.float32), rims)
+
+
+# Classical repair (METHOD=fill/delta, voidfill): masks of the input grid while the void
+# groups are found (about 6 bytes per pixel), the filled cells, one group's window.
+CLASSICAL_BYTES_PER_PIXEL, CLASSICAL_FIXED_BYTES = 8, 300_000_000
+
+
+def classical_route(req: VoidRepairRequest, src, aux, profiles: list, monitor: Monitor,
+                    started: float) -> VoidRepairResult:
+    """METHOD=fill or delta on the input grid, streamed (voidfill)."""
+    g = src.grid
+    pixels = g.width * g.height
+    if pixels > MAX_STREAM_PIXELS:
+        raise DemSrError(
+            f"The DEM has {g.width}×{g.height} pixels, more than the "
+            f"{MAX_STREAM_PIXELS // 1_000_000} million that void repair indexes. Split the "
+            "DEM into parts (Raster ▸ Extraction ▸ Clip).")
+    require_room(profiles, output_names(req))
+    need = CLASSICAL_BYTES_PER_PIXEL * pixels + CLASSICAL_FIXED_BYTES
+    free = available_bytes()
+    if free is not None and need > free:
+        raise DemSrError(
+            f"Void repair of a {g.width}×{g.height} DEM holds its void masks in memory and "
+            f"needs about {gigabytes(need)}; {gigabytes(free)} is available. Close other "
+            "programs or split the DEM into parts (Raster ▸ Extraction ▸ Clip).")
+    sigma = None
+    if req.uncertainty_path:
+        from ..uncertainty.voids import VoidSigma
+
+        sigma = VoidSigma()
+    with atomic_outputs(profiles, monitor.info) as writers:
+        r = repair_classical(src, aux, req.max_void_size, writers, monitor.sub(0.0, 0.99),
+                             sigma=sigma)
+        monitor.check()
+    monitor.info(f"Input {g.width}×{g.height} px: {r.voids} void(s), {r.filled} cells filled"
+                 + (f"; {r.left_voids} void(s) wider than {req.max_void_size:g} px left as "
+                    "nodata" if r.left_voids else "")
+                 + (f"; {r.outside} nodata cells touch the raster border: outside the DEM's "
+                    "footprint, not voids, kept as nodata" if r.outside else "") + ".")
+    if aux is not None:
+        auxiliary_warnings(r.uncovered, r.filled, r.rim_warning, monitor)
+    seconds = time.perf_counter() - started
+    monitor.progress(1.0)
+    detail = (f"{r.filled} filled pixels, {r.from_auxiliary} from the auxiliary DEM"
+              if aux is not None else f"{r.filled} filled pixels")
+    monitor.info(f"Wrote {written(req)} ({detail}) in {seconds:.1f} s"
+                 + (f" (UNCERTAINTY took {r.uncertainty_seconds:.1f} s of it)" if sigma else "")
+                 + ".")
+    method = "delta" if aux is not None else "fill"
+    return VoidRepairResult(req.output_path, req.mask_path, src.grid, r.voids, r.filled, r.left,
+                            "cpu", seconds, method, r.from_auxiliary, req.uncertainty_path,
+                            r.uncertainty_seconds)

@@ -29,7 +29,7 @@ Two phases.
 
 Every window value equals the whole-raster value (the derivatives' halo is
 read, the global fields are read back), so the result equals the in-memory
-pipeline (dshat_inputs.prepare + voidrepair.run_model) up to float rounding
+pipeline (dshat_inputs.prepare + voidrepair_model.run_model) up to float rounding
 in the network.
 """
 from __future__ import annotations
@@ -225,7 +225,7 @@ def _read(ds, band: int, r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
 def tile_inputs(ds, gp: GlobalPass, sizes: CellSizes, grid: Grid, r0: int, c0: int,
                 hs: int, ws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dem, voids, aux) of the network window rows r0..r0+hs, cols c0..c0+ws (may reach
-    beyond the raster: edge cells repeated, as voidrepair.run_model's window())."""
+    beyond the raster: edge cells repeated, as voidrepair_model.run_model's window())."""
     H, W = grid.height, grid.width
     a0, b0 = max(r0, 0), max(c0, 0)                 # the window inside the raster
     a1, b1 = min(r0 + hs, H), min(c0 + ws, W)
