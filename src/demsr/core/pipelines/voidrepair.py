@@ -1,23 +1,14 @@
-"""Void repair and super-resolution onto a target grid with DS-HAT.
+"""Void repair/SR: fill a DEM's voids, on its own grid or onto a target grid.
 
-1. Target grid: a reference raster's grid (CRS, extent, pixel size), or the
-   input's extent at a given pixel size (anchored top-left, as gdalwarp -tr),
-   or the input's own grid (pure void repair).
-2. Voids are the input's nodata regions that do not touch the raster border
-   (nodata connected to the border is outside the DEM's footprint and stays
-   nodata). Voids wider than `max_void_size` input pixels may be left as nodata.
-3-5. First fill, grid change, terrain derivatives and spectral bands:
-   dshat_inputs.prepare (shared with training).
-6. DS-HAT runs tile by tile with its halo (edges repeated), so tiles agree.
-   On the input's own grid, valid cells are kept exactly and only voids take
-   the model's values; on another grid the model's output is used everywhere.
-
-On the input's own grid (without spectral bands) the repair streams
-(voidrepair_stream: a global pass, flow routing being what grows with the raster,
-then block by block). Otherwise everything after reading is held in memory on the
-target grid (under 100 bytes per target pixel at peak, plus PyTorch);
-MAX_TARGET_PIXELS guards against runaway grids. Either way a run that would need
-more memory than is available stops before it starts, saying so.
+The target grid is a reference raster's grid, the input's extent at a given pixel size
+(anchored top-left, as gdalwarp -tr), or the input's own grid. Voids are the input's nodata
+regions that do not touch the raster border (core/nodata/find.py); voids wider than
+`max_void_size` input pixels may be left as nodata. METHOD (choose_method; the log says which
+ran and why): `fill` (biharmonic, no network) and `delta` (from an AUXILIARY DEM) stream on
+the input grid (voidfill.py); `model` runs DS-HAT (voidrepair_model.py); onto another grid the
+voids are repaired on the input grid first (voidrepair_routes.py). Every input is checked
+and every output path refused that an input uses before heavy work; OUTPUT, FILLED_MASK and
+UNCERTAINTY are written together or not at all (voidrepair_request.output_profiles).
 """
 from __future__ import annotations
 
