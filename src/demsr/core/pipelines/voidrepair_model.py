@@ -1,6 +1,15 @@
-"""Void repair's METHOD=model: DS-HAT, streamed on the input grid (voidrepair_stream) or held in
-memory on another grid, with an auxiliary DEM or spectral bands; a pairs-trained model runs on
-its target grid.
+"""Void repair's METHOD=model: DS-HAT.
+
+First fill, grid change, terrain derivatives, spectral bands and the auxiliary channel come
+from dshat_inputs.prepare (shared with training). DS-HAT runs tile by tile with its halo
+(edges repeated), so tiles agree; on the input's own grid valid cells are kept exactly and
+only voids take the model's values, on another grid its output is used everywhere (a
+pairs-trained model runs on its target grid: grid_change_model). On the input's own grid
+with the terrain channels only, the repair streams (voidrepair_stream: a global pass, flow
+routing being what grows with the raster, then block by block); otherwise everything after
+reading is held in memory on the target grid (under 100 bytes per target pixel at peak, plus
+PyTorch), MAX_TARGET_PIXELS guarding against runaway grids. Either way a run that would need
+more memory than is available stops before it starts, saying so.
 """
 from __future__ import annotations
 
