@@ -191,8 +191,9 @@ def main():
     dialog = plugin.ui.menu.dialog
     repaired_path = os.path.join(OUT, "lidar_2m_repaired.tif")
     mask_path = os.path.join(OUT, "lidar_2m_filled.tif")
+    sigma_path = os.path.join(OUT, "lidar_2m_sigma.tif")
     dialog.setParameters({"INPUT": holed.id(), "DEVICE": "cpu", "OUTPUT": repaired_path,
-                          "FILLED_MASK": mask_path})
+                          "FILLED_MASK": mask_path, "UNCERTAINTY": sigma_path})
     dialog.runButton().click()
 
     def repaired():
@@ -210,6 +211,10 @@ def main():
     result["voidrepair_layers"] = sorted(
         lyr.name() for lyr in QgsProject.instance().mapLayers().values()
         if lyr.source() in (repaired_path, mask_path))
+    sigma_layer = next((lyr for lyr in QgsProject.instance().mapLayers().values()
+                        if lyr.source() == sigma_path), None)
+    result["sigma_layer"] = None if sigma_layer is None else {
+        "name": sigma_layer.name(), "renderer": sigma_layer.renderer().type()}
     result["voidrepair_tree"], _ = tree()
     mask_layer = next((lyr for lyr in QgsProject.instance().mapLayers().values()
                        if lyr.source() == mask_path), None)
@@ -225,6 +230,14 @@ def main():
         result["voidrepair_nodata_in_holes"] = int((values[holes] == rb.GetNoDataValue()).sum())
         result["voidrepair_kept_outside"] = bool(np.array_equal(values[~holes], z[~holes]))
     out = None
+    sig = gdal.Open(sigma_path)
+    if sig is not None:
+        sb = sig.GetRasterBand(1)
+        sv = sb.ReadAsArray()
+        nd = sb.GetNoDataValue()
+        result["sigma_in_holes_positive"] = bool((sv[holes] > 0).all())
+        result["sigma_nodata_outside"] = bool((sv[~holes] == nd).all())
+    sig = None
     result["steps"].append("voidrepair")
     save()
 

@@ -84,6 +84,12 @@ def test_void_repair_from_its_dialog_fills_the_holes_in_the_background(gui_run):
     assert "Wrote" in r["voidrepair_log"], r["voidrepair_log"]
     assert r["voidrepair_progress"] in (0, 100)   # finished (QGIS resets the bar when done)
     assert len(r["voidrepair_layers"]) >= 2, r["voidrepair_layers"]
+    # UNCERTAINTY loads too, named after the input, on a colour ramp; σ > 0 in every filled
+    # cell, nodata on every kept one
+    sigma = r["sigma_layer"]
+    assert sigma and sigma["name"].startswith("lidar_2m_holed") and "uncertainty" in \
+        sigma["name"] and sigma["renderer"] == "singlebandpseudocolor", sigma
+    assert r["sigma_in_holes_positive"] and r["sigma_nodata_outside"]
 
 
 def test_custom_model_and_bundled_model_results_have_distinct_names(gui_run):
@@ -102,8 +108,10 @@ def _block(names, wanted):
 def test_void_repair_layers_mask_on_top_dem_and_hillshade_below(gui_run):
     out, r = gui_run
     names = r["voidrepair_tree"]
-    at = _block(names, ["lidar_2m_holed filled pixels", "lidar_2m_holed repaired",
-                        "lidar_2m_holed repaired hillshade"])
+    # the mask on top (see-through but where filled), then σ (nodata but in the voids), the
+    # DEM and its hillshade (layer_styles.ORDER)
+    at = _block(names, ["lidar_2m_holed filled pixels", "lidar_2m_holed fill uncertainty (1σ, m)",
+                        "lidar_2m_holed repaired", "lidar_2m_holed repaired hillshade"])
     assert at[-1] < names.index("lidar_2m_holed")         # above their input
     # read back from the loaded layer's renderer: kept cells transparent, fills see-through
     alpha = {int(k): v for k, v in r["mask_alpha"].items()}
