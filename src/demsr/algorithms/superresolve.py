@@ -144,6 +144,4 @@ class SuperResolveAlgorithm(DemSrAlgorithm):
         if result.uncertainty_path:
             style_output(context, result.uncertainty_path, "uncertainty",
                          f"{input_name(layer)} {what} uncertainty (1σ, m)")
-            feedback.pushInfo(f"UNCERTAINTY took {result.uncertainty_seconds:.1f} s of the "
-                              f"{result.seconds:.1f} s.")
         return {self.OUTPUT: result.output_path, self.UNCERTAINTY: result.uncertainty_path}

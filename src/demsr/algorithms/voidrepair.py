@@ -170,7 +170,5 @@ class VoidRepairAlgorithm(DemSrAlgorithm):
         if result.uncertainty_path:
             style_output(context, result.uncertainty_path, "uncertainty",
                          f"{name} fill uncertainty (1σ, m)")
-            feedback.pushInfo(f"UNCERTAINTY took {result.uncertainty_seconds:.1f} s of the "
-                              f"{result.seconds:.1f} s.")
         return {self.OUTPUT: result.output_path, self.FILLED_MASK: result.mask_path,
                 self.UNCERTAINTY: result.uncertainty_path}
