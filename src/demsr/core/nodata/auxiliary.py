@@ -12,7 +12,9 @@ The auxiliary may have any CRS, pixel size and vertical offset, and voids of
 its own: void cells it does not cover are filled by the first fill and counted.
 Every window is brought onto the repair grid from the auxiliary file by GDAL
 with an exact pixel mapping, so a window gives the same values as the whole
-raster would (tiled = untiled).
+raster would (tiled = untiled). For METHOD=delta a coarser auxiliary is first
+super-resolved by the bundled models where that measures better
+(AuxReader(superresolve=True), core/pipelines/aux_superresolve.py).
 """
 from __future__ import annotations
 
