@@ -204,6 +204,8 @@ class AuxReader:
             if src_win is not None:
                 r0, c0 = int(src_win.row_off), int(src_win.col_off)
                 aux_wins.append((r0, r0 + int(src_win.height), c0, c0 + int(src_win.width)))
+        if not aux_wins:      # nothing to fill from the auxiliary: no runtime to load
+            return
         self.sr, line = axs.build(self._ds, self.aux.band, self.aux.grid, g, aux_wins,
                                   self._monitor)
         if self.sr is not None:
