@@ -90,6 +90,14 @@ def main():
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         for coarse, reference, what, shift in PAIRS:
+            missing = [n for n in (coarse, reference)
+                       if not os.path.exists(os.path.join(DEMS_DIR, n))]
+            if missing:   # the shared folder is provisioned per session: say what is absent
+                print(f"skipped {coarse} → {reference}: {', '.join(missing)} not in {DEMS_DIR}",
+                      flush=True)
+                notes.append(f"- {coarse} → {reference}: not measured ({', '.join(missing)} "
+                             f"absent from {DEMS_DIR}).")
+                continue
             factor, n, offset, rmse, cal = evaluate_pair(os.path.join(DEMS_DIR, coarse),
                                                          os.path.join(DEMS_DIR, reference),
                                                          tmp)

@@ -28,14 +28,16 @@ SETTINGS = {2: dict(patch_size=64, epochs=40, steps_per_epoch=100, batch_size=32
                     loss="mse", gradient_weight=0.1, coarser_copies=(2, 3)),
             3: WIDE, 4: WIDE}
 
-# Architecture per scale: ×2 stays at the defaults for speed (the ×2 limit is 10× the time
-# of gdalwarp -r lanczos); ×4 runs on 16× fewer LR pixels and affords a wider, deeper net;
+# Architecture per scale: ×2 is a 16-channel FastSR since 0.4.2 (32 before): ONNX Runtime
+# computes channels in blocks of 16, and 16 channels halve the engine's time at ×2 for 0.4 %
+# of the held-out elevation ratio (0.899 / slope 0.887 → 0.903 / 0.892, docs/experiments.md);
+# ×4 runs on 16× fewer LR pixels and affords a wider, deeper net;
 # ×3 has the ×4 settings (held out at ×3: 0.899 / slope 0.897, where the (2, 4) model,
 # a ×4 network, reached 0.906 / 0.896 with one DEM's slope worse than GDAL).
 # Against the models without both (held-out elevation / slope ratios, scripts/evaluate.py):
 # ×2 0.905 / 0.896 → 0.899 / 0.887, ×4 0.897 / 0.906 → 0.895 / 0.898.
 WIDE_NET = {"channels": 48, "blocks": 8}
-HPARAMS: dict = {2: {}, 3: WIDE_NET, 4: WIDE_NET}
+HPARAMS: dict = {2: {"channels": 16}, 3: WIDE_NET, 4: WIDE_NET}
 
 # Factor-range models, each trained through the engine's finishing step for its range
 # (`finish`), one factor drawn per batch (core/training/sr_task.py); same data list, seed and

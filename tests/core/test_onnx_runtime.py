@@ -18,7 +18,7 @@ import torch  # noqa: E402,F401 - a missing torch must fail, not skip
 
 from demsr.core import backends  # noqa: E402
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.nets import bundled, checkpoint, onnx_model, registry  # noqa: E402
+from demsr.core.nets import bundled, checkpoint, onnx_model, registry, trust  # noqa: E402
 from demsr.core.raster.io import read_band  # noqa: E402
 
 from _checkout import system_python_env  # noqa: E402
@@ -129,7 +129,7 @@ def test_bundled_onnx_copies_match_their_checkpoints():
         ckpt = checkpoint.load(str(pt), prefer_onnx=False)
         onnx = onnx_model.read(onnx_model.onnx_path(str(pt)))
         h = onnx.header
-        assert h["source_weights"] == checkpoint.weights_digest(ckpt.state_dict), (
+        assert h["source_weights"] == trust.weights_digest(ckpt.state_dict), (
             f"{pt.name}: its .onnx was made from other weights; run `make onnx`")
         assert (h["architecture"], h["scale"]) == (ckpt.architecture, ckpt.scale)
         assert h["hparams"] == json.loads(json.dumps(ckpt.hparams))

@@ -5,7 +5,8 @@ ONNX Runtime is missing; ONNX Runtime on the CPU whenever it is installed (measu
 faster than PyTorch on the bundled models here, and its import 0.2–0.4 s against 1.3–1.6 s:
 docs/benchmarks.md), and always where PyTorch is missing. DEMSR_BACKEND=torch or onnx forces
 one (benchmarks, comparisons). Which runtimes are installed is answered from package metadata,
-without importing either: a CPU-only torch build is never imported just to find no GPU.
+without importing either: a CPU-only torch build, or a GPU build on a machine with no GPU
+driver, is never imported just to find no GPU.
 """
 from __future__ import annotations
 
@@ -50,10 +51,30 @@ def installed_version(key: str) -> str:
             return ""
 
 
+def gpu_driver_present() -> bool:
+    """Whether this machine has what a PyTorch GPU needs, known without importing torch: an
+    NVIDIA driver (Linux: /proc/driver/nvidia, /dev/nvidiactl; Windows: nvcuda.dll), the ROCm
+    kernel driver (/dev/kfd), or Apple silicon (MPS). pip's default torch on Linux is a CUDA
+    build: without this, every DEVICE=auto run on a machine without a GPU paid its import
+    (1.3–1.6 s) to learn that. Elsewhere (other systems): True, and torch is asked."""
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl",
+                                                "/dev/kfd"))
+    if sys.platform == "win32":
+        system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32")
+        return os.path.exists(os.path.join(system, "nvcuda.dll"))
+    if sys.platform == "darwin":
+        import platform
+
+        return platform.machine() == "arm64"
+    return True
+
+
 def torch_may_have_gpu() -> bool:
-    """False for a CPU-only torch wheel (version '+cpu'), known without importing it."""
+    """False for a CPU-only torch wheel (version '+cpu') or a machine without a GPU driver,
+    known without importing torch."""
     version = installed_version(TORCH)
-    return bool(version) and not version.endswith("+cpu")
+    return bool(version) and not version.endswith("+cpu") and gpu_driver_present()
 
 
 def import_runtime(key: str):

@@ -69,9 +69,11 @@ def select_device(requested: str = "auto", backend: Optional[str] = None) -> Dev
         backends.import_runtime(backends.ONNX)
         note = ""
         if requested == "auto" and backends.installed_version(backends.TORCH):
-            note = "no GPU used: " + ("PyTorch finds no usable GPU" if
-                                      backends.torch_may_have_gpu() else
-                                      "this PyTorch build is CPU-only")
+            version = backends.installed_version(backends.TORCH)
+            note = "no GPU used: " + ("this PyTorch build is CPU-only" if version.endswith("+cpu")
+                                      else "this machine has no GPU driver" if not
+                                      backends.gpu_driver_present() else
+                                      "PyTorch finds no usable GPU")
         return DeviceChoice("cpu", f"CPU ({backends.cpu_threads()} threads, {os.cpu_count()} "
                                    f"cores), {backends.runtime_text(backends.ONNX)}", note,
                             backends.ONNX)

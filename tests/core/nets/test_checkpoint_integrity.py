@@ -14,7 +14,7 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402 - `make test` installs it; a missing torch must fail, not skip
 
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.nets import bundled, checkpoint  # noqa: E402
+from demsr.core.nets import bundled, checkpoint, trust  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 
 from _model_helpers import tiny_fast  # noqa: E402
@@ -90,8 +90,8 @@ def test_old_checkpoint_without_hash_still_loads_with_a_note(tmp_path):
     _old_format(path)
     ck = checkpoint.load(str(path))
     assert not ck.verified
-    assert "integrity hash" in checkpoint.integrity_note(ck, str(path))
-    assert checkpoint.integrity_note(checkpoint.load(str(BUNDLED_X2)), str(BUNDLED_X2)) is None
+    assert "integrity hash" in trust.integrity_note(ck, str(path))
+    assert trust.integrity_note(checkpoint.load(str(BUNDLED_X2)), str(BUNDLED_X2)) is None
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 3e38])
@@ -122,8 +122,8 @@ def test_crafted_header_is_refused_before_anything_is_built(tmp_path, hparams, s
     path = tmp_path / "crafted.pt"
     payload = torch.load(str(BUNDLED_X2), weights_only=True)
     payload.update(hparams=hparams, scale=scale)
-    payload["integrity"] = {"algorithm": "sha256", "header": checkpoint.header_digest(payload),
-                            "weights": checkpoint.weights_digest(payload["state_dict"])}
+    payload["integrity"] = {"algorithm": "sha256", "header": trust.header_digest(payload),
+                            "weights": trust.weights_digest(payload["state_dict"])}
     torch.save(payload, str(path))
     started = time.perf_counter()
     with pytest.raises(DemSrError, match=match) as err:

@@ -13,7 +13,7 @@ import demsr  # noqa: F401 - puts the private torch folder on sys.path
 import torch  # noqa: E402
 
 from demsr.core.errors import DemSrError  # noqa: E402
-from demsr.core.nets import bundled, checkpoint, registry  # noqa: E402
+from demsr.core.nets import bundled, checkpoint, registry, trust  # noqa: E402
 from demsr.core.nets.output_check import check_output_tile, output_bounds  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 
@@ -24,8 +24,8 @@ SAGEHEN = "flopy_sagehen_10m.tif"
 
 def _hostile(path: Path, payload: dict) -> Path:
     """A file whose integrity hashes were recomputed after editing (anyone can)."""
-    payload["integrity"] = {"algorithm": "sha256", "header": checkpoint.header_digest(payload),
-                            "weights": checkpoint.weights_digest(payload["state_dict"])}
+    payload["integrity"] = {"algorithm": "sha256", "header": trust.header_digest(payload),
+                            "weights": trust.weights_digest(payload["state_dict"])}
     torch.save(payload, str(path))
     return path
 
@@ -89,9 +89,9 @@ def test_every_architectures_defaults_and_bundled_models_are_within_the_cost_bou
         cls = registry.get(name)
         with torch.device("meta"):
             shell = registry.build(name, cls.scales[0] if cls.scales[0] > 1 else 2)
-        cost = checkpoint.network_cost(shell)
-        assert cost["macs"] <= checkpoint.MAX_MACS_PER_PIXEL / 10, (name, cost)
-        assert cost["halo"] <= checkpoint.MAX_HALO / 4, (name, cost)
+        cost = trust.network_cost(shell)
+        assert cost["macs"] <= trust.MAX_MACS_PER_PIXEL / 10, (name, cost)
+        assert cost["halo"] <= trust.MAX_HALO / 4, (name, cost)
 
 
 def test_absurd_output_is_refused_naming_the_model_and_nothing_is_left(tmp_path, crop):
@@ -130,7 +130,7 @@ def test_bundled_models_are_listed_by_hash_in_code():
     for f in files:
         assert hashlib.sha256(f.read_bytes()).hexdigest() == bundled.BUNDLED_SHA256[f.name]
         ck = checkpoint.load(str(f))
-        assert ck.bundled and checkpoint.integrity_note(ck, str(f)) is None
+        assert ck.bundled and trust.integrity_note(ck, str(f)) is None
 
 
 def test_a_model_with_a_recomputed_hash_is_origin_unknown_never_verified(tmp_path):
@@ -139,13 +139,13 @@ def test_a_model_with_a_recomputed_hash_is_origin_unknown_never_verified(tmp_pat
     payload["state_dict"][key] = payload["state_dict"][key] + 0.01
     path = _hostile(tmp_path / bundled.os.path.basename(bundled.sr_model_path(2)), payload)
     ck = checkpoint.load(str(path))
-    note = checkpoint.integrity_note(ck, str(path))
+    note = trust.integrity_note(ck, str(path))
     assert not ck.bundled
     assert "not a bundled model, origin unknown" in note and "differs from the one shipped" in note
     assert "not deliberate changes" in note and "verified" not in note
     payload.pop("integrity")
     torch.save(payload, str(tmp_path / "nohash.pt"))
-    note = checkpoint.integrity_note(checkpoint.load(str(tmp_path / "nohash.pt")),
+    note = trust.integrity_note(checkpoint.load(str(tmp_path / "nohash.pt")),
                                      str(tmp_path / "nohash.pt"))
     assert "origin unknown" in note and "written before" not in note
 

@@ -4,16 +4,12 @@ Steps: check the inputs (overlap, CRS, nodata, mask) before any heavy work;
 bring everything onto one grid (align.py); optionally make the classical
 baselines through the Super-resolve engine; compute terrain derivatives with
 core.terrain; the METRICS of metrics.py per DEM and region (all, inside and
-outside filled voids); then the CSV, JSON, error raster and HTML report, staged beside
-their destinations and moved into place together (core/staging.py): a failed or killed
-run changes none of them.
+outside filled voids); then the files (outputs.py: all of them or none).
 Every DEM is judged on the same cells: those valid in the reference and in
 every DEM, inside the mask.
 """
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -29,13 +25,13 @@ from ..raster.grid import Grid, same_grid
 from ..paths import check_distinct_paths
 from ..nodata.find import SentinelScan
 from ..raster.io import (check_destination, check_output_path, open_dem, read_band,
-                         remove_stale_partials, write_array)
+                         remove_stale_partials)
 from ..raster.space import check_space, raster_bytes
-from ..staging import staged
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds
 from .calibration import Calibration, calibration
-from .metrics import METRICS, TERRAIN_INPUTS, terrain_metrics
+from .metrics import TERRAIN_INPUTS, terrain_metrics
+from .outputs import write_outputs
 from .regions import extent_polygon, mask_from_geometries
 
 ALIGN_TARGETS = ("reference_to_result", "result_to_reference")
@@ -187,16 +183,9 @@ def _mask_region(req: EvaluationRequest, grid: Grid, overlap: tuple) -> Optional
     return region
 
 
-def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> EvaluationResult:
-    monitor = monitor or Monitor()
-    _check_request(req)
-    warnings: list[str] = []
-
-    def warn(msg: str) -> None:
-        warnings.append(msg)
-        monitor.warning(msg)
-
-    # 1. Inputs and their footprints, before any heavy work.
+def _check_footprints(req: EvaluationRequest, warn) -> tuple:
+    """(result source, reference source, their overlap): every input opens and overlaps
+    the result, before anything is read."""
     res_src = open_dem(req.input_path, req.band)
     ref_src = open_dem(req.reference_path, req.reference_band)
     cmp_srcs = [open_dem(p) for p in req.compare_paths]
@@ -218,6 +207,39 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
         if overlap_bounds(res_src.grid, open_dem(req.uncertainty_path).grid) is None:
             raise DemSrError("The uncertainty raster does not overlap the DEM: give the "
                              "UNCERTAINTY written with this result.")
+    return res_src, ref_src, overlap
+
+
+def _calibrate(sigma: np.ndarray, error: np.ndarray, region: np.ndarray, warn,
+               monitor: Monitor) -> Optional[Calibration]:
+    """UNCERTAINTY against the result's error over the evaluated cells (None: σ is nodata
+    on all of them)."""
+    if not np.isfinite(sigma[region]).any():
+        warn("The uncertainty raster is nodata on every evaluated cell: no calibration.")
+        return None
+    cal = calibration(np.where(region, error, np.nan), sigma)
+    missing = int(region.sum()) - cal.n
+    if missing:
+        warn(f"The uncertainty raster is nodata on {missing} evaluated cells: the "
+             "calibration counts the others.")
+    monitor.info(f"Uncertainty: {100 * cal.within_1:.1f} % of the cells within 1σ "
+                 f"(68.3 % for a calibrated Gaussian σ), {100 * cal.within_2:.1f} % "
+                 f"within 2σ (95.4 %); the 10 % cells with the largest σ have "
+                 f"{cal.top10_ratio:.2f}× the RMSE.")
+    return cal
+
+
+def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> EvaluationResult:
+    monitor = monitor or Monitor()
+    _check_request(req)
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        monitor.warning(msg)
+
+    # 1. Inputs and their footprints, before any heavy work.
+    res_src, ref_src, overlap = _check_footprints(req, warn)
     monitor.check()
 
     _check_room(req, res_src.grid if req.align == "reference_to_result" else ref_src.grid)
@@ -241,7 +263,7 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     names = [_name(req.input_path, req.input_name)]
     dems = [result]
     cnames = list(req.compare_names or [])
-    for i, (path, src) in enumerate(zip(req.compare_paths, cmp_srcs)):
+    for i, path in enumerate(req.compare_paths):
         data, g = _read(path, 1)
         _warn_fill_values(data, path, 1, warn)
         dems.append(bring_onto(data, g, grid, req.resampling))
@@ -327,20 +349,7 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     pixels = {r: int(w.sum()) for r, w in regions.items()}
     cal = None
     if sigma is not None:
-        sigma = sigma[sl]
-        err_all = np.where(region, dems[0] - reference, np.nan)
-        if not np.isfinite(sigma[region]).any():
-            warn("The uncertainty raster is nodata on every evaluated cell: no calibration.")
-        else:
-            cal = calibration(err_all, sigma)
-            missing = int(region.sum()) - cal.n
-            if missing:
-                warn(f"The uncertainty raster is nodata on {missing} evaluated cells: the "
-                     "calibration counts the others.")
-            monitor.info(f"Uncertainty: {100 * cal.within_1:.1f} % of the cells within 1σ "
-                         f"(68.3 % for a calibrated Gaussian σ), {100 * cal.within_2:.1f} % "
-                         f"within 2σ (95.4 %); the 10 % cells with the largest σ have "
-                         f"{cal.top10_ratio:.2f}× the RMSE.")
+        cal = _calibrate(sigma[sl], dems[0] - reference, region, warn, monitor)
     if not np.any(ref_terrain["streams"][region] == 1):
         warn(f"The reference has no stream cell (≥ {req.stream_threshold} cells draining) in the "
              "evaluated area: stream agreement is not defined (NaN).")
@@ -348,27 +357,11 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
 
     result_obj = EvaluationResult(metrics, names, _name(req.reference_path, req.reference_name),
                                   grid, alignment, peak, pixels, warnings, calibration=cal)
-    # 6. Outputs.
+    # 6. Outputs, staged and moved into place together.
     monitor.check()
     err = np.where(region, dems[0] - reference, np.nan).astype(np.float32)
-    with staged() as stage:
-        if req.output_error:
-            write_array(stage.file(req.output_error, raster=True), err, grid)
-            result_obj.outputs["error"] = req.output_error
-        if req.output_table:
-            stage.write_text(req.output_table, _csv_text(result_obj))
-            result_obj.outputs["table"] = req.output_table
-        if req.output_json:
-            stage.write_text(req.output_json, json.dumps(_json_obj(result_obj, req), indent=2))
-            result_obj.outputs["json"] = req.output_json
-        if req.output_html:
-            from .html_report import write_html_report
-
-            write_html_report(req.output_html, result_obj, reference, dems, ref_terrain["slope"],
-                         regions, req, stage, monitor.sub(0.85, 1.0))
-            result_obj.outputs["html"] = req.output_html
-        monitor.check()
-        stage.commit()
+    write_outputs(req, result_obj, err, reference, dems, ref_terrain["slope"], regions,
+                  monitor.sub(0.85, 1.0))
     monitor.progress(1.0)
     return result_obj
 
@@ -378,39 +371,3 @@ def _unique(name: str, taken: list) -> str:
     while out in taken:
         out, k = f"{name} ({k})", k + 1
     return out
-
-
-def _clean(v):
-    return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def _csv_text(res: EvaluationResult) -> str:
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["region", "dem", "pixels", *METRICS])
-    for region, by_dem in res.metrics.items():
-        for name in res.names:
-            if name in by_dem:
-                m = by_dem[name]
-                w.writerow([region, name, m["n"], *(f"{m[k]:.6g}" for k in METRICS)])
-    return buf.getvalue()
-
-
-def _json_obj(res: EvaluationResult, req: EvaluationRequest) -> dict:
-    return {
-        "result": res.names[0], "reference": res.reference_name,
-        "reference_path": req.reference_path, "input_path": req.input_path,
-        "alignment": res.alignment, "psnr_peak_m": res.peak,
-        "psnr_peak": "elevation range (max - min) of the reference over the evaluated cells",
-        "stream_threshold_cells": req.stream_threshold,
-        "grid": {"width": res.grid.width, "height": res.grid.height,
-                 "transform": list(res.grid.transform)[:6],
-                 "crs": res.grid.crs.to_wkt() if res.grid.crs is not None else None},
-        "pixels": res.pixels, "warnings": res.warnings,
-        "uncertainty": ({k: _clean(v) for k, v in res.calibration.as_dict().items()}
-                        if res.calibration else None),
-        "metrics": {r: {n: {k: _clean(v) for k, v in m.items()} for n, m in by.items()}
-                    for r, by in res.metrics.items()},
-    }

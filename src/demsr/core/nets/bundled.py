@@ -92,7 +92,7 @@ def rule_text() -> str:
 # checks that every file in resources/models is listed with its hash.
 BUNDLED_SHA256 = {
     "demsr_dshat.pt": "d8b7535dfa42f380fefac0462b801bf3d8be5935b40653f9d4abadd700b0021a",
-    "demsr_fast_x2.pt": "9f331f980502b8fb4cd1698cb48acdaa41a3797155d48f3d94cb16d3dec384ac",
+    "demsr_fast_x2.pt": "d819c1a844bf4d2e78bfa048b64596aa8e801392ed9408e33d6dbfe68a1c006f",
     "demsr_fast_x3.pt": "029660368e842e784364ba628c21b7d24579e927de6605fa3e4cd95173b11c30",
     "demsr_fast_x3_f2-3.pt": "b38257105eca6bff6d250e958fcf1ab9a7760be0edcbcd3c16bcefc2620bfa19",
     "demsr_fast_x4.pt": "63410a641182c2c59ea2d54c65c8a831dc565e4c9c09d5d9a6e70caf1a0ffefa",

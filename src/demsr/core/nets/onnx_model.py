@@ -332,11 +332,11 @@ def export(ckpt, path: str, source_digest: str, source_file: str = "") -> float:
 def export_checkpoint(pt_path: str, out_path: Optional[str] = None) -> tuple[str, float]:
     """NAME.onnx beside NAME.pt (or out_path) from a checkpoint file, checked as any .pt is
     (checkpoint.load); returns (path written, largest difference to PyTorch)."""
-    from . import checkpoint
+    from . import checkpoint, trust
 
     ckpt = checkpoint.load(pt_path, prefer_onnx=False)
     out = out_path or onnx_path(pt_path)
-    return out, export(ckpt, out, checkpoint.weights_digest(ckpt.state_dict),
+    return out, export(ckpt, out, trust.weights_digest(ckpt.state_dict),
                        file_digest(pt_path))
 
 

@@ -27,7 +27,7 @@ from ..raster.warp import KERNEL_RADIUS, area_average, resample
 from ..monitor import Monitor
 from ..raster.tiles import Tile
 from .upsamplers import TileInput, Upsampler
-from ..nets import bundled, checkpoint, coverage
+from ..nets import bundled, checkpoint, coverage, trust
 from ..nets.output_check import check_output_tile
 
 
@@ -106,7 +106,7 @@ class ModelUpsampler(Upsampler):
                 "repair/SR (DS-HAT)' (demsr:voidrepair, MODEL=this file), which also changes "
                 "the grid. For Super-resolve DEM give a model trained with ARCHITECTURE fast "
                 "or gisr, or leave MODEL empty for the bundled one.")
-        note = checkpoint.integrity_note(ckpt, path)
+        note = trust.integrity_note(ckpt, path)
         if note:
             monitor.info(note)
         cov = coverage.of_checkpoint(ckpt.scale, ckpt.provenance, os.path.basename(path))

@@ -497,7 +497,7 @@ def _repair_model(req: VoidRepairRequest, src, dst: Grid, aux, profiles: list,
             f"Void repair onto a {dst.width}×{dst.height} grid {what} and needs "
             f"about {gigabytes(need)}; {gigabytes(free)} is available. Close other programs, "
             "split the DEM into parts (Raster ▸ Extraction ▸ Clip), or choose a coarser target.")
-    from ..nets.checkpoint import integrity_note
+    from ..nets.trust import integrity_note
 
     if integrity_note(ckpt, model_path):
         monitor.info(integrity_note(ckpt, model_path))

@@ -108,7 +108,7 @@ class RunState:
             self.initial = state.get("initial")
             monitor.info(f"Resuming after epoch {self.start_epoch} from {self.path}.")
         except Exception as exc:  # noqa: BLE001 - a broken resume file must not block training
-            from ..nets.checkpoint import unsafe_load_text
+            from ..nets.trust import unsafe_load_text
 
             why = unsafe_load_text(exc) or (str(exc).splitlines() or [type(exc).__name__])[0]
             monitor.warning(f"Cannot resume from {self.path} ({why[:300]}); starting anew.")
