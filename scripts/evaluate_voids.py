@@ -197,17 +197,17 @@ def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None, model=Non
 def aux_factor_table(factors, seeds: int) -> str:
     """Markdown: METHOD=delta in voids with the validation auxiliary at other factors, the
     auxiliary brought onto the grid by the bundled models' route (forced: whatever the
-    factor rule and the self-check say; above ×8 the ×8 route then Lanczos) against GDAL
-    Lanczos alone (the models never run), and what the shipped rule runs (`as shipped`):
-    how core/pipelines/aux_superresolve.py's MIN_FACTOR / MAX_FACTOR were chosen."""
+    factor rule and the self-check say; the models at run_factor, at most ×SR_MAX, then
+    Lanczos) against GDAL Lanczos alone (the models never run), and what the shipped rule
+    runs (`as shipped`): how core/pipelines/aux_superresolve.py's MIN_FACTOR / MAX_FACTOR /
+    SR_MAX were chosen."""
     from demsr.core.pipelines import aux_superresolve as axs
 
     shipped = (axs.plan, axs.self_check)
 
     def forced(aux, grid):
         f = axs.coarser_factor(aux, grid)
-        sr = min(f, axs.MAX_FACTOR)
-        return axs.Plan(f, float(round(sr)) if abs(sr - round(sr)) <= axs.SNAP * sr else sr, "")
+        return axs.Plan(f, axs.run_factor(f), "")
 
     routes = {"models": (forced, lambda *a: None),
               "lanczos": (lambda aux, grid: axs.Plan(axs.coarser_factor(aux, grid), None,

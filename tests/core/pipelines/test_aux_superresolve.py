@@ -47,8 +47,8 @@ def test_superresolved_auxiliary_fills_voids_closer_to_the_truth_than_lanczos(tm
                                              str(tmp_path / "m.tif"), method="delta",
                                              auxiliary_path=aux), Monitor(info=log.append))
     text = "\n".join(log)
-    assert "AUXILIARY is ×4 coarser" in text and "bundled ×4 super-resolution route" in text
-    assert "model fast ×4" in text
+    assert "AUXILIARY is ×4 coarser" in text and "bundled ×2 super-resolution route" in text
+    assert "model fast ×2" in text and "then GDAL Lanczos" in text
     sr = _read(tmp_path / "o.tif")
     assert (_read(tmp_path / "m.tif")[voids] == MASK_AUXILIARY).all() and res.filled_pixels
     # today's route: the auxiliary onto the grid by Lanczos (what DS-HAT's inputs still read)
@@ -80,7 +80,7 @@ def test_a_window_equals_super_resolve_dem_and_does_not_depend_on_the_regions(tm
     with AuxReader(aux, grid) as plain:          # off by default (DS-HAT's inputs)
         assert plain.sr is None
         lanczos = [plain.window(w) for w in wins]
-    fine_grid = axs.sr_grid(aux.grid, 4.0)
+    fine_grid = axs.sr_grid(aux.grid, axs.plan(aux.grid, grid).sr_factor)   # ×2, then Lanczos
     fine = str(tmp_path / "fine.tif")
     superresolve(SuperResolveRequest(aux_path, fine, method="model", grid=fine_grid,
                                      device="cpu", tile_size=256))
@@ -141,11 +141,12 @@ def test_a_real_second_product_that_the_models_would_make_worse_keeps_lanczos(
     assert np.isfinite(_read(tmp_path / "o.tif")[voids]).all()
 
 
-@pytest.mark.parametrize("factor,expected", [(1.0, None), (1.05, None), (1.5, 1.5), (3.98, 4.0),
-                                             (6.3, 6.3), (8.1, 8.0), (12.0, None)])
+@pytest.mark.parametrize("factor,expected", [(1.0, None), (1.05, None), (1.5, 1.5), (1.98, 2.0),
+                                             (3.98, 2.0), (6.3, 2.0), (8.1, 2.0), (12.0, None)])
 def test_which_factors_go_through_the_models(factor, expected):
-    """Below ×1.1 and above ×8 (measured no better) Lanczos stays; a factor within 2 % of
-    an integer runs the exact model."""
+    """Below ×1.1 and above ×8 (measured no better) Lanczos stays; the models take the
+    auxiliary at most ×2 finer (Lanczos the rest); a factor within 2 % of an integer runs
+    the exact model."""
     from affine import Affine
     from rasterio.crs import CRS
 

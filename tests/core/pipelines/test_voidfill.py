@@ -152,7 +152,7 @@ if importlib.util.find_spec("onnxruntime"):
                                      method="delta", auxiliary_path={str(coarse)!r}),
                    Monitor(info=log.append))
     assert r.filled_pixels > 0 and "onnxruntime" in sys.modules
-    assert "model fast ×4" in " ".join(log) or "were tried around the voids" in " ".join(log)
+    assert "model fast ×2" in " ".join(log) or "were tried around the voids" in " ".join(log)
 bad = [k for k in sys.modules if k == "torch" or k.startswith("torch.")]
 print("LOADED", bad, "FLOW", sorted(set(flow_calls)), "MODELS", bool(log))
 """

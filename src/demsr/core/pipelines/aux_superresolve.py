@@ -4,9 +4,10 @@
 Delta fill's error in voids is mostly the detail a coarse auxiliary lacks, not its error
 or shift (docs/quality.md#void-repair-with-an-auxiliary-dem-methoddelta-and-without-methodfill),
 so an auxiliary ×f coarser than the DEM (f from the two cell sizes in metres,
-core/terrain/cellsize) is first brought onto its own grid ×f finer by the route
-Super-resolve DEM's METHOD=model takes for that factor (core/nets/bundled.RULE through
-blend.model_upsampler), then reprojected onto the repair grid by GDAL Lanczos as before.
+core/terrain/cellsize) is first brought onto its own grid min(f, SR_MAX) times finer by
+the route Super-resolve DEM's METHOD=model takes for that factor (core/nets/bundled.RULE
+through blend.model_upsampler: up to ×2 the 16-channel models), then reprojected onto the
+repair grid by GDAL Lanczos as before.
 
 Only what the voids need is computed: the auxiliary pixels under the void groups' windows
 are grouped into regions (windows closer than the network's context merge, each region at
@@ -45,6 +46,14 @@ from .upsamplers import TileInput
 # Lanczos, geometric mean) up to ×8 (0.97×); above ×8 the ×8 route then Lanczos measured
 # 0.99× at ×12 (one DEM 1.03×) and 1.06× at ×16, so Lanczos stays there.
 MIN_FACTOR, MAX_FACTOR = 1.1, 8.0
+# The models take the auxiliary at most ×2 finer (the bundled ×2 model, 16 channels), GDAL
+# Lanczos the rest of the way. Measured (same script, docs/quality.md): against Super-resolve
+# DEM's route for the whole factor (×3/×4 models of 48 channels, blends at ×2–3) delta's
+# RMSE in voids over Lanczos' is 0.903 instead of 0.887 at ×4 (0.914 / 0.905 at ×3, 0.937 /
+# 0.933 at ×6, 0.970 / 0.968 at ×8), and METHOD=delta at 1 % voids costs about a third of
+# the network time (2000², 1.9× gdal:fillnodata instead of 2.3–2.4×; docs/benchmarks.md).
+# Chaining the ×2 model twice at ×4 measured 0.907 and cost 2/3 of the ×4 network's time.
+SR_MAX = 2.0
 SNAP = 0.02              # a factor within 2 % of an integer is that integer (exact models)
 REGION_CELLS = 1024      # fine cells a side at most per network call (the engine's tile)
 CACHE_CELLS = 24 << 20   # fine cells kept at most (about 100 MB of float32)
@@ -89,10 +98,16 @@ def plan(aux: Grid, grid: Grid) -> Plan:
     if f > MAX_FACTOR * (1 + SNAP):
         return Plan(f, None, f"above ×{MAX_FACTOR:g} the bundled super-resolution models "
                              "measured no better than Lanczos")
-    sr = min(max(f, MIN_FACTOR), MAX_FACTOR)
+    return Plan(f, run_factor(f), "")
+
+
+def run_factor(f: float) -> float:
+    """The factor the models run at for an auxiliary ×f coarser: f within [MIN_FACTOR,
+    SR_MAX] (an integer when within SNAP of one), SR_MAX above."""
+    sr = min(max(f, MIN_FACTOR), SR_MAX)
     if abs(sr - round(sr)) <= SNAP * sr:
         sr = float(round(sr))
-    return Plan(f, sr, "")
+    return sr
 
 
 def sr_grid(aux: Grid, f: float) -> Grid:
@@ -363,7 +378,8 @@ def build(ds, band: int, aux: Grid, grid: Grid, aux_windows, monitor: Monitor
     device = next((n.split("; device: ", 1)[1].rstrip(".") for n in notes
                    if "; device: " in n), "")
     then = f"then GDAL Lanczos{where}"
-    line = (f"{head}: brought onto the grid with the bundled ×{p.sr_factor:.3g} "
-            f"super-resolution route ({up.name}{'; ' + device if device else ''}), {then}; "
+    line = (f"{head}: brought onto a grid ×{p.sr_factor:.3g} finer than its own with the "
+            f"bundled ×{p.sr_factor:.3g} super-resolution route ({up.name}"
+            f"{'; ' + device if device else ''}), {then}; "
             f"only around the voids ({len(sr.regions)} region(s) of the auxiliary).")
     return sr, line
