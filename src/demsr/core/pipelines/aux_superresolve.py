@@ -49,10 +49,11 @@ MIN_FACTOR, MAX_FACTOR = 1.1, 8.0
 # The models take the auxiliary at most ×2 finer (the bundled ×2 model, 16 channels), GDAL
 # Lanczos the rest of the way. Measured (same script, docs/quality.md): against Super-resolve
 # DEM's route for the whole factor (×3/×4 models of 48 channels, blends at ×2–3) delta's
-# RMSE in voids over Lanczos' is 0.903 instead of 0.887 at ×4 (0.914 / 0.905 at ×3, 0.937 /
-# 0.933 at ×6, 0.970 / 0.968 at ×8), and METHOD=delta at 1 % voids costs about a third of
-# the network time (2000², 1.9× gdal:fillnodata instead of 2.3–2.4×; docs/benchmarks.md).
-# Chaining the ×2 model twice at ×4 measured 0.907 and cost 2/3 of the ×4 network's time.
+# RMSE in voids over Lanczos' is 0.904 instead of 0.887 at ×4 (0.913 / 0.905 at ×3, 0.937 /
+# 0.933 at ×6, 0.970 / 0.968 at ×8), while METHOD=delta at 1 % voids (2000², ×4
+# auxiliary) spends about 0.45 s more than with Lanczos alone instead of 1.4 s (the network
+# 0.12 s instead of about 1 s): 1.8–1.9× gdal:fillnodata instead of 2.3–2.4×, target ≤ 2×
+# (docs/benchmarks.md). The ×2 model chained twice at ×4: 0.907, and 1.0 s more.
 SR_MAX = 2.0
 SNAP = 0.02              # a factor within 2 % of an integer is that integer (exact models)
 REGION_CELLS = 1024      # fine cells a side at most per network call (the engine's tile)
