@@ -198,6 +198,60 @@ def auxiliary_table(seeds: int, methods=("fill", "delta"), pairs=None, model=Non
     return "\n".join(lines) + "\n"
 
 
+def aux_factor_table(factors, seeds: int) -> str:
+    """Markdown: METHOD=delta in voids with the validation auxiliary at other factors, the
+    auxiliary brought onto the grid by the bundled models' route (forced: whatever the
+    factor rule and the self-check say; the models at run_factor, at most ×SR_MAX, then
+    Lanczos) against GDAL Lanczos alone (the models never run), and what the shipped rule
+    runs (`as shipped`): how core/pipelines/aux_superresolve.py's MIN_FACTOR / MAX_FACTOR /
+    SR_MAX were chosen."""
+    from demsr.core.pipelines import aux_superresolve as axs
+
+    shipped = (axs.plan, axs.self_check)
+
+    def forced(aux, grid):
+        f = axs.coarser_factor(aux, grid)
+        return axs.Plan(f, axs.run_factor(f), "")
+
+    routes = {"models": (forced, lambda *a: None),
+              "lanczos": (lambda aux, grid: axs.Plan(axs.coarser_factor(aux, grid), None,
+                                                     "evaluation: Lanczos"), shipped[1]),
+              "as shipped": shipped}
+    head = ["| factor | DEM | delta, Lanczos | delta, models | models / Lanczos | as shipped / "
+            "Lanczos |", "|---|---|---|---|---|---|"]
+    gmean = lambda v: math.exp(np.mean(np.log(v)))  # noqa: E731
+    global AUX
+    base = dict(AUX)
+    try:
+        for f in factors:
+            AUX = dict(base, factor=float(f))
+            ratios, shipped_ratios = [], []
+            for path in paths(VALIDATION):
+                rm = {}
+                for name, (plan, check) in routes.items():
+                    axs.plan, axs.self_check = plan, check
+                    total = None
+                    with tempfile.TemporaryDirectory() as tmp:
+                        for k in range(seeds):
+                            r = evaluate_auxiliary(path, tmp, SEED + k, ("delta",))["delta"]
+                            total = r if total is None else total + r
+                    rm[name] = total.rmse
+                ratios.append(rm["models"] / rm["lanczos"])
+                shipped_ratios.append(rm["as shipped"] / rm["lanczos"])
+                head.append(f"| ×{f:g} | {os.path.basename(path)} | {rm['lanczos']:.4g} | "
+                            f"{rm['models']:.4g} | {ratios[-1]:.3f} | {shipped_ratios[-1]:.3f} |")
+                print(head[-1], flush=True)
+            head.append(f"| ×{f:g} | **geometric mean** (worst) | | | **{gmean(ratios):.3f}** "
+                        f"({max(ratios):.3f}) | {gmean(shipped_ratios):.3f} "
+                        f"({max(shipped_ratios):.3f}) |")
+            print(head[-1], flush=True)
+    finally:
+        axs.plan, axs.self_check = shipped
+        AUX = base
+    return "\n".join(head + ["", f"{seeds} void realisation(s) per DEM, errors pooled; "
+                             "auxiliary as --auxiliary but area-averaged ×factor."]) + "\n"
+
+
 def _best(by_method: dict) -> tuple[str, float]:
     """The classical method with the lowest pooled RMSE, and that RMSE."""
     m = min(by_method, key=lambda k: by_method[k].rmse)
@@ -238,7 +292,18 @@ def main():
     ap.add_argument("--with-model", action="store_true",
                     help="with --auxiliary/--real-pairs: also METHOD=model with --model (a DS-HAT "
                          "trained with auxiliary DEMs)")
+    ap.add_argument("--aux-factors", type=float, nargs="+",
+                    help="METHOD=delta with the validation auxiliary at these factors: the "
+                         "bundled models' route against Lanczos (aux_superresolve's rule)")
     a = ap.parse_args()
+    if a.aux_factors:
+        text = aux_factor_table(a.aux_factors, a.seeds)
+        print(text)
+        if a.out:
+            os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+            with open(a.out, "w") as fh:
+                fh.write(text)
+        return
     if a.auxiliary or a.real_pairs:
         pairs = [tuple(paths(list(p))) for p in REAL_PAIRS] if a.real_pairs else None
         methods = ("fill", "delta", "model") if a.with_model else ("fill", "delta")

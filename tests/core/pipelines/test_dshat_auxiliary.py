@@ -47,9 +47,14 @@ def _identity_aux_model(path):
     checkpoint.save(checkpoint.from_model(model, "gdal-lanczos", {"data": ["test"]}), str(path))
 
 
-def test_an_auxiliary_model_starts_from_the_delta_surface_fill(tmp_path, holed):
+def test_an_auxiliary_model_starts_from_the_delta_surface_fill(tmp_path, holed, monkeypatch):
     src, aux, truth, voids = holed
     _identity_aux_model(tmp_path / "id.pt")
+    # the delta fill its models were trained with: the auxiliary onto the grid by Lanczos
+    # (METHOD=delta itself super-resolves a coarser auxiliary first, aux_superresolve.py)
+    from demsr.core.pipelines import aux_superresolve
+
+    monkeypatch.setattr(aux_superresolve, "MIN_FACTOR", np.inf)
     res_d, delta, mask_d = _run(tmp_path, src, "delta", method="delta", auxiliary_path=aux)
     res_m, model, mask_m = _run(tmp_path, src, "model", method="model", auxiliary_path=aux,
                                 model_path=str(tmp_path / "id.pt"))

@@ -125,8 +125,15 @@ def test_fill_and_delta_never_import_torch_nor_route_flow(tmp_path, dems_dir):
     truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 100, 100,
                                       120, 120, seed=2)
     aux = _write_aux(tmp_path / "aux.tif", truth + 3.0, grid)
+    # a ×4 coarser auxiliary: the bundled models super-resolve it, on ONNX Runtime when it is
+    # installed (core/pipelines/aux_superresolve.py)
+    coarse, (f, ro, co) = synthetic_auxiliary(truth, np.random.default_rng(1))
+    t = grid.transform * grid.transform.translation(co, ro) * grid.transform.scale(f)
+    coarse = _write_aux(tmp_path / "coarse.tif", coarse,
+                        Grid(t, coarse.shape[1], coarse.shape[0], grid.crs))
     code = f"""
-import sys
+import importlib.util, sys
+from demsr.core.monitor import Monitor
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair
 flow_calls = []
 sys.setprofile(lambda frame, event, arg: flow_calls.append(frame.f_code.co_name)
@@ -138,13 +145,25 @@ for m, a in (("fill", None), ("delta", {str(aux)!r}), ("auto", None), ("auto", {
                                      method=m, auxiliary_path=a))
     assert r.filled_pixels > 0
 sys.setprofile(None)
+log = []
+if importlib.util.find_spec("onnxruntime"):
+    r = voidrepair(VoidRepairRequest({str(tmp_path / 'holed.tif')!r},
+                                     {str(tmp_path / 'o.tif')!r}, {str(tmp_path / 'm.tif')!r},
+                                     method="delta", auxiliary_path={str(coarse)!r}),
+                   Monitor(info=log.append))
+    assert r.filled_pixels > 0 and "onnxruntime" in sys.modules
+    assert "model fast ×2" in " ".join(log) or "were tried around the voids" in " ".join(log)
 bad = [k for k in sys.modules if k == "torch" or k.startswith("torch.")]
-print("LOADED", bad, "FLOW", sorted(set(flow_calls)))
+print("LOADED", bad, "FLOW", sorted(set(flow_calls)), "MODELS", bool(log))
 """
     env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED [] FLOW []" in proc.stdout, proc.stdout
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime"):
+        assert "MODELS True" in proc.stdout, proc.stdout
 
 
 def test_the_model_on_onnx_runtime_never_imports_torch(tmp_path, dems_dir):

@@ -12,14 +12,16 @@ The auxiliary may have any CRS, pixel size and vertical offset, and voids of
 its own: void cells it does not cover are filled by the first fill and counted.
 Every window is brought onto the repair grid from the auxiliary file by GDAL
 with an exact pixel mapping, so a window gives the same values as the whole
-raster would (tiled = untiled).
+raster would (tiled = untiled). For METHOD=delta a coarser auxiliary is first
+super-resolved by the bundled models where that measures better
+(AuxReader(superresolve=True), core/pipelines/aux_superresolve.py).
 """
 from __future__ import annotations
 
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import rasterio
@@ -42,6 +44,7 @@ from .inpaint import fill_window, inpaint
 # finer auxiliary is area-averaged (what a coarser cell sees).
 COARSER_METHOD, FINER_METHOD = Resampling.lanczos, Resampling.average
 READ_MARGIN = 4          # auxiliary pixels read beyond a window (Lanczos' reach + rounding)
+LANCZOS_REACH = 5        # fine cells a super-resolved auxiliary's Lanczos step reads (3, widened)
 # Median DEM − auxiliary over the void rims beyond which the two look like different units
 # or vertical datums (EGM96 vs ellipsoid heights differ by up to ~100 m; a geoid-to-geoid
 # change by a few metres); and the rim elevations' spread ratio that says "another unit".
@@ -130,9 +133,14 @@ def _has_data_over(aux: DemSource, dem: Grid) -> bool:
     return False
 
 
-def _aux_window(ds, grid: Grid, aux_crs, bounds) -> Optional[Window]:
-    """The auxiliary pixels that cover `bounds` (in grid's CRS) plus READ_MARGIN."""
-    if grid.crs is not None and aux_crs is not None and grid.crs != aux_crs:
+def _aux_window(ds, grid: Grid, aux_crs, bounds, other_crs: Optional[bool] = None
+                ) -> Optional[Window]:
+    """The auxiliary pixels that cover `bounds` (in grid's CRS) plus READ_MARGIN;
+    `other_crs`: whether the two CRSs differ, when the caller knows (comparing two CRSs
+    takes GDAL tens of milliseconds)."""
+    if other_crs is None:
+        other_crs = grid.crs is not None and aux_crs is not None and grid.crs != aux_crs
+    if other_crs:
         bounds = transform_bounds(grid.crs, aux_crs, *bounds, densify_pts=21)
     w = from_bounds(*bounds, transform=ds.transform)
     r0 = max(int(math.floor(w.row_off)) - READ_MARGIN, 0)
@@ -146,41 +154,107 @@ def _aux_window(ds, grid: Grid, aux_crs, bounds) -> Optional[Window]:
 
 class AuxReader:
     """The auxiliary DEM brought onto windows of the repair grid (NaN where it has no
-    data). Use as a context manager."""
+    data). Use as a context manager.
 
-    def __init__(self, aux: DemSource, grid: Grid):
+    `superresolve` (METHOD=delta turns it on; give `dem`, the DEM with the voids): an
+    auxiliary coarser than the grid is super-resolved on its own grid by the bundled models
+    around `windows` (the repair-grid windows that will be read), then reprojected by
+    Lanczos (core/pipelines/aux_superresolve.py), if around the voids that makes the DEM −
+    auxiliary difference smoother than Lanczos does (a real second product can differ by
+    more than missing detail, and the models then add the wrong detail). The log
+    (`monitor`) says what ran and why. Off (DS-HAT's inputs: its models were trained with
+    the Lanczos auxiliary): Lanczos."""
+
+    def __init__(self, aux: DemSource, grid: Grid, superresolve: bool = False,
+                 windows: Optional[Iterable[tuple[slice, slice]]] = None,
+                 dem: Optional[DemSource] = None, monitor: Optional[Monitor] = None):
         self.aux, self.grid = aux, grid
-        finer = (aux.grid.res[0] < grid.res[0] * 0.999 and grid.crs == aux.grid.crs)
+        self._other_crs = (grid.crs is not None and aux.grid.crs is not None
+                           and grid.crs != aux.grid.crs)
+        finer = aux.grid.res[0] < grid.res[0] * 0.999 and not self._other_crs
         self.resampling = FINER_METHOD if finer else COARSER_METHOD
+        self._superresolve = superresolve and not finer and dem is not None
+        self._windows, self._dem = windows, dem
+        self._monitor = monitor or Monitor()
+        self.sr = None      # the AuxSuperResolver when the models run
+        self.check = None   # the self-check's roughness ratio (models / Lanczos)
         self._env = rasterio.Env(**GDAL_ENV)
         self._ds = None
 
     def __enter__(self) -> "AuxReader":
         self._env.__enter__()
         self._ds = rasterio.open(self.aux.path)
+        if self._superresolve:
+            self._start_superresolution()
         return self
+
+    def _start_superresolution(self) -> None:
+        from ..pipelines import aux_superresolve as axs
+
+        g = self.grid
+        wins = list(self._windows or [(slice(0, g.height), slice(0, g.width))])
+        f = axs.coarser_factor(self.aux.grid, g)
+        step, grow = axs.check_scale(f)
+        grown = [(slice(max(r.start - grow, 0), min(r.stop + grow, g.height)),
+                  slice(max(c.start - grow, 0), min(c.stop + grow, g.width)))
+                 for r, c in wins]
+        aux_wins = []
+        for win in grown:
+            src_win = self._aux_window(win)[0]
+            if src_win is not None:
+                r0, c0 = int(src_win.row_off), int(src_win.col_off)
+                aux_wins.append((r0, r0 + int(src_win.height), c0, c0 + int(src_win.width)))
+        if not aux_wins:      # nothing to fill from the auxiliary: no runtime to load
+            return
+        self.sr, line = axs.build(self._ds, self.aux.band, self.aux.grid, g, aux_wins,
+                                  self._monitor)
+        if self.sr is not None:
+            with rasterio.open(self._dem.path) as dem:
+                self.check = axs.self_check(self, dem, self._dem.band, grown, step)
+            if self.check is not None and self.check >= 1.0:
+                self.sr = None
+                line = axs.rejected_line(line, self.check)
+            elif self.check is not None:
+                line = axs.accepted_line(line, self.check)
+        self._monitor.info(line)
 
     def __exit__(self, *exc) -> None:
         self._ds.close()
         self._env.__exit__(*exc)
 
-    def window(self, win: tuple[slice, slice]) -> np.ndarray:
-        """The auxiliary on rows/cols `win` of the repair grid, float64, NaN = no data."""
+    def _aux_window(self, win: tuple[slice, slice]):
+        """(the auxiliary pixels window `win` of the repair grid needs or None, win's
+        transform, its shape)."""
         r, c = win
         h, w = r.stop - r.start, c.stop - c.start
         t = self.grid.window_transform(r.start, c.start)
-        out = np.full((h, w), np.nan, np.float32)
         bounds = (t.c, t.f + h * t.e, t.c + w * t.a, t.f)
-        src_win = _aux_window(self._ds, self.grid, self.aux.grid.crs, bounds)
+        return (_aux_window(self._ds, self.grid, self.aux.grid.crs, bounds,
+                            self._other_crs), t, (h, w))
+
+    def window(self, win: tuple[slice, slice], resampled: bool = False) -> np.ndarray:
+        """The auxiliary on rows/cols `win` of the repair grid, float64, NaN = no data;
+        `resampled`: GDAL's resampling alone even when the models run."""
+        src_win, t, shape = self._aux_window(win)
+        out = np.full(shape, np.nan, np.float32)
         if src_win is None:
             return out.astype(np.float64)
-        data = read_band(self._ds, self.aux.band, src_win)
         crs = self.grid.crs or LOCAL_CRS
+        fallback = None
+        if self.sr is not None and not resampled:
+            fallback = self.sr.onto(src_win, out, t, crs, LANCZOS_REACH)
+            if not fallback.any():
+                return out.astype(np.float64)
+            fine = out
+            out = np.full(shape, np.nan, np.float32)
+        data = read_band(self._ds, self.aux.band, src_win)
         reproject(np.ascontiguousarray(data, np.float32), out,
                   src_transform=self._ds.window_transform(src_win),
                   src_crs=self.aux.grid.crs or LOCAL_CRS, src_nodata=np.nan,
                   dst_transform=t, dst_crs=crs, dst_nodata=np.nan,
                   resampling=self.resampling, tolerance=0.0)
+        if fallback is not None:
+            out = np.where(fallback, out, fine)
         return out.astype(np.float64)
 
 

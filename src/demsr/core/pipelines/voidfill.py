@@ -142,7 +142,8 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
     total = max(int(fill.sum()), 1)
     done = 0
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds, \
-            (AuxReader(aux, g) if aux else nullcontext()) as reader:
+            (AuxReader(aux, g, superresolve=True, windows=(w for w, _ in void_groups(fill)),
+                       dem=src, monitor=monitor) if aux else nullcontext()) as reader:
         bands = RowBands(ds, src.band, band_pixels)   # the groups come in row order
         for win, unknown in void_groups(fill):
             monitor.check()
