@@ -38,7 +38,7 @@ AUTO_FILL_WHY = ("the bundled terrain-only DS-HAT changes the biharmonic first f
                  "2 % in voids on held-out DEMs (docs/quality.md) at several times the time")
 
 
-AUTO_DELTA_WHY = ("with a second DEM, delta surface fill had 0.38× the first fill's RMSE in "
+AUTO_DELTA_WHY = ("with a second DEM, delta surface fill had 0.35× the first fill's RMSE in "
                   "voids on held-out DEMs, 0.60× on a real pair (docs/quality.md); DS-HAT "
                   "models trained with auxiliary DEMs did not beat it on the real pair")
 
