@@ -211,3 +211,30 @@ def test_bundled_calibration_says_what_it_was_fitted_on():
     assert set(data["meta"]["fitted_on"]) <= set(TRAIN)
     assert not set(data["meta"]["fitted_on"]) & set(VALIDATION)
     assert "scripts/uncertainty.py voids fit" in data["meta"]["made_by"]
+
+
+def test_evaluate_calibrates_void_repair_sigma_over_the_filled_cells_without_a_warning(
+        tmp_path, dems_dir):
+    """Evaluate DEM with Void repair's FILLED_MASK and UNCERTAINTY: σ is nodata outside the
+    voids by design, so the calibration is over the filled cells and nothing is warned; a σ
+    raster with holes inside the voids still is."""
+    from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
+
+    truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 50, 50,
+                                      200, 200, seed=3)
+    write_array(str(tmp_path / "truth.tif"), truth, grid)
+    res, _, mask, sigma = _repair(tmp_path, tmp_path / "holed.tif", method="fill")
+    req = EvaluationRequest(str(tmp_path / "o.tif"), str(tmp_path / "truth.tif"),
+                            filled_mask_path=str(tmp_path / "o_mask.tif"),
+                            uncertainty_path=str(tmp_path / "o_unc.tif"))
+    got = evaluate(req)
+    assert got.calibration.n == res.filled_pixels > 0
+    assert not [w for w in got.warnings if "uncertainty" in w.lower()], got.warnings
+    holed = sigma.copy()
+    holed[np.argwhere(np.isfinite(holed))[0][0], np.argwhere(np.isfinite(holed))[0][1]] = np.nan
+    write_array(str(tmp_path / "unc2.tif"), holed, grid)
+    got = evaluate(EvaluationRequest(str(tmp_path / "o.tif"), str(tmp_path / "truth.tif"),
+                                     filled_mask_path=str(tmp_path / "o_mask.tif"),
+                                     uncertainty_path=str(tmp_path / "unc2.tif")))
+    assert got.calibration.n == res.filled_pixels - 1
+    assert any("nodata on" in w for w in got.warnings), got.warnings

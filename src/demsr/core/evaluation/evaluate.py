@@ -210,16 +210,20 @@ def _check_footprints(req: EvaluationRequest, warn) -> tuple:
     return res_src, ref_src, overlap
 
 
-def _calibrate(sigma: np.ndarray, error: np.ndarray, region: np.ndarray, warn,
-               monitor: Monitor) -> Optional[Calibration]:
+def _calibrate(sigma: np.ndarray, error: np.ndarray, region: np.ndarray,
+               voids: Optional[np.ndarray], warn, monitor: Monitor) -> Optional[Calibration]:
     """UNCERTAINTY against the result's error over the evaluated cells (None: σ is nodata
-    on all of them)."""
+    on all of them). `voids`: the filled cells when FILLED_MASK is given — Void repair's σ
+    covers exactly those, which is no cause for a warning."""
     if not np.isfinite(sigma[region]).any():
         warn("The uncertainty raster is nodata on every evaluated cell: no calibration.")
         return None
     cal = calibration(np.where(region, error, np.nan), sigma)
     missing = int(region.sum()) - cal.n
-    if missing:
+    if missing and voids is not None and np.array_equal(np.isfinite(sigma) & region, voids):
+        monitor.info(f"The uncertainty raster covers the {cal.n} filled cells (Void repair's "
+                     "UNCERTAINTY): the calibration is over them.")
+    elif missing:
         warn(f"The uncertainty raster is nodata on {missing} evaluated cells: the "
              "calibration counts the others.")
     monitor.info(f"Uncertainty: {100 * cal.within_1:.1f} % of the cells within 1σ "
@@ -349,7 +353,8 @@ def evaluate(req: EvaluationRequest, monitor: Optional[Monitor] = None) -> Evalu
     pixels = {r: int(w.sum()) for r, w in regions.items()}
     cal = None
     if sigma is not None:
-        cal = _calibrate(sigma[sl], dems[0] - reference, region, warn, monitor)
+        cal = _calibrate(sigma[sl], dems[0] - reference, region, regions.get(REGION_VOIDS),
+                         warn, monitor)
     if not np.any(ref_terrain["streams"][region] == 1):
         warn(f"The reference has no stream cell (≥ {req.stream_threshold} cells draining) in the "
              "evaluated area: stream agreement is not defined (NaN).")
