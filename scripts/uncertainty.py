@@ -224,6 +224,22 @@ def fit(args):
     print(f"wrote {args.out}")
 
 
+def _row(path: str, what: str, cal) -> str:
+    """One DEM's row of a calibration table (`what`: the factor or the method)."""
+    name = os.path.basename(path)
+    return (f"| {name} | {TERRAIN.get(name, '')} | {what} | {cal.n} | {cal.rmse:.4g} | "
+            f"{cal.rms_sigma:.4g} | {_pct(cal.within_1)} | {_pct(cal.within_2)} | "
+            f"{cal.top10_ratio:.2f} |")
+
+
+def _pooled(errs: list, sigmas: list, per: list) -> tuple:
+    """(calibration of all DEMs' cells together in metres, and in units of each DEM's RMSE)."""
+    pooled = calibration(np.concatenate(errs), np.concatenate(sigmas))
+    scaled = calibration(np.concatenate([e / c.rmse for e, c in zip(errs, per)]),
+                         np.concatenate([s / c.rmse for s, c in zip(sigmas, per)]))
+    return pooled, scaled
+
+
 def _pct(v):
     return f"{100 * v:.1f} %"
 
@@ -248,14 +264,9 @@ def report(args):
                 per.append(cal)
                 errs.append(err[np.isfinite(err) & np.isfinite(sig)])
                 sigmas.append(sig[np.isfinite(err) & np.isfinite(sig)])
-                name = os.path.basename(path)
-                lines.append(f"| {name} | {TERRAIN.get(name, '')} | ×{factor:g} | {cal.n} | "
-                             f"{cal.rmse:.4g} | {cal.rms_sigma:.4g} | {_pct(cal.within_1)} | "
-                             f"{_pct(cal.within_2)} | {cal.top10_ratio:.2f} |")
+                lines.append(_row(path, f"×{factor:g}", cal))
                 print(lines[-1], flush=True)
-            pooled = calibration(np.concatenate(errs), np.concatenate(sigmas))
-            scaled = calibration(np.concatenate([e / c.rmse for e, c in zip(errs, per)]),
-                                 np.concatenate([s / c.rmse for s, c in zip(sigmas, per)]))
+            pooled, scaled = _pooled(errs, sigmas, per)
             worst = min(c.within_1 for c in per), max(c.within_1 for c in per)
             summary.append(
                 f"×{factor:g}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
@@ -376,14 +387,9 @@ def void_report(args):
                 per.append(cal)
                 errs.append(e)
                 sigmas.append(s)
-                name = os.path.basename(path)
-                lines.append(f"| {name} | {TERRAIN.get(name, '')} | {method} | {cal.n} | "
-                             f"{cal.rmse:.4g} | {cal.rms_sigma:.4g} | {_pct(cal.within_1)} | "
-                             f"{_pct(cal.within_2)} | {cal.top10_ratio:.2f} |")
+                lines.append(_row(path, method, cal))
                 print(lines[-1], flush=True)
-            pooled = calibration(np.concatenate(errs), np.concatenate(sigmas))
-            scaled = calibration(np.concatenate([e / c.rmse for e, c in zip(errs, per)]),
-                                 np.concatenate([s / c.rmse for s, c in zip(sigmas, per)]))
+            pooled, scaled = _pooled(errs, sigmas, per)
             lines.append(f"| pooled | | {method} | {pooled.n} | {pooled.rmse:.4g} | "
                          f"{pooled.rms_sigma:.4g} | {_pct(pooled.within_1)} | "
                          f"{_pct(pooled.within_2)} | {pooled.top10_ratio:.2f} |")
