@@ -59,19 +59,27 @@ def _solve_group(z: np.ndarray, unknown: np.ndarray, biharmonic: bool) -> np.nda
     return spsolve(a, rhs)
 
 
-def void_groups(fill: np.ndarray) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
-    """(window, unknown cells of the window) for each group of void cells (voids within
-    _MARGIN cells of each other together), the window being the group's box grown by
-    _MARGIN. Needs only the mask: the streamed repair reads each window from the file."""
-    groups, _ = ndimage.label(ndimage.binary_dilation(fill, iterations=_MARGIN),
+def group_windows(fill: np.ndarray) -> tuple[np.ndarray, list[tuple[int, tuple[slice, slice]]]]:
+    """(group labels, [(label, window)]) of the void cells of `fill`: voids within _MARGIN
+    cells of each other form one group, its window the group's box grown by _MARGIN. One
+    pass over the whole mask; void_groups reads the windows from it."""
+    labels, _ = ndimage.label(ndimage.binary_dilation(fill, iterations=_MARGIN),
                               structure=np.ones((3, 3), bool))
     h, w = fill.shape
-    for i, box in enumerate(ndimage.find_objects(groups), start=1):
-        if box is None:
-            continue
-        win = (slice(max(box[0].start - _MARGIN, 0), min(box[0].stop + _MARGIN, h)),
-               slice(max(box[1].start - _MARGIN, 0), min(box[1].stop + _MARGIN, w)))
-        unknown = fill[win] & (groups[win] == i)
+    wins = [(i, (slice(max(box[0].start - _MARGIN, 0), min(box[0].stop + _MARGIN, h)),
+                 slice(max(box[1].start - _MARGIN, 0), min(box[1].stop + _MARGIN, w))))
+            for i, box in enumerate(ndimage.find_objects(labels), start=1) if box is not None]
+    return labels, wins
+
+
+def void_groups(fill: np.ndarray, grouped: Optional[tuple] = None
+                ) -> Iterator[tuple[tuple[slice, slice], np.ndarray]]:
+    """(window, unknown cells of the window) for each group of void cells (group_windows;
+    `grouped`: its result when the caller has it already). Needs only the mask: the
+    streamed repair reads each window from the file."""
+    labels, wins = grouped if grouped is not None else group_windows(fill)
+    for i, win in wins:
+        unknown = fill[win] & (labels[win] == i)
         if unknown.any():
             yield win, unknown
 

@@ -33,12 +33,11 @@ from ..monitor import Monitor
 from ..nodata.auxiliary import AuxReader, RimStats, delta_fill
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT, MASK_NODATA,
                            NODATA, classify_mask, nodata_mask)
-from ..nodata.inpaint import fill_window, void_groups
-from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, read_band
+from ..nodata.inpaint import fill_window, group_windows, void_groups
+from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, atomic_outputs, read_band
 from ..raster.tiles import row_blocks
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes
-from ..raster.io import atomic_outputs
 from ..raster.space import require_room
 from .voidrepair_request import (MAX_STREAM_PIXELS, VoidRepairRequest, VoidRepairResult,
                                  auxiliary_warnings, output_names, written)
@@ -141,11 +140,12 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
     rims = RimStats()
     total = max(int(fill.sum()), 1)
     done = 0
+    grouped = group_windows(fill)   # once: the auxiliary's reader needs the windows first
     with rasterio.Env(**GDAL_ENV), rasterio.open(src.path) as ds, \
-            (AuxReader(aux, g, superresolve=True, windows=(w for w, _ in void_groups(fill)),
+            (AuxReader(aux, g, superresolve=True, windows=[w for _, w in grouped[1]],
                        dem=src, monitor=monitor) if aux else nullcontext()) as reader:
         bands = RowBands(ds, src.band, band_pixels)   # the groups come in row order
-        for win, unknown in void_groups(fill):
+        for win, unknown in void_groups(fill, grouped):
             monitor.check()
             r, c = win
             z = bands.window(r, c).astype(np.float64)
@@ -195,11 +195,7 @@ def classical_route(req: VoidRepairRequest, src, aux, profiles: list, monitor: M
             f"Void repair of a {g.width}×{g.height} DEM holds its void masks in memory and "
             f"needs about {gigabytes(need)}; {gigabytes(free)} is available. Close other "
             "programs or split the DEM into parts (Raster ▸ Extraction ▸ Clip).")
-    sigma = None
-    if req.uncertainty_path:
-        from ..uncertainty.voids import VoidSigma
-
-        sigma = VoidSigma()
+    sigma = VoidSigma() if req.uncertainty_path else None
     with atomic_outputs(profiles, monitor.info) as writers:
         r = repair_classical(src, aux, req.max_void_size, writers, monitor.sub(0.0, 0.99),
                              sigma=sigma)

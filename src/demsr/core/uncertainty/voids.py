@@ -150,11 +150,15 @@ class VoidSigma:
         t0 = time.perf_counter()
         known_z = np.where(unknown, np.nan, z)
         out = np.full(int(unknown.sum()), np.nan)
-        if np.isfinite(known_z).any():
-            out = self.k["fill"] * fill_sigma(known_z, unknown)
-        if aux is not None and from_aux is not None and from_aux.any():
+        delta = (np.zeros(out.size, bool) if aux is None or from_aux is None
+                 else np.asarray(from_aux, bool))
+        if not delta.all() and np.isfinite(known_z).any():   # the first fill's cells
+            rest = np.zeros(unknown.shape, bool)
+            rest[unknown] = ~delta
+            out[~delta] = self.k["fill"] * fill_sigma(known_z, rest)
+        if delta.any():
             cells = np.zeros(unknown.shape, bool)
-            cells[unknown] = from_aux
-            out[from_aux] = self.k["delta"] * delta_sigma(known_z - aux, cells)
+            cells[unknown] = delta
+            out[delta] = self.k["delta"] * delta_sigma(known_z - aux, cells)
         self.seconds += time.perf_counter() - t0
         return out.astype(np.float32)
