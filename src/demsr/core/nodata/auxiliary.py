@@ -212,8 +212,8 @@ class AuxReader:
             with rasterio.open(self._dem.path) as dem:
                 self.check = axs.self_check(self, dem, self._dem.band, grown, step)
             if self.check is not None and self.check >= 1.0:
+                line = axs.rejected_line(self.sr, self.check)
                 self.sr = None
-                line = axs.rejected_line(line, self.check)
             elif self.check is not None:
                 line = axs.accepted_line(line, self.check)
         self._monitor.info(line)

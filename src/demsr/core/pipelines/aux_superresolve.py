@@ -143,6 +143,7 @@ class AuxSuperResolver:
         self.up.use_lanes(self.lanes)
         self._cache: OrderedDict = OrderedDict()
         self.computed_pixels = 0   # auxiliary pixels read by the network (with halos)
+        self.head = ""             # the log line's subject (build sets it)
 
     def _plan(self, wins: list) -> list[tuple[int, int, int, int]]:
         """Regions (aux rows r0:r1, cols c0:c1): windows closer than the network's context
@@ -336,9 +337,9 @@ def self_check(reader, dem_ds, band: int, windows: list, step: int) -> Optional[
     return math.sqrt(sums[False] / sums[True])
 
 
-def rejected_line(line: str, ratio: float) -> str:
-    head = line.split(": brought onto", 1)[0]
-    return (f"{head}: brought onto the repair grid by GDAL Lanczos. The bundled "
+def rejected_line(sr: "AuxSuperResolver", ratio: float) -> str:
+    """The log line when the self-check turned the models' auxiliary down."""
+    return (f"{sr.head}: brought onto the repair grid by GDAL Lanczos. The bundled "
             f"super-resolution models were tried around the voids and made the DEM − "
             f"auxiliary difference {ratio:.2f}× as rough there as Lanczos does: this "
             "auxiliary differs from the DEM by more than missing detail (another product or "
@@ -376,6 +377,7 @@ def build(ds, band: int, aux: Grid, grid: Grid, aux_windows, monitor: Monitor
     except DemSrError as exc:
         return None, f"{head}: brought onto the repair grid by GDAL Lanczos ({exc})"
     sr = AuxSuperResolver(ds, band, aux, p.sr_factor, up, aux_windows)
+    sr.head = head
     device = next((n.split("; device: ", 1)[1].rstrip(".") for n in notes
                    if "; device: " in n), "")
     then = f"then GDAL Lanczos{where}"
