@@ -84,15 +84,14 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
             block = read_band(ds, src.band, Window(0, row0, g.width, rows))
             cls = classes[row0:row0 + rows]
             mask = np.where(cls >= NODATA, MASK_NODATA, MASK_KEPT).astype(np.uint8)
-            a, b = np.searchsorted(idx, [row0 * g.width, (row0 + rows) * g.width])
-            local = idx[a:b] - row0 * g.width
-            block.flat[local] = vals[a:b]
-            mask.flat[local] = np.where(from_aux[a:b], MASK_AUXILIARY, MASK_FILLED)
+            cells, local = _block_cells(idx, row0, rows, g.width)
+            block.flat[local] = vals[cells]
+            mask.flat[local] = np.where(from_aux[cells], MASK_AUXILIARY, MASK_FILLED)
             block[cls >= NODATA] = np.nan
             out_w.write(block, row0, 0)
             mask_w.write_raw(mask, row0, 0)
             if sigma is not None:
-                writers[2].write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
+                writers[2].write(_sigma_block(local, sig[cells], rows, g.width), row0, 0)
             sub.progress((row0 + rows) / g.height)
     filled = int(idx.size)
     n_aux = int(from_aux.sum())
@@ -104,13 +103,18 @@ def repair_classical(src: DemSource, aux: Optional[DemSource], max_void_size: fl
                            uncertainty_seconds=sigma.seconds if sigma is not None else 0.0)
 
 
-def _sigma_block(idx: np.ndarray, sig: np.ndarray, row0: int, rows: int, width: int
-                 ) -> np.ndarray:
-    """Rows row0…row0+rows of UNCERTAINTY from the σ of the filled cells (flat indices
-    `idx`, sorted); NaN elsewhere."""
-    out = np.full((rows, width), np.nan, np.float32)
+def _block_cells(idx: np.ndarray, row0: int, rows: int, width: int
+                 ) -> tuple[slice, np.ndarray]:
+    """(the filled cells of rows row0…row0+rows in `idx`, sorted flat indices of the
+    raster; their flat indices within those rows)."""
     a, b = np.searchsorted(idx, [row0 * width, (row0 + rows) * width])
-    out.flat[idx[a:b] - row0 * width] = sig[a:b]
+    return slice(a, b), idx[a:b] - row0 * width
+
+
+def _sigma_block(local: np.ndarray, sig: np.ndarray, rows: int, width: int) -> np.ndarray:
+    """A block of UNCERTAINTY: σ on its filled cells (`local`, _block_cells), NaN elsewhere."""
+    out = np.full((rows, width), np.nan, np.float32)
+    out.flat[local] = sig
     return out
 
 
@@ -126,7 +130,8 @@ def first_fill_sigma(src: DemSource, fill: np.ndarray, writer: RasterWriter,
     g = src.grid
     for row0, rows in row_blocks(g.height, g.width, block_pixels):
         monitor.check()
-        writer.write(_sigma_block(idx, sig, row0, rows, g.width), row0, 0)
+        cells, local = _block_cells(idx, row0, rows, g.width)
+        writer.write(_sigma_block(local, sig[cells], rows, g.width), row0, 0)
     monitor.progress(1.0)
 
 
