@@ -1,5 +1,6 @@
 """The data of the bundled models: training DEMs (non-GPL sources) and the
-held-out validation DEMs (different terrain), all in ../shared/data/dems."""
+held-out validation DEMs (different terrain), all in ../shared/data/dems; and how the
+evaluation scripts hand over their tables (write_report)."""
 import os
 
 DEMS_DIR = os.environ.get("DEMSR_DEMS_DIR", os.path.join(
@@ -41,3 +42,12 @@ CLASSICAL = ("cubic", "cubicspline", "lanczos")
 
 def paths(names):
     return [os.path.join(DEMS_DIR, n) for n in names]
+
+
+def write_report(text: str, out=None) -> None:
+    """Print a script's markdown table and write it to `out` (its --out) when given."""
+    print(text)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)

@@ -27,7 +27,7 @@ import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-from default_data import CLASSICAL, TERRAIN, VALIDATION, paths  # noqa: E402
+from default_data import CLASSICAL, TERRAIN, VALIDATION, paths, write_report  # noqa: E402
 from demsr.core.evaluation.metrics import PooledSquaredError as SSE  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
 from demsr.core.nodata.inpaint import inpaint  # noqa: E402
@@ -279,15 +279,6 @@ def pooled(path, factor, model, tmp, seeds: int) -> dict:
                 out_model=total["out_model"].rmse, per_seed=per)
 
 
-def _emit(text: str, out) -> None:
-    """Print a table and write it to --out when given."""
-    print(text)
-    if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as fh:
-            fh.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", help="DS-HAT checkpoint; default: the bundled one")
@@ -306,12 +297,12 @@ def main():
                          "bundled models' route against Lanczos (aux_superresolve's rule)")
     a = ap.parse_args()
     if a.aux_factors:
-        _emit(aux_factor_table(a.aux_factors, a.seeds), a.out)
+        write_report(aux_factor_table(a.aux_factors, a.seeds), a.out)
         return
     if a.auxiliary or a.real_pairs:
         pairs = [tuple(paths(list(p))) for p in REAL_PAIRS] if a.real_pairs else None
         methods = ("fill", "delta", "model") if a.with_model else ("fill", "delta")
-        _emit(auxiliary_table(a.seeds, methods, pairs, a.model), a.out)
+        write_report(auxiliary_table(a.seeds, methods, pairs, a.model), a.out)
         return
     lines = ["| DEM | terrain | factor | void px | RMSE in voids: gdal:fillnodata (+ resampler) | "
              "biharmonic first fill | DS-HAT | ratio DS-HAT / fillnodata | range over "
@@ -344,7 +335,7 @@ def main():
     if out_ratios:
         summary.append(f"Outside voids (×2): geometric mean ratio DS-HAT / best classical "
                        f"{gmean(out_ratios):.3f}, worst {max(out_ratios):.3f} (target ≤ 1).")
-    _emit("\n".join(lines + [""] + summary) + "\n", a.out)
+    write_report("\n".join(lines + [""] + summary) + "\n", a.out)
 
 
 if __name__ == "__main__":

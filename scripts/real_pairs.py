@@ -20,7 +20,7 @@ import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-from default_data import CLASSICAL, DEMS_DIR  # noqa: E402
+from default_data import CLASSICAL, DEMS_DIR, write_report  # noqa: E402
 from demsr.core.evaluation.align import bring_onto  # noqa: E402
 from demsr.core.evaluation.calibration import calibration  # noqa: E402
 from demsr.core.terrain.cellsize import cell_size_m  # noqa: E402
@@ -109,12 +109,7 @@ def main():
             notes.append(f"- {coarse} → {reference}: {what}. Horizontal shift: {shift}. "
                          + ", ".join(f"{m} {v:.4g} m" for m, v in rmse.items()) + ".")
             print(lines[-1], flush=True)
-    text = "\n".join(lines + [""] + notes) + "\n"
-    print(text)
-    if a.out:
-        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-        with open(a.out, "w", encoding="utf-8") as f:
-            f.write(text)
+    write_report("\n".join(lines + [""] + notes) + "\n", a.out)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ import demsr  # noqa: E402,F401 - puts the plugin's private dependency folder on
 
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
-from default_data import TERRAIN, TRAIN, VALIDATION, paths  # noqa: E402
+from default_data import TERRAIN, TRAIN, VALIDATION, paths, write_report  # noqa: E402
 from evaluate_factors import make_lr  # noqa: E402
 from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.evaluation.calibration import calibration  # noqa: E402
@@ -240,6 +240,25 @@ def _pooled(errs: list, sigmas: list, per: list) -> tuple:
     return pooled, scaled
 
 
+def _reliability(key: str, rows: list) -> list[str]:
+    """The reliability table: per (label, scaled calibration) of `rows`, its tenths by σ."""
+    out = [f"| {key} | tenth by σ | RMS σ / RMSE of the DEM | RMSE / RMSE of the DEM | "
+           "within 1σ |", "|---|---|---|---|---|"]
+    for label, cal in rows:
+        for k, b in enumerate(cal.bins):
+            out.append(f"| {label} | {k + 1} | {b['rms_sigma']:.3f} | {b['rmse']:.3f} | "
+                       f"{_pct(b['within_1'])} |")
+    return out
+
+
+def _top10(pooled, scaled, per: list) -> str:
+    """The information clause of a summary line: the top-10 % σ ratios (target ≥ 2)."""
+    return (f"top-10 % σ ratio pooled in metres {pooled.top10_ratio:.2f}, pooled in units of "
+            f"each DEM's RMSE {scaled.top10_ratio:.2f}, per DEM "
+            f"{min(c.top10_ratio for c in per):.2f}–{max(c.top10_ratio for c in per):.2f} "
+            "(target ≥ 2)")
+
+
 def _pct(v):
     return f"{100 * v:.1f} %"
 
@@ -271,27 +290,16 @@ def report(args):
             summary.append(
                 f"×{factor:g}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
                 f"within 2σ {_pct(pooled.within_2)}; per DEM {_pct(worst[0])}–"
-                f"{_pct(worst[1])} (target 50–85 %); top-10 % σ ratio pooled in metres "
-                f"{pooled.top10_ratio:.2f}, pooled in units of each DEM's RMSE "
-                f"{scaled.top10_ratio:.2f}, per DEM {min(c.top10_ratio for c in per):.2f}–"
-                f"{max(c.top10_ratio for c in per):.2f} (target ≥ 2); UNCERTAINTY took "
+                f"{_pct(worst[1])} (target 50–85 %); "
+                + _top10(pooled, scaled, per) + "; UNCERTAINTY took "
                 f"{t_unc:.2f} s on top of the model's {t_model:.2f} s "
                 f"(+{100 * t_unc / t_model:.0f} %).")
             reliability.append((factor, scaled))
-    rel = ["| factor | tenth by σ | RMS σ / RMSE of the DEM | RMSE / RMSE of the DEM | "
-           "within 1σ |", "|---|---|---|---|---|"]
-    for factor, cal in reliability:
-        for k, b in enumerate(cal.bins):
-            rel.append(f"| ×{factor:g} | {k + 1} | {b['rms_sigma']:.3f} | {b['rmse']:.3f} | "
-                       f"{_pct(b['within_1'])} |")
+    rel = _reliability("factor", [(f"×{f:g}", cal) for f, cal in reliability])
     text = "\n".join(lines + [""] + summary + ["", "Reliability (validation DEMs pooled, "
                                                     "errors and σ in units of each DEM's "
                                                     "RMSE):", ""] + rel) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+    write_report(text, args.out)
 
 
 VOID_METHODS = ("fill", "delta")   # fitted; the report also checks METHOD=model (the
@@ -397,10 +405,8 @@ def void_report(args):
                 f"METHOD={method}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
                 f"within 2σ {_pct(pooled.within_2)}; per DEM "
                 f"{_pct(min(c.within_1 for c in per))}–{_pct(max(c.within_1 for c in per))} "
-                f"(target 50–85 %); top-10 % σ ratio pooled in metres "
-                f"{pooled.top10_ratio:.2f}, pooled in units of each DEM's RMSE "
-                f"{scaled.top10_ratio:.2f}, per DEM {min(c.top10_ratio for c in per):.2f}–"
-                f"{max(c.top10_ratio for c in per):.2f} (target ≥ 2); runs with UNCERTAINTY "
+                f"(target 50–85 %); "
+                + _top10(pooled, scaled, per) + "; runs with UNCERTAINTY "
                 f"took {t_with / t_without:.2f}× the time of the same runs without it "
                 f"({t_with:.1f} s / {t_without:.1f} s, one process).")
             reliability.append((method, scaled))
@@ -411,20 +417,11 @@ def void_report(args):
                 summary.append(f"METHOD={method} on {name} (2 realisations, fastest of 3 "
                                f"alternated runs): with UNCERTAINTY {with_ / without:.2f}× "
                                f"the time without ({with_:.1f} s / {without:.1f} s).")
-    rel = ["| method | tenth by σ | RMS σ / RMSE of the DEM | RMSE / RMSE of the DEM | "
-           "within 1σ |", "|---|---|---|---|---|"]
-    for method, cal in reliability:
-        for i, b in enumerate(cal.bins):
-            rel.append(f"| {method} | {i + 1} | {b['rms_sigma']:.3f} | {b['rmse']:.3f} | "
-                       f"{_pct(b['within_1'])} |")
+    rel = _reliability("method", reliability)
     text = "\n".join(lines + [""] + summary + [
         "", f"{args.seeds} void realisation(s) per DEM, errors pooled. Reliability "
         "(validation DEMs pooled, errors and σ in units of each DEM's RMSE):", ""] + rel) + "\n"
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
+    write_report(text, args.out)
 
 
 def main():
