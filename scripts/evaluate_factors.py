@@ -39,7 +39,8 @@ from demsr.core.nets import bundled, checkpoint  # noqa: E402
 from demsr.core.pipelines import superresolve as engine  # noqa: E402
 from demsr.core.pipelines.model_upsampler import FactorModelUpsampler, ModelUpsampler  # noqa: E402
 from demsr.core.raster.grid import Grid, grid_factor, grid_ratio  # noqa: E402
-from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.raster.warp import area_average  # noqa: E402
 
 ROUTE_FINISHES = ("lanczos", "cubicspline")  # point-sampling finishes tried by --routes

@@ -32,7 +32,8 @@ from demsr.core.evaluation.metrics import PooledSquaredError as SSE  # noqa: E40
 from demsr.core.raster.grid import Grid  # noqa: E402
 from demsr.core.nodata.inpaint import inpaint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.raster.degrade import degrade_array  # noqa: E402
 from demsr.core.nodata.synthetic import synthetic_voids, write_synthetic_auxiliary  # noqa: E402

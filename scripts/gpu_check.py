@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 from demsr.core.devices import select_device  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
 from demsr.core.raster.grid import Grid, output_grid  # noqa: E402
-from demsr.core.raster.io import open_dem, read_band, read_window, write_array  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band, read_window  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.raster.tiles import batches, plan_tiles  # noqa: E402
 
 DEMO = Path(demsr.__file__).parent / "resources" / "demo" / "lidar_1m.tif"

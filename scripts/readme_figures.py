@@ -29,7 +29,8 @@ from demsr.core.evaluation.report import hillshade, pictures_folder  # noqa: E40
 from demsr.core.nodata.synthetic import synthetic_voids  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.pipelines.voidrepair import VoidRepairRequest, voidrepair  # noqa: E402
-from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.terrain import compute_derivatives  # noqa: E402
 from demsr.core.raster.degrade import degrade_raster  # noqa: E402
 

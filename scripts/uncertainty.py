@@ -116,7 +116,7 @@ def _flip(a, rows, cols):
 def tta_spread(lr_path, factor, tmp):
     """(mean output, standard deviation over the four flips, seconds) through the engine."""
     from demsr.core.raster.grid import Grid
-    from demsr.core.raster.io import write_array
+    from demsr.core.raster.write import write_array
 
     src = open_dem(lr_path)
     lr = _read(lr_path)

@@ -5,7 +5,8 @@ import numpy as np
 import rasterio
 
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 
 TERRAIN = ["slope", "plan_curvature", "profile_curvature", "tangential_curvature",
            "flow_accumulation", "streams"]

@@ -5,7 +5,8 @@ import numpy as np
 import rasterio
 
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 
 
 def dem_crop(src_path, out_path, row0: int, col0: int, size: int) -> np.ndarray:

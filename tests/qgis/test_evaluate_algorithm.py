@@ -11,7 +11,8 @@ from qgis.core import (QgsApplication, QgsFeature, QgsGeometry, QgsProcessingExc
                        QgsProcessingOutputHtml, QgsProcessingOutputNumber, QgsRectangle,
                        QgsVectorLayer)
 
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 from demsr.core.raster.grid import Grid
 
 PARAMS = ("INPUT", "BAND", "REFERENCE", "REFERENCE_BAND", "COMPARE", "MASK", "EXTENT",

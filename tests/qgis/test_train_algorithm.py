@@ -15,7 +15,8 @@ from demsr.core.nets import checkpoint  # noqa: E402
 
 def _crop(dems_dir, path, size=200):
     from demsr.core.raster.grid import Grid
-    from demsr.core.raster.io import read_band, write_array
+    from demsr.core.raster.io import read_band
+    from demsr.core.raster.write import write_array
 
     with rasterio.open(dems_dir / "oso_landslide_lidar_1.83m.tif") as ds:
         data = read_band(ds, 1)[300:300 + size, 400:400 + size]

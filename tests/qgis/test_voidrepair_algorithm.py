@@ -59,7 +59,7 @@ def test_processing_run_on_a_layer_with_spectral_bands(provider, dems_dir, tmp_p
     src = tmp_path / "holed.tif"
     truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, src, 250, 250, 90, 90, seed=1)
     full = tmp_path / "full.tif"
-    from demsr.core.raster.io import write_array
+    from demsr.core.raster.write import write_array
 
     write_array(str(full), truth, grid)
     s2 = four_band_raster(full, tmp_path / "s2.tif")

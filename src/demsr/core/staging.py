@@ -1,7 +1,7 @@
 """Outputs that appear together or not at all, and scratch folders that outlive no run.
 
 `staged()` hands out hidden names beside each destination (the partial names of
-raster/io.py, so the next run of the same output removes what a killed run left); only
+raster/write.py, so the next run of the same output removes what a killed run left); only
 when every output is written does commit() move them into place, one rename each. A
 picture folder is swapped in whole, and the folder it replaces is emptied only of the
 files a report writes: anything else in it stops the run before work (check_own_folder).

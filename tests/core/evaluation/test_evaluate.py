@@ -14,7 +14,8 @@ from demsr.core.evaluation.metrics import (PooledSquaredError, circular_rmse, co
                                            stream_agreement)
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 from demsr.core.raster.degrade import degrade_raster
 
 LIDAR = "oso_landslide_lidar_1.83m.tif"     # projected, no nodata in this window

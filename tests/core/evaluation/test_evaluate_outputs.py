@@ -13,7 +13,8 @@ import rasterio
 from demsr.core.errors import DemSrError
 from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 
 import _system_helpers
 

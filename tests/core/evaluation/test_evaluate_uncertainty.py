@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 from demsr.core.errors import DemSrError
 from demsr.core.evaluation.evaluate import EvaluationRequest, evaluate
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import write_array
+from demsr.core.raster.write import write_array
 
 
 @pytest.fixture

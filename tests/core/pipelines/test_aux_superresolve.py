@@ -14,7 +14,8 @@ from demsr.core.nodata.synthetic import synthetic_auxiliary
 from demsr.core.pipelines import aux_superresolve as axs
 from demsr.core.pipelines import voidrepair as vr
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import open_dem, read_band, write_array
+from demsr.core.raster.io import open_dem, read_band
+from demsr.core.raster.write import write_array
 
 from _dshat_helpers import holed_dem
 

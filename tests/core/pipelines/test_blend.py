@@ -12,7 +12,8 @@ from demsr.core.pipelines.blend import coarsened  # noqa: E402
 from demsr.core.pipelines.model_upsampler import resolve_model_path  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.raster.grid import Grid, output_grid  # noqa: E402
-from demsr.core.raster.io import open_dem, read_band, write_array  # noqa: E402
+from demsr.core.raster.io import open_dem, read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.raster.warp import area_average  # noqa: E402
 
 from _model_helpers import dem_crop, model_tiled_and_untiled  # noqa: E402

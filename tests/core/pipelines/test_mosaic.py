@@ -21,7 +21,8 @@ from demsr.core.pipelines.mosaic import MosaicRequest, run_mosaic  # noqa: E402
 from demsr.core.pipelines.mosaic.plan import WORK  # noqa: E402
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
-from demsr.core.raster.io import read_band, write_array  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,8 @@ from demsr.core.nodata.inpaint import inpaint
 from demsr.core.nodata.synthetic import synthetic_auxiliary
 from demsr.core.pipelines import voidrepair as vr
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 
 from _dshat_helpers import TERRAIN, holed_dem, tiny_dshat
 
@@ -62,7 +63,8 @@ def test_delta_fill_reproduces_a_truth_offset_by_a_constant_or_a_tilt(tmp_path, 
 def test_streamed_fill_equals_the_whole_raster_fill_and_does_not_depend_on_blocks(
         tmp_path, dems_dir):
     from demsr.core.pipelines.voidfill import repair_classical
-    from demsr.core.raster.io import atomic_outputs, gtiff_profile, open_dem
+    from demsr.core.raster.io import open_dem
+    from demsr.core.raster.write import atomic_outputs, gtiff_profile
 
     truth, holed, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 50, 50,
                                           300, 280, seed=5)

@@ -14,7 +14,8 @@ import torch  # noqa: E402,F401 - a missing torch must fail, not skip
 from demsr.core.errors import Cancelled, DemSrError  # noqa: E402
 from demsr.core.raster.grid import Grid, source_index  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster.io import read_band, write_array  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.pipelines import voidrepair as vr  # noqa: E402
 from demsr.core.pipelines import voidrepair_model as vm  # noqa: E402
 from demsr.core.pipelines.dshat_inputs import prepare, read_spectral  # noqa: E402

@@ -20,8 +20,8 @@ from demsr.core.pipelines import voidrepair as vr  # noqa: E402
 from demsr.core.pipelines import voidrepair_model as vm  # noqa: E402
 from demsr.core.pipelines import voidrepair_stream as vs  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
-from demsr.core.raster.io import (atomic_outputs, gtiff_profile, open_dem, read_band,  # noqa: E402
-                                  write_array)
+from demsr.core.raster.io import open_dem, read_band
+from demsr.core.raster.write import atomic_outputs, gtiff_profile, write_array
 from demsr.core.terrain import DSHAT_DERIVATIVES, NormaliserSet, compute_derivatives  # noqa: E402
 from demsr.core.terrain.streamfit import StreamedFit  # noqa: E402
 

@@ -19,8 +19,8 @@ from demsr.core.errors import DemSrError
 from demsr.core.pipelines.derivatives import derive_to_files
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 from demsr.core.atomic import PARTIAL_SUFFIX, partial_path
-from demsr.core.raster.io import (WriteFailed, gtiff_profile, remove_stale_partials,
-                                  verify_written, write_array)
+from demsr.core.raster.write import (WriteFailed, gtiff_profile, remove_stale_partials,
+                                     verify_written, write_array)
 from demsr.core.raster.grid import Grid
 
 import _system_helpers  # noqa: E402

@@ -15,7 +15,8 @@ from demsr.core.errors import DemSrError  # noqa: E402
 from demsr.core.raster.grid import Grid  # noqa: E402
 from demsr.core.nets import checkpoint  # noqa: E402
 from demsr.core.monitor import Monitor  # noqa: E402
-from demsr.core.raster.io import read_band, write_array  # noqa: E402
+from demsr.core.raster.io import read_band  # noqa: E402
+from demsr.core.raster.write import write_array  # noqa: E402
 from demsr.core.raster.degrade import degrade_array  # noqa: E402
 from demsr.core.training.config import DSHATTrainConfig  # noqa: E402
 from demsr.core.training.dshat_task import dshat_loss  # noqa: E402

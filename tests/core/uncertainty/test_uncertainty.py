@@ -15,7 +15,7 @@ from demsr.core.evaluation.calibration import calibration
 from demsr.core.monitor import Monitor
 from demsr.core.pipelines.superresolve import SuperResolveRequest, superresolve
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import write_array
+from demsr.core.raster.write import write_array
 from demsr.core.raster.warp import area_average
 
 

@@ -16,7 +16,8 @@ from demsr.core.nodata.find import MASK_AUXILIARY, MASK_FILLED, MASK_NODATA
 from demsr.core.nodata.synthetic import synthetic_auxiliary
 from demsr.core.pipelines import voidrepair as vr
 from demsr.core.raster.grid import Grid
-from demsr.core.raster.io import read_band, write_array
+from demsr.core.raster.io import read_band
+from demsr.core.raster.write import write_array
 from demsr.core.uncertainty.voids import VoidSigma, load_coefficients
 
 from _dshat_helpers import holed_dem
@@ -46,7 +47,8 @@ def _aux_file(truth, grid, path, seed=1):
 
 def test_sigma_is_on_the_filled_cells_only_and_does_not_depend_on_blocks(tmp_path, dems_dir):
     from demsr.core.pipelines.voidfill import repair_classical
-    from demsr.core.raster.io import atomic_outputs, gtiff_profile, open_dem
+    from demsr.core.raster.io import open_dem
+    from demsr.core.raster.write import atomic_outputs, gtiff_profile
 
     truth, _, voids, grid = holed_dem(dems_dir / SAGEHEN, tmp_path / "holed.tif", 50, 50,
                                       300, 280, seed=5)

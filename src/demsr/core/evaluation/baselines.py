@@ -19,7 +19,8 @@ from ..errors import DemSrError
 from ..monitor import Monitor
 from ..pipelines.superresolve import SuperResolveRequest, superresolve
 from ..raster.grid import Grid
-from ..raster.io import open_dem, read_band, write_array
+from ..raster.io import open_dem, read_band
+from ..raster.write import write_array
 from ..staging import scratch_folder
 from ..raster.degrade import degrade_array
 from ..raster.grid import same_crs

@@ -24,8 +24,8 @@ from ..monitor import Monitor
 from ..raster.grid import Grid, same_grid
 from ..paths import check_distinct_paths
 from ..nodata.find import SentinelScan
-from ..raster.io import (check_destination, check_output_path, open_dem, read_band,
-                         remove_stale_partials)
+from ..raster.io import open_dem, read_band
+from ..raster.write import check_destination, check_output_path, remove_stale_partials
 from ..raster.space import check_space, raster_bytes
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from .align import ALIGN_METHODS, auto_method, bring_onto, overlap_bounds

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..monitor import Monitor
-from ..raster.io import write_array
+from ..raster.write import write_array
 from ..staging import staged
 from .metrics import METRICS
 

@@ -17,8 +17,8 @@ from rasterio.windows import Window
 from scipy import ndimage
 
 from ..monitor import Monitor
-from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, DemSource, RasterWriter, read_band,
-                         scratch_path, verify_written)
+from ..raster.io import GDAL_ENV, DemSource, read_band
+from ..raster.write import DEFAULT_NODATA, RasterWriter, scratch_path, verify_written
 from ..raster.space import check_space, raster_bytes
 from ..raster.tiles import row_blocks
 from .find import count_voids

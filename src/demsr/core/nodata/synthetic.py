@@ -174,7 +174,7 @@ def write_synthetic_auxiliary(dem: np.ndarray, grid, rng: np.random.Generator, p
     """synthetic_auxiliary(dem, rng, **params) written as a GeoTIFF on its own coarse,
     shifted grid (dem lies on `grid`), as a user's second product would come."""
     from ..raster.grid import Grid
-    from ..raster.io import write_array
+    from ..raster.write import write_array
 
     aux, (f, ro, co) = synthetic_auxiliary(dem, rng, **params)
     t = grid.transform * grid.transform.translation(co, ro) * grid.transform.scale(f)

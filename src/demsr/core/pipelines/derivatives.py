@@ -10,8 +10,8 @@ from ..monitor import Monitor
 from ..paths import check_distinct_paths
 from ..nodata.find import require_valid, warn_sentinels
 from ..raster.grid import Grid
-from ..raster.io import (DEFAULT_NODATA, GDAL_ENV, atomic_outputs, check_output_path,
-                         gtiff_profile, open_dem, read_band)
+from ..raster.io import GDAL_ENV, open_dem, read_band
+from ..raster.write import DEFAULT_NODATA, atomic_outputs, check_output_path, gtiff_profile
 from ..raster.space import require_room
 from ..terrain import DEFAULT_STREAM_THRESHOLD, compute_derivatives
 from ..terrain.cellsize import cell_sizes

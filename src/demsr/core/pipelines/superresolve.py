@@ -19,8 +19,8 @@ from ..errors import DemSrError
 from ..raster.grid import Grid, output_grid, source_index
 from ..monitor import Monitor
 from ..paths import check_distinct_paths
-from ..raster.io import (GDAL_ENV, DemSource, atomic_outputs, check_output_path, gtiff_profile,
-                        open_dem, output_nodata, read_window)
+from ..raster.io import GDAL_ENV, DemSource, open_dem, read_window
+from ..raster.write import atomic_outputs, check_output_path, gtiff_profile, output_nodata
 from ..raster.space import check_output_size, require_room
 from ..raster.warp import CLASSICAL_METHODS
 from ..raster.tiles import Tile, batches, plan_tiles

@@ -34,7 +34,8 @@ from ..nodata.auxiliary import AuxReader, RimStats, delta_fill
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT, MASK_NODATA,
                            NODATA, classify_mask, nodata_mask)
 from ..nodata.inpaint import fill_window, group_windows, void_groups
-from ..raster.io import GDAL_ENV, DemSource, RasterWriter, RowBands, atomic_outputs, read_band
+from ..raster.io import GDAL_ENV, DemSource, RowBands, read_band
+from ..raster.write import RasterWriter, atomic_outputs
 from ..raster.tiles import row_blocks
 from ..errors import DemSrError
 from ..memory import available_bytes, gigabytes

@@ -23,7 +23,8 @@ from ..monitor import Monitor
 from ..nodata.auxiliary import open_auxiliary
 from ..paths import check_distinct_paths
 from ..raster.grid import (Grid, overlap_bounds, same_grid, target_grid)
-from ..raster.io import (check_output_path, open_dem)
+from ..raster.io import open_dem
+from ..raster.write import check_output_path
 from ..raster.space import require_room
 from .dshat_inputs import (load_model)
 from .voidrepair_request import (CLASSICAL, METHODS, METHOD_NAMES, VoidRepairRequest,

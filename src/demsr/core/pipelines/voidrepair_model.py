@@ -29,7 +29,8 @@ from ..nodata.auxiliary import RimStats, auxiliary_on
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_NODATA, NODATA, VALID, classify_voids,
                            require_valid, warn_sentinels)
 from ..raster.grid import (Grid, grid_ratio, same_crs, same_grid)
-from ..raster.io import (GDAL_ENV, atomic_outputs, read_band)
+from ..raster.io import GDAL_ENV, read_band
+from ..raster.write import atomic_outputs
 from ..raster.space import require_room
 from ..raster.tiles import grid_tiles, sparse_windows, window
 from ..terrain import DSHAT_DERIVATIVES

@@ -10,7 +10,7 @@ from typing import Optional
 from ..monitor import Monitor
 from ..nodata.find import (MASK_AUXILIARY, MASK_FILLED, MASK_NODATA)
 from ..raster.grid import (Grid)
-from ..raster.io import (DEFAULT_NODATA, gtiff_profile, output_nodata, scratch_path)
+from ..raster.write import DEFAULT_NODATA, gtiff_profile, output_nodata, scratch_path
 
 
 MAX_TARGET_PIXELS = 100_000_000

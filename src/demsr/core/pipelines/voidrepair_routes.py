@@ -17,7 +17,8 @@ from ..errors import DemSrError
 from ..monitor import Monitor
 from ..nodata.find import (MASK_AUXILIARY, MASK_FILLED, MASK_NODATA, NODATA, VALID)
 from ..raster.grid import (Grid, is_finer, same_crs, same_grid)
-from ..raster.io import (GDAL_ENV, atomic_outputs, read_band, scratch_path)
+from ..raster.io import GDAL_ENV, read_band
+from ..raster.write import atomic_outputs, scratch_path
 from ..raster.warp import warp
 from .voidfill import classical_route
 from .voidrepair_model import repair_model

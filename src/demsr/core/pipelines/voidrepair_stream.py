@@ -51,7 +51,8 @@ from ..nodata.fill import fill_nearest
 from ..nodata.find import FILLED, LEFT, NODATA, VALID, classify_voids, require_valid, warn_sentinels
 from ..nodata.inpaint import inpaint
 from ..raster.grid import Grid
-from ..raster.io import GDAL_ENV, DemSource, RasterWriter, read_band, scratch_path
+from ..raster.io import GDAL_ENV, DemSource, read_band
+from ..raster.write import RasterWriter, scratch_path
 from ..raster.space import check_space, raster_bytes
 from ..raster.tiles import sparse_windows
 from ..terrain import DEFAULT_STREAM_THRESHOLD, DSHAT_DERIVATIVES, NormaliserSet

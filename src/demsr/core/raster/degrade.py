@@ -82,7 +82,8 @@ def degrade_raster(hr_path: str, lr_path: str, scale: int, method: str = "blockm
     import rasterio
 
     from .grid import Grid
-    from .io import open_dem, read_band, write_array
+    from .io import open_dem, read_band
+    from .write import write_array
 
     src = open_dem(hr_path, band)
     with rasterio.open(hr_path) as ds:

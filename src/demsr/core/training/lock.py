@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 from ..errors import DemSrError, explain_os_error
 from ..nets.onnx_model import onnx_path
 from ..processes import owner_gone
-from ..raster.io import remove_stale_partials
+from ..raster.write import remove_stale_partials
 
 
 def lock_path(model_path: str) -> str:
