@@ -26,14 +26,14 @@ from typing import Iterable, Optional
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from scipy import ndimage
 
 from ..errors import DemSrError
 from ..raster.grid import Grid, overlap_bounds
 from ..raster.io import GDAL_ENV, DemSource, open_dem, read_band
-from ..raster.warp import LOCAL_CRS
+from ..raster.warp import LOCAL_CRS, reproject_exact
 from ..monitor import Monitor
 from .inpaint import fill_window, inpaint
 
@@ -248,11 +248,11 @@ class AuxReader:
             fine = out
             out = np.full(shape, np.nan, np.float32)
         data = read_band(self._ds, self.aux.band, src_win)
-        reproject(np.ascontiguousarray(data, np.float32), out,
-                  src_transform=self._ds.window_transform(src_win),
-                  src_crs=self.aux.grid.crs or LOCAL_CRS, src_nodata=np.nan,
-                  dst_transform=t, dst_crs=crs, dst_nodata=np.nan,
-                  resampling=self.resampling, tolerance=0.0)
+        reproject_exact(np.ascontiguousarray(data, np.float32), out,
+                        src_transform=self._ds.window_transform(src_win),
+                        src_crs=self.aux.grid.crs or LOCAL_CRS, src_nodata=np.nan,
+                        dst_transform=t, dst_crs=crs, dst_nodata=np.nan,
+                        resampling=self.resampling, other_crs=self._other_crs)
         if fallback is not None:
             out = np.where(fallback, out, fine)
         return out.astype(np.float64)

@@ -30,14 +30,14 @@ from typing import Iterable, Optional
 import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from scipy import ndimage
 
 from ..errors import DemSrError
 from ..monitor import Monitor
 from ..raster.grid import Grid, source_index
 from ..raster.io import read_window
-from ..raster.warp import LOCAL_CRS
+from ..raster.warp import LOCAL_CRS, reproject_exact
 from ..terrain.cellsize import cell_size_m
 from .upsamplers import TileInput
 
@@ -281,15 +281,16 @@ class AuxSuperResolver:
                                                c0 + int(src_win.width))
         t = self.fine.window_transform(i0, j0)
         crs = self.aux.crs or LOCAL_CRS
-        reproject(vals, dst, src_transform=t, src_crs=crs, src_nodata=np.nan,
-                  dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=np.nan,
-                  resampling=Resampling.lanczos, tolerance=0.0)
+        reproject_exact(vals, dst, src_transform=t, src_crs=crs, src_nodata=np.nan,
+                        dst_transform=dst_transform, dst_crs=dst_crs, dst_nodata=np.nan,
+                        resampling=Resampling.lanczos)
         fallback = np.isnan(dst)
         if taint.any():
             grown = ndimage.binary_dilation(taint, iterations=lanczos_reach).astype(np.uint8)
             mark = np.zeros(dst.shape, np.uint8)
-            reproject(grown, mark, src_transform=t, src_crs=crs, dst_transform=dst_transform,
-                      dst_crs=dst_crs, resampling=Resampling.nearest, tolerance=0.0)
+            reproject_exact(grown, mark, src_transform=t, src_crs=crs,
+                            dst_transform=dst_transform, dst_crs=dst_crs,
+                            resampling=Resampling.nearest)
             fallback |= mark.astype(bool)
         return fallback
 

@@ -54,16 +54,15 @@ def _sigma_rows(ds, dst: Grid, row0: int, rows: int, mask: np.ndarray) -> np.nda
     the repair on the input grid) taken bilinearly onto dst, on its filled cells only
     (`mask`: those rows of FILLED_MASK); NaN elsewhere. It describes the void fill."""
     from rasterio.enums import Resampling
-    from rasterio.warp import reproject
 
-    from ..raster.warp import LOCAL_CRS
+    from ..raster.warp import LOCAL_CRS, reproject_exact
 
     out = np.full((rows, dst.width), np.nan, np.float32)
     src_crs = ds.crs or LOCAL_CRS
-    reproject(rasterio.band(ds, 1), out, src_transform=ds.transform, src_crs=src_crs,
-              src_nodata=ds.nodata, dst_transform=dst.window_transform(row0, 0),
-              dst_crs=dst.crs if (dst.crs is not None and ds.crs is not None) else src_crs,
-              dst_nodata=np.nan, resampling=Resampling.bilinear, tolerance=0.0)
+    reproject_exact(rasterio.band(ds, 1), out, src_transform=ds.transform, src_crs=src_crs,
+                    src_nodata=ds.nodata, dst_transform=dst.window_transform(row0, 0),
+                    dst_crs=dst.crs if (dst.crs is not None and ds.crs is not None) else
+                    src_crs, dst_nodata=np.nan, resampling=Resampling.bilinear)
     out[(mask != MASK_FILLED) & (mask != MASK_AUXILIARY)] = np.nan
     return out
 

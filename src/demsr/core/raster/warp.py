@@ -2,7 +2,10 @@
 
 Using GDAL itself (not a re-implementation) makes the classical methods
 identical to what `gdalwarp -r <method>` gives a QGIS user, and a tile
-warped with enough halo equals the same pixels of a whole-raster warp.
+warped with enough halo equals the same pixels of a whole-raster warp: every warp maps
+pixels exactly (`reproject_exact`), where GDAL by default approximates the mapping
+across CRSs to 0.125 px over each chunk it warps, so a window would not equal the same
+pixels of the whole raster.
 
 The area average between grids of one CRS (GDAL 'average') is the exception:
 it is separable, with plain overlaps as weights, so it is two sparse matrices
@@ -12,6 +15,7 @@ core/training/area.py). It equals gdalwarp -r average within float rounding
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -49,11 +53,9 @@ def resample(src: np.ndarray, src_transform: Affine, dst_shape: tuple[int, int],
     check_method(method)
     crs = crs or LOCAL_CRS
     dst = np.zeros(dst_shape, np.float32)
-    reproject(np.ascontiguousarray(src, dtype=np.float32), dst,
-              src_transform=src_transform, src_crs=crs,
-              dst_transform=dst_transform, dst_crs=crs,
-              resampling=CLASSICAL_METHODS[method],
-              tolerance=0.0)  # exact pixel mapping, not GDAL's 0.125-px approximation
+    reproject_exact(np.ascontiguousarray(src, dtype=np.float32), dst,
+                    src_transform=src_transform, src_crs=crs, dst_transform=dst_transform,
+                    dst_crs=crs, resampling=CLASSICAL_METHODS[method], other_crs=False)
     return dst
 
 
@@ -103,11 +105,92 @@ def warp(data: np.ndarray, src: Grid, dst: Grid, method: str, nodata: float = np
     on nodata get `nodata`."""
     out = np.full((dst.height, dst.width), nodata, dtype)
     with rasterio.Env(**GDAL_ENV):
-        reproject(np.ascontiguousarray(data, dtype=dtype), out,
-                  src_transform=src.transform, src_crs=src.crs or LOCAL_CRS,
-                  dst_transform=dst.transform,
-                  dst_crs=dst.crs if (dst.crs is not None and src.crs is not None) else
-                  (src.crs or LOCAL_CRS),
-                  resampling=getattr(Resampling, method), src_nodata=nodata,
-                  dst_nodata=nodata, tolerance=0.0)
+        reproject_exact(np.ascontiguousarray(data, dtype=dtype), out,
+                        src_transform=src.transform, src_crs=src.crs or LOCAL_CRS,
+                        dst_transform=dst.transform,
+                        dst_crs=dst.crs if (dst.crs is not None and src.crs is not None) else
+                        (src.crs or LOCAL_CRS),
+                        resampling=getattr(Resampling, method), src_nodata=nodata,
+                        dst_nodata=nodata)
     return out
+
+
+# GDAL's resampling names where they differ from rasterio's
+_GDAL_NAMES = {"nearest": "near", "cubic_spline": "cubicspline"}
+
+
+def reproject_exact(source, destination: np.ndarray, *, src_transform: Affine, src_crs: CRS,
+                    dst_transform: Affine, dst_crs: CRS, resampling: Resampling,
+                    src_nodata=None, dst_nodata=None, other_crs: Optional[bool] = None
+                    ) -> None:
+    """rasterio's reproject (source: an array or a rasterio band) with an exact pixel
+    mapping, so a window equals the same pixels of a whole-raster warp in any CRS.
+    rasterio 1.3 (Debian 12) ignores `tolerance=0` and approximates across CRSs; there
+    GDAL's own Python bindings (osgeo, which QGIS ships) warp instead. `other_crs`: whether
+    the CRSs differ, when the caller knows (comparing CRSs costs GDAL tens of ms)."""
+    if other_crs is None:
+        other_crs = src_crs != dst_crs
+    kw = dict(src_transform=src_transform, src_crs=src_crs, dst_transform=dst_transform,
+              dst_crs=dst_crs, resampling=resampling, src_nodata=src_nodata,
+              dst_nodata=dst_nodata)
+    if not other_crs or rasterio_maps_exactly():   # one CRS: an affine map, always exact
+        reproject(source, destination, tolerance=0.0, **kw)
+        return
+    gdal = _osgeo()
+    if gdal is None:      # no osgeo: GDAL's approximation (0.125 px)
+        reproject(source, destination, **kw)
+        return
+    if not isinstance(source, np.ndarray):   # a rasterio band
+        source = source.ds.read(source.bidx)
+    src = _mem(gdal, np.ascontiguousarray(source), src_transform, src_crs, src_nodata)
+    dst = _mem(gdal, destination, dst_transform, dst_crs, dst_nodata)
+    opts = gdal.WarpOptions(resampleAlg=_GDAL_NAMES.get(resampling.name, resampling.name),
+                            errorThreshold=0.0, srcNodata=src_nodata, dstNodata=dst_nodata,
+                            warpOptions=["INIT_DEST=" + ("NO_DATA" if dst_nodata is not None
+                                                         else "0")])
+    if gdal.Warp(dst, src, options=opts) is None:
+        raise DemSrError(f"GDAL could not warp between the grids: {gdal.GetLastErrorMsg()}")
+    destination[...] = dst.GetRasterBand(1).ReadAsArray()
+
+
+def _mem(gdal, array: np.ndarray, transform: Affine, crs: CRS, nodata):
+    """An in-memory GDAL dataset holding `array` on its grid."""
+    from osgeo import gdal_array
+
+    ds = gdal.GetDriverByName("MEM").Create(
+        "", array.shape[1], array.shape[0], 1,
+        gdal_array.NumericTypeCodeToGDALTypeCode(array.dtype))
+    ds.SetGeoTransform(transform.to_gdal())
+    ds.SetProjection(crs.to_wkt())
+    band = ds.GetRasterBand(1)
+    if nodata is not None:
+        band.SetNoDataValue(float(nodata))
+    band.WriteArray(array)
+    return ds
+
+
+def _osgeo():
+    try:
+        from .gdal_mode import osgeo_gdal
+
+        return osgeo_gdal()
+    except ImportError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def rasterio_maps_exactly() -> bool:
+    """Whether rasterio's reproject honours tolerance=0 across CRSs: a window of a
+    nearest-neighbour warp from geographic to UTM cells equals the same pixels of the whole
+    warp only when the mapping is exact (the approximation depends on the chunk)."""
+    src = np.arange(200 * 200, dtype=np.float32).reshape(200, 200)
+    st = Affine(0.01, 0, 8.0, 0, -0.01, 47.5)
+    dt, crs = Affine(500.0, 0, 430000.0, 0, -500.0, 5260000.0), CRS.from_epsg(32632)
+    kw = dict(src_transform=st, src_crs=CRS.from_epsg(4326), dst_crs=crs,
+              resampling=Resampling.nearest, tolerance=0.0)
+    whole = np.zeros((300, 300), np.float32)
+    part = np.zeros((97, 131), np.float32)
+    with rasterio.Env(**GDAL_ENV):
+        reproject(src, whole, dst_transform=dt, **kw)
+        reproject(src, part, dst_transform=dt * Affine.translation(37, 53), **kw)
+    return bool(np.array_equal(part, whole[53:150, 37:168]))
