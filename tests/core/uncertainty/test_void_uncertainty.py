@@ -102,6 +102,35 @@ def test_sigma_grows_with_the_distance_into_a_void():
     assert np.isfinite(sd).all() and np.isfinite(s).all()
 
 
+def test_delta_sigma_from_the_fill_s_own_solve_is_the_sigma_computed_alone(dems_dir,
+                                                                           tmp_path):
+    """The delta fill carries σ's local variance across a void in its own solve (one
+    factorisation for both): same values as the delta fill and σ computed apart; a field
+    known on other cells is refused."""
+    from demsr.core.nodata.auxiliary import delta_fill
+    from demsr.core.nodata.inpaint import fill_windows
+
+    truth, _, voids, _ = holed_dem(dems_dir / SAGEHEN, tmp_path / "h.tif", 40, 40, 120, 120,
+                                   seed=4)
+    rng = np.random.default_rng(5)
+    from scipy import ndimage
+
+    aux = ndimage.uniform_filter(truth, 4) + rng.standard_normal(truth.shape) * 0.5 + 30.0
+    aux[:10, :30] = np.nan                     # the auxiliary's own void: first-fill cells
+    z = np.where(voids, np.nan, truth)
+    est = VoidSigma({"fill": 1.0, "delta": 1.0})
+    v_alone, f_alone, none = delta_fill(z, aux, voids)
+    v, f, across = delta_fill(z, aux, voids, est.delta_field(z, aux))
+    assert none is None and f.any() and (~f).any()
+    np.testing.assert_array_equal(v, v_alone)
+    np.testing.assert_array_equal(f, f_alone)
+    np.testing.assert_allclose(est.window(z, voids, aux, f, across),
+                               est.window(z, voids, aux, f), rtol=1e-6)
+    assert np.isnan(across[~f]).all() and np.isfinite(across[f]).all()
+    with pytest.raises(ValueError):
+        fill_windows([z, np.where(np.isfinite(aux), z, np.nan)], voids)
+
+
 @pytest.mark.parametrize("method", ["fill", "delta"])
 def test_calibrated_on_a_held_out_dem(tmp_path, dems_dir, method):
     """The bundled calibration (fitted on the training DEMs) on a validation DEM with the

@@ -35,7 +35,7 @@ from ..raster.grid import Grid, overlap_bounds
 from ..raster.io import GDAL_ENV, DemSource, open_dem, read_band
 from ..raster.warp import LOCAL_CRS, reproject_exact
 from ..monitor import Monitor
-from .inpaint import fill_window, inpaint
+from .inpaint import fill_window, fill_windows, inpaint
 
 # Interpolation of a coarser auxiliary onto the repair grid: measured on the validation DEMs
 # with auxiliaries area-averaged ×4 (scripts/evaluate_voids.py --auxiliary, 3 realisations),
@@ -258,18 +258,28 @@ class AuxReader:
         return out.astype(np.float64)
 
 
-def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(values, from the auxiliary?) for the unknown cells of window z (NaN = absent; in
-    z[unknown] order): auxiliary + the DEM − auxiliary difference interpolated harmonically
-    from the rim where the auxiliary has data and the difference can be reached; the
-    first fill (fill_window) elsewhere."""
+def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray,
+               also: Optional[np.ndarray] = None
+               ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(values, from the auxiliary?, `also` across the void) for the unknown cells of window
+    z (NaN = absent; in z[unknown] order): auxiliary + the DEM − auxiliary difference
+    interpolated harmonically from the rim where the auxiliary has data and the difference
+    can be reached; the first fill (fill_window) elsewhere. `also`: a field known where
+    the difference is (UNCERTAINTY's local variance of it), interpolated by the same solve
+    (NaN outside the cells from the auxiliary)."""
     d = z - a                                   # NaN where either is missing
     target = unknown & np.isfinite(a)
     values = np.full(z.shape, np.nan)
+    across = None
     if target.any():
-        values[target] = a[target] + fill_window(np.where(unknown & ~target, np.nan, d),
-                                                 target, biharmonic=False)
+        cut = unknown & ~target
+        fields = [np.where(cut, np.nan, d)] + ([] if also is None else
+                                               [np.where(cut, np.nan, also)])
+        solved = fill_windows(fields, target, biharmonic=False)
+        values[target] = a[target] + solved[0]
+        if also is not None:
+            across = np.full(z.shape, np.nan)
+            across[target] = solved[1]
     target = np.isfinite(values)                # the difference reached these cells
     rest = unknown & ~target
     if rest.any():
@@ -278,7 +288,9 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray
         zz = np.where(target, values, z)
         zz[rest] = np.nan
         values[rest] = fill_window(zz, rest)
-    return values[unknown], target[unknown]
+    if also is not None:
+        across = np.full(int(unknown.sum()), np.nan) if across is None else across[unknown]
+    return values[unknown], target[unknown], across
 
 
 def delta_inpaint(dem: np.ndarray, fill: np.ndarray, aux: np.ndarray,
@@ -289,7 +301,7 @@ def delta_inpaint(dem: np.ndarray, fill: np.ndarray, aux: np.ndarray,
     from_aux = np.zeros(dem.shape, bool)
 
     def window_fill(win, z, unknown):
-        values, flags = delta_fill(z, np.asarray(aux[win], np.float64), unknown)
+        values, flags, _ = delta_fill(z, np.asarray(aux[win], np.float64), unknown)
         from_aux[win][unknown] = flags
         return values
 

@@ -46,17 +46,19 @@ def _laplacian(nodes: np.ndarray) -> sparse.csr_matrix:
     return (sparse.diags(deg) - adj).tocsr()
 
 
-def _solve_group(z: np.ndarray, unknown: np.ndarray, biharmonic: bool) -> np.ndarray:
-    """Values for the `unknown` cells of window `z` (NaN elsewhere = absent)."""
-    nodes = np.isfinite(z) | unknown
+def _solve_group(zs: list[np.ndarray], unknown: np.ndarray, biharmonic: bool
+                 ) -> np.ndarray:
+    """(unknown cells, fields): values for the `unknown` cells of each window in `zs` (all
+    absent, NaN, on the same cells), from one factorisation of the operator."""
+    nodes = np.isfinite(zs[0]) | unknown
     lap = _laplacian(nodes)
     op = (lap @ lap).tocsr() if biharmonic else lap
     u = unknown[nodes]
     k = ~u
-    zk = z[nodes][k].astype(np.float64)
+    zk = np.stack([z[nodes][k] for z in zs], axis=1).astype(np.float64)
     a = op[u][:, u].tocsc()
     rhs = -(op[u][:, k] @ zk)
-    return spsolve(a, rhs)
+    return spsolve(a, rhs).reshape(int(u.sum()), len(zs))
 
 
 def group_windows(fill: np.ndarray) -> tuple[np.ndarray, list[tuple[int, tuple[slice, slice]]]]:
@@ -98,19 +100,33 @@ def fill_window(z: np.ndarray, unknown: np.ndarray, biharmonic: Optional[bool] =
     """Values for the `unknown` cells of window `z` (NaN = absent, or unknown), in the
     order of z[unknown]; NaN where a cell cannot be reached from known data. `biharmonic`
     None: biharmonic up to BIHARMONIC_MAX unknowns, harmonic (Laplace) beyond."""
-    out = np.full(int(unknown.sum()), np.nan)
-    ok = solvable(z, unknown)
+    return fill_windows([z], unknown, biharmonic)[0]
+
+
+def fill_windows(zs: list[np.ndarray], unknown: np.ndarray,
+                 biharmonic: Optional[bool] = None) -> list[np.ndarray]:
+    """fill_window for several fields known on the same cells (NaN on the same cells of
+    each), with one factorisation: the delta fill's difference and its local variance
+    (UNCERTAINTY) cross a void by the same harmonic operator."""
+    z0 = zs[0]
+    if any(not np.array_equal(np.isfinite(z), np.isfinite(z0)) for z in zs[1:]):
+        raise ValueError("fill_windows needs fields known on the same cells")
+    outs = [np.full(int(unknown.sum()), np.nan) for _ in zs]
+    ok = solvable(z0, unknown)
     if not ok.any():
-        return out
-    z = np.where(unknown & ~ok, np.nan, z)
+        return outs
+    cut = unknown & ~ok
+    zs = [np.where(cut, np.nan, z) for z in zs]
     # Solve for the anomaly from the mean: better conditioned for high elevations.
-    offset = float(np.nanmean(np.where(ok, np.nan, z)))
+    offsets = [float(np.nanmean(np.where(ok, np.nan, z))) for z in zs]
     if biharmonic is None:
         biharmonic = int(ok.sum()) <= BIHARMONIC_MAX
-    vals = _solve_group(z - offset, ok, biharmonic=biharmonic)
-    full = np.full(z.shape, np.nan)
-    full[ok] = vals + offset
-    return full[unknown]
+    vals = _solve_group([z - o for z, o in zip(zs, offsets)], ok, biharmonic=biharmonic)
+    for i, (out, o) in enumerate(zip(outs, offsets)):
+        full = np.full(z0.shape, np.nan)
+        full[ok] = vals[:, i] + o
+        out[:] = full[unknown]
+    return outs
 
 
 def inpaint(dem: np.ndarray, fill: np.ndarray, monitor: Optional[Monitor] = None,

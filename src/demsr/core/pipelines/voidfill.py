@@ -160,16 +160,18 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
             if reader:
                 a = reader.window(win)
                 rims.add(z, a, unknown)
-                v, f = delta_fill(z, a, unknown)
+                # with UNCERTAINTY, σ's local variance crosses the void in the same solve
+                v, f, dv = delta_fill(z, a, unknown, None if sigma is None else
+                                      sigma.delta_field(z, a))
             else:
-                v, f = fill_window(z, unknown), np.zeros(int(unknown.sum()), bool)
+                v, f, dv = fill_window(z, unknown), np.zeros(int(unknown.sum()), bool), None
             rr, cc = np.nonzero(unknown)
             keep = np.isfinite(v)       # a group with no data around it stays nodata
             idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
             vals.append(v[keep].astype(np.float32))
             flags.append(f[keep])
             if sigma is not None:
-                sigmas.append(sigma.window(z, unknown, a, f)[keep])
+                sigmas.append(sigma.window(z, unknown, a, f, dv)[keep])
             done += rr.size
             monitor.progress(done / total)
     cat = lambda parts, dtype: (np.concatenate(parts) if parts  # noqa: E731

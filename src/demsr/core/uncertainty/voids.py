@@ -113,10 +113,13 @@ def local_variance(field: np.ndarray) -> np.ndarray:
     return np.where(known, np.clip(_box(f0 * f0) / n - mean * mean, 0.0, None), np.nan)
 
 
-def delta_sigma(diff: np.ndarray, cells: np.ndarray) -> np.ndarray:
+def delta_sigma(diff: np.ndarray, cells: np.ndarray, v: Optional[np.ndarray] = None
+                ) -> np.ndarray:
     """sqrt(v(x)·min(d, NEAR_RIM)) (k = 1) for `cells` (in diff[cells] order); `diff`: DEM −
-    auxiliary on the window, NaN where either is unknown (the cells being filled included)."""
-    v = fill_window(local_variance(diff), cells, biharmonic=False)
+    auxiliary on the window, NaN where either is unknown (the cells being filled included);
+    `v`: local_variance(diff) across the void when the delta fill's solve gave it."""
+    if v is None:
+        v = fill_window(local_variance(diff), cells, biharmonic=False)
     return np.sqrt(np.clip(v, 0.0, None) * np.minimum(_distance(diff, cells), NEAR_RIM))
 
 
@@ -142,11 +145,21 @@ class VoidSigma:
         self.k = dict(k or load_coefficients()["k"])
         self.seconds = 0.0
 
+    def delta_field(self, z: np.ndarray, aux: np.ndarray) -> np.ndarray:
+        """What the delta fill carries across a void for σ (delta_fill's `also`): the local
+        variance of DEM − auxiliary on window `z` (NaN = absent or unknown)."""
+        t0 = time.perf_counter()
+        v = local_variance(z - aux)
+        self.seconds += time.perf_counter() - t0
+        return v
+
     def window(self, z: np.ndarray, unknown: np.ndarray, aux: Optional[np.ndarray] = None,
-               from_aux: Optional[np.ndarray] = None) -> np.ndarray:
+               from_aux: Optional[np.ndarray] = None,
+               delta_variance: Optional[np.ndarray] = None) -> np.ndarray:
         """σ (float32) for the unknown cells of window `z` (NaN = absent or unknown), in
         z[unknown] order; with `aux` (the auxiliary on the window) the cells `from_aux`
-        (in the same order) take the delta fill's σ, the others the first fill's."""
+        (in the same order) take the delta fill's σ, the others the first fill's.
+        `delta_variance`: delta_fill's `also` result for delta_field (z[unknown] order)."""
         t0 = time.perf_counter()
         known_z = np.where(unknown, np.nan, z)
         out = np.full(int(unknown.sum()), np.nan)
@@ -159,6 +172,8 @@ class VoidSigma:
         if delta.any():
             cells = np.zeros(unknown.shape, bool)
             cells[unknown] = delta
-            out[delta] = self.k["delta"] * delta_sigma(known_z - aux, cells)
+            out[delta] = self.k["delta"] * delta_sigma(
+                known_z - aux, cells, None if delta_variance is None else
+                np.asarray(delta_variance)[delta])
         self.seconds += time.perf_counter() - t0
         return out.astype(np.float32)
