@@ -33,7 +33,7 @@ from ..monitor import Monitor
 from ..nodata.auxiliary import AuxReader, RimStats, delta_fill
 from ..nodata.find import (FILLED, LEFT, MASK_AUXILIARY, MASK_FILLED, MASK_KEPT, MASK_NODATA,
                            NODATA, classify_mask, nodata_mask)
-from ..nodata.inpaint import fill_window, group_windows, void_groups
+from ..nodata.inpaint import fill_window, group_windows, solvable, void_groups
 from ..raster.io import GDAL_ENV, DemSource, RowBands, read_band
 from ..raster.write import RasterWriter, atomic_outputs
 from ..raster.tiles import row_blocks
@@ -125,7 +125,7 @@ def first_fill_sigma(src: DemSource, fill: np.ndarray, writer: RasterWriter,
     (METHOD=model on the input grid): σ of the first fill of each cell of `fill`, from the
     same group windows, written block by block through `writer` (nodata elsewhere)."""
     idx, _, _, sig, _ = _fill_groups(src, None, fill, monitor.sub(0.0, 0.9),
-                                     4 * block_pixels, sigma)
+                                     4 * block_pixels, sigma, values=False)
     order = np.argsort(idx, kind="stable")
     idx, sig = idx[order], sig[order]
     g = src.grid
@@ -137,10 +137,13 @@ def first_fill_sigma(src: DemSource, fill: np.ndarray, writer: RasterWriter,
 
 
 def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
-                 monitor: Monitor, band_pixels: int, sigma: Optional[VoidSigma] = None
+                 monitor: Monitor, band_pixels: int, sigma: Optional[VoidSigma] = None,
+                 values: bool = True
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, RimStats]:
     """(flat cell indices, values, from the auxiliary?, σ (empty without `sigma`)) of every
-    void cell, group by group; the rim statistics of the auxiliary."""
+    void cell, group by group; the rim statistics of the auxiliary. `values` False (no
+    auxiliary): σ alone, on the cells the first fill would reach, values 0 (the first fill's
+    solve is most of the time here)."""
     g = src.grid
     idx, vals, flags, sigmas = [], [], [], []
     rims = RimStats()
@@ -164,7 +167,9 @@ def _fill_groups(src: DemSource, aux: Optional[DemSource], fill: np.ndarray,
                 v, f, dv = delta_fill(z, a, unknown, None if sigma is None else
                                       sigma.delta_field(z, a))
             else:
-                v, f, dv = fill_window(z, unknown), np.zeros(int(unknown.sum()), bool), None
+                v = (fill_window(z, unknown) if values else
+                     np.where(solvable(z, unknown)[unknown], 0.0, np.nan))
+                f, dv = np.zeros(int(unknown.sum()), bool), None
             rr, cc = np.nonzero(unknown)
             keep = np.isfinite(v)       # a group with no data around it stays nodata
             idx.append(((rr + r.start) * g.width + (cc + c.start))[keep])
