@@ -193,7 +193,7 @@ def voidrepair_vs_gdal(src: Path, label: str, method: str, aux: Path | None = No
                     f"OUTPUT={WORK / 'ours.tif'}", f"FILLED_MASK={WORK / 'mask.tif'}"])
     gdal = measure([QGIS_PROCESS, "run", "gdal:fillnodata", "--", f"INPUT={src}", "BAND=1",
                     "DISTANCE=256", f"OUTPUT={WORK / 'gdal.tif'}"])
-    for f in ("ours.tif", "mask.tif", "gdal.tif"):
+    for f in ("ours.tif", "mask.tif", "gdal.tif", "unc.tif"):
         (WORK / f).unlink(missing_ok=True)
     return _row(label, mpx, ours, gdal)
 
@@ -207,8 +207,9 @@ def _cases() -> dict:
         lambda: superresolve_vs_gdal(path(), scale, method, label, backend))
     holed_1 = lambda: holed(mid(), WORK / "holed_2000_1pct.tif", coverage=0.01)  # noqa: E731
     aux_2000 = lambda: auxiliary_for(mid(), WORK / "aux_2000.tif")  # noqa: E731
-    vr = lambda method, label, aux=None: (  # noqa: E731
-        lambda: voidrepair_vs_gdal(holed_1(), label, method, aux() if aux else None))
+    vr = lambda method, label, aux=None, extra=(): (  # noqa: E731
+        lambda: voidrepair_vs_gdal(holed_1(), label, method, aux() if aux else None, extra))
+    sigma = (f"UNCERTAINTY={WORK / 'unc.tif'}",)
     # the memory case: an 8000² DEM with 1 % voids onto a 10400² grid (fill, then the bundled
     # ×1.3 model through Super-resolve DEM's engine); the row's RSS is the figure
     big_fill = lambda: voidrepair_vs_gdal(  # noqa: E731
@@ -240,6 +241,12 @@ def _cases() -> dict:
         "voids-delta": ("2000² voids 1 % delta", 2.0,
                         vr("delta", "2000² voids 1 % delta", aux_2000)),
         "voids-model": ("2000² voids 1 % model", 4.0, vr("model", "2000² voids 1 % model")),
+        # the same with UNCERTAINTY (σ of each filled cell): its cost is the ratio to the row
+        # without it; the run's own targets hold with it
+        "voids-delta-sigma": ("2000² voids 1 % delta + σ", 2.0,
+                              vr("delta", "2000² voids 1 % delta + σ", aux_2000, sigma)),
+        "voids-model-sigma": ("2000² voids 1 % model + σ", 4.0,
+                              vr("model", "2000² voids 1 % model + σ", extra=sigma)),
         "voids-fill-8000": ("8000² fill → 10400²", None, big_fill),
     }
 
