@@ -129,6 +129,14 @@ def test_delta_sigma_from_the_fill_s_own_solve_is_the_sigma_computed_alone(dems_
     assert np.isnan(across[~f]).all() and np.isfinite(across[f]).all()
     with pytest.raises(ValueError):
         fill_windows([z, np.where(np.isfinite(aux), z, np.nan)], voids)
+    # a window where the auxiliary has no data at all: first fill, no σ field, no warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = np.full(z.shape, np.nan)
+        v, f, across = delta_fill(z, none, voids, est.delta_field(z, none))
+    assert not f.any() and np.isfinite(v).all() and np.isnan(across).all()
 
 
 @pytest.mark.parametrize("method", ["fill", "delta"])

@@ -107,6 +107,8 @@ def local_variance(field: np.ndarray) -> np.ndarray:
     """The variance of the finite cells of `field` over LOCAL_BOX² cells around each finite
     cell (NaN elsewhere)."""
     known = np.isfinite(field)
+    if not known.any():     # e.g. the auxiliary has no data around this void
+        return np.full(field.shape, np.nan)
     f0 = np.where(known, field - np.mean(field[known]), 0.0)
     n = np.maximum(_box(known.astype(np.float64)), 1e-12)
     mean = _box(f0) / n
