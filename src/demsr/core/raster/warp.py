@@ -125,8 +125,9 @@ def reproject_exact(source, destination: np.ndarray, *, src_transform: Affine, s
                     ) -> None:
     """rasterio's reproject (source: an array or a rasterio band) with an exact pixel
     mapping, so a window equals the same pixels of a whole-raster warp in any CRS.
-    rasterio 1.3 (Debian 12) ignores `tolerance=0` and approximates across CRSs; there
-    GDAL's own Python bindings (osgeo, which QGIS ships) warp instead. `other_crs`: whether
+    rasterio 1.3 and 1.4 (Debian 12 and 13) ignore `tolerance=0` and approximate across
+    CRSs (1.5, Debian sid, does not: rasterio_maps_exactly); there GDAL's own Python
+    bindings (osgeo, which QGIS ships) warp instead. `other_crs`: whether
     the CRSs differ, when the caller knows (comparing CRSs costs GDAL tens of ms)."""
     if other_crs is None:
         other_crs = src_crs != dst_crs
