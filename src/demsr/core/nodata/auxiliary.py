@@ -270,7 +270,7 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray,
     d = z - a                                   # NaN where either is missing
     target = unknown & np.isfinite(a)
     values = np.full(z.shape, np.nan)
-    across = None
+    across = None if also is None else np.full(z.shape, np.nan)
     if target.any():
         cut = unknown & ~target
         fields = [np.where(cut, np.nan, d)] + ([] if also is None else
@@ -278,7 +278,6 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray,
         solved = fill_windows(fields, target, biharmonic=False)
         values[target] = a[target] + solved[0]
         if also is not None:
-            across = np.full(z.shape, np.nan)
             across[target] = solved[1]
     target = np.isfinite(values)                # the difference reached these cells
     rest = unknown & ~target
@@ -288,9 +287,7 @@ def delta_fill(z: np.ndarray, a: np.ndarray, unknown: np.ndarray,
         zz = np.where(target, values, z)
         zz[rest] = np.nan
         values[rest] = fill_window(zz, rest)
-    if also is not None:
-        across = np.full(int(unknown.sum()), np.nan) if across is None else across[unknown]
-    return values[unknown], target[unknown], across
+    return values[unknown], target[unknown], None if across is None else across[unknown]
 
 
 def delta_inpaint(dem: np.ndarray, fill: np.ndarray, aux: np.ndarray,
