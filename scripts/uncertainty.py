@@ -251,9 +251,13 @@ def _reliability(key: str, rows: list) -> list[str]:
     return out
 
 
-def _top10(pooled, scaled, per: list) -> str:
-    """The information clause of a summary line: the top-10 % σ ratios (target ≥ 2)."""
-    return (f"top-10 % σ ratio pooled in metres {pooled.top10_ratio:.2f}, pooled in units of "
+def _summary(pooled, scaled, per: list) -> str:
+    """A summary line's figures for Super-resolve and Void repair alike: calibration pooled
+    and per DEM, then the information clause (the top-10 % σ ratios, target ≥ 2)."""
+    return (f"pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), within 2σ "
+            f"{_pct(pooled.within_2)}; per DEM {_pct(min(c.within_1 for c in per))}–"
+            f"{_pct(max(c.within_1 for c in per))} (target 50–85 %); "
+            f"top-10 % σ ratio pooled in metres {pooled.top10_ratio:.2f}, pooled in units of "
             f"each DEM's RMSE {scaled.top10_ratio:.2f}, per DEM "
             f"{min(c.top10_ratio for c in per):.2f}–{max(c.top10_ratio for c in per):.2f} "
             "(target ≥ 2)")
@@ -286,12 +290,8 @@ def report(args):
                 lines.append(_row(path, f"×{factor:g}", cal))
                 print(lines[-1], flush=True)
             pooled, scaled = _pooled(errs, sigmas, per)
-            worst = min(c.within_1 for c in per), max(c.within_1 for c in per)
             summary.append(
-                f"×{factor:g}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
-                f"within 2σ {_pct(pooled.within_2)}; per DEM {_pct(worst[0])}–"
-                f"{_pct(worst[1])} (target 50–85 %); "
-                + _top10(pooled, scaled, per) + "; UNCERTAINTY took "
+                f"×{factor:g}: " + _summary(pooled, scaled, per) + "; UNCERTAINTY took "
                 f"{t_unc:.2f} s on top of the model's {t_model:.2f} s "
                 f"(+{100 * t_unc / t_model:.0f} %).")
             reliability.append((factor, scaled))
@@ -402,11 +402,7 @@ def void_report(args):
                          f"{pooled.rms_sigma:.4g} | {_pct(pooled.within_1)} | "
                          f"{_pct(pooled.within_2)} | {pooled.top10_ratio:.2f} |")
             summary.append(
-                f"METHOD={method}: pooled within 1σ {_pct(pooled.within_1)} (target 63–73 %), "
-                f"within 2σ {_pct(pooled.within_2)}; per DEM "
-                f"{_pct(min(c.within_1 for c in per))}–{_pct(max(c.within_1 for c in per))} "
-                f"(target 50–85 %); "
-                + _top10(pooled, scaled, per) + "; runs with UNCERTAINTY "
+                f"METHOD={method}: " + _summary(pooled, scaled, per) + "; runs with UNCERTAINTY "
                 f"took {t_with / t_without:.2f}× the time of the same runs without it "
                 f"({t_with:.1f} s / {t_without:.1f} s, one process).")
             reliability.append((method, scaled))
